@@ -1,0 +1,304 @@
+"""cli: the ``bulk-import`` command; flags in, exit code out.
+
+The CLI only parses, resolves secrets, calls ``runner.run_import`` (or the sandbox), and
+turns a ``BulkImportError`` into one message and its exit code.  No traceback reaches a
+user: anything unexpected is reported in one line (exit 1); ``BULK_IMPORT_DEBUG=1`` shows
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    resolve_api_key,
+    resolve_base_url,
+    resolve_trunk_password,
+)
+from .errors import BulkImportError, UsageError
+from .load import parse_mapping
+from .runner import RunOptions, run_import
+from .validate import parse_defaults
+
+RUN_EXAMPLES = f"""\
+examples:
+  check a file, sending nothing:
+    bulk-import run numbers.xlsx --dry-run
+
+  try it end to end against a local emulator (no account needed):
+    bulk-import run samples/phone_numbers.csv --sandbox
+
+  import for real (the key comes from the environment or a file, never the command line):
+    export {API_KEY_ENV}=...            # or: --api-key-file ~/.sigmamind-key
+    bulk-import run numbers.csv --rate 20 --concurrency 8
+
+  every row uses the same trunk: give it once instead of in every row:
+    export TRUNK_PASSWORD=...
+    bulk-import run numbers.csv --default trunkUsername=acme \\
+        --default terminationSipURI=sip.telnyx.com --trunk-password-env TRUNK_PASSWORD
+
+  headers with other names, and numbers written without +1:
+    bulk-import run numbers.csv --map "Number=phoneNumber" --map "Agent=inboundAgentId" \\
+        --default-region US
+
+  pick up where a stopped or failed run left off (skips rows already imported):
+    bulk-import run numbers.csv --resume
+
+exit codes: 0 all rows done; 1 some rows invalid/failed/not attempted; 2 usage or file
+error (nothing sent); 3 aborted (key rejected, API unreachable); 75 another run holds the
+results file; 130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulk-import",
+        description="Import BYO phone numbers from a spreadsheet into SigmaMind, "
+        "concurrently and exactly once, with a results CSV row by row.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="import every row of a CSV or Excel file",
+        description="Import every row of FILE (.csv, .tsv, .txt, .xlsx, .xlsm) and write a "
+        "results CSV that says, row by row, what happened.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("file", type=Path, metavar="FILE")
+    io = run.add_argument_group("input and output")
+    io.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="PATH",
+        help="results CSV (default: <FILE stem>.results.csv beside FILE)",
+    )
+    io.add_argument("--sheet", metavar="NAME", help="Excel sheet to read (default: the first)")
+    io.add_argument(
+        "--encoding", metavar="NAME", help="CSV encoding (default: UTF-8, falling back to cp1252)"
+    )
+    io.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar='"Header=field"',
+        help="read the column 'Header' as the API field (repeatable)",
+    )
+    io.add_argument(
+        "--default",
+        action="append",
+        default=[],
+        metavar="field=value",
+        help="value for a field when its column is missing or the cell empty "
+        "(repeatable; not for trunkPassword)",
+    )
+    io.add_argument(
+        "--trunk-password-env",
+        metavar="VAR",
+        help="default trunkPassword from this environment variable",
+    )
+    io.add_argument(
+        "--trunk-password-file",
+        type=Path,
+        metavar="PATH",
+        help="default trunkPassword from the first line of this file",
+    )
+    io.add_argument(
+        "--default-region",
+        metavar="XX",
+        help="read numbers without + as numbers of this country (e.g. US, GB)",
+    )
+    io.add_argument(
+        "--summary-json", type=Path, metavar="PATH", help="also write the summary as JSON"
+    )
+    io.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        help="append a timestamped line per finished row (for cron)",
+    )
+
+    api = run.add_argument_group("the API")
+    api.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"API address (default: ${BASE_URL_ENV} or https://api.sigmamind.ai)",
+    )
+    api.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="PATH",
+        help=f"read the API key from this file (default: ${API_KEY_ENV})",
+    )
+    api.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start a local emulator of the API and import into it (a demo)",
+    )
+    api.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// base URL to a non-loopback host",
+    )
+
+    send = run.add_argument_group("sending")
+    send.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate only and write the results file; no network at all",
+    )
+    send.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="requests in flight at once (default: 8)",
+    )
+    send.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="requests per second at most (default: no limit; backs off on 429)",
+    )
+    send.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="tries per row for 429, 5xx and network errors (default: 5)",
+    )
+    send.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default: 30)"
+    )
+    send.add_argument(
+        "--resume", action="store_true", help="skip rows the results file already records as done"
+    )
+    send.add_argument(
+        "--on-existing",
+        choices=("skip", "update", "fail"),
+        default="skip",
+        help="a number that already exists: skip it (already_exists), "
+        "update it (PATCH), or fail the row (default: skip)",
+    )
+
+    out = run.add_argument_group("terminal")
+    out.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the summary line (and errors)"
+    )
+    out.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="serve a local emulator of the API (for tests and demos)",
+        description="Serve the SigmaMind phone-number API on 127.0.0.1, with its validation, "
+        "409 for known numbers, 429 above --rate, and injected faults.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  bulk-import sandbox --port 8080 --api-key test --rate 50 "
+        "--latency-ms 50 --fail-rate 0.1\n  SIGMAMIND_API_KEY=test bulk-import run "
+        "samples/phone_numbers.csv --base-url http://127.0.0.1:8080\n",
+    )
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument(
+        "--api-key", default="sandbox-key", help="the key it accepts (a test value, not a secret)"
+    )
+    sandbox.add_argument("--rate", type=float, help="requests/second before 429")
+    sandbox.add_argument("--latency-ms", type=float, default=0.0)
+    sandbox.add_argument(
+        "--fail-rate", type=float, default=0.0, help="share of imports answered 500 (not stored)"
+    )
+    sandbox.add_argument("--seed", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "sandbox":
+            return _sandbox(args)
+        return _run(args)
+    except BulkImportError as exc:
+        print(f"bulk-import: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bulk-import: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("BULK_IMPORT_DEBUG"):
+            raise
+        print(
+            f"bulk-import: internal error: {type(exc).__name__}: {exc} "
+            "(set BULK_IMPORT_DEBUG=1 to see where; please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    env = os.environ
+    defaults = parse_defaults(args.default)
+    password = resolve_trunk_password(args.trunk_password_env, args.trunk_password_file, env, _warn)
+    if password is not None:
+        defaults["trunkPassword"] = password
+    api_key = (
+        None if args.dry_run or args.sandbox else resolve_api_key(args.api_key_file, env, _warn)
+    )
+    opts = RunOptions(
+        file=args.file,
+        output=args.output,
+        sheet=args.sheet,
+        encoding=args.encoding,
+        base_url=resolve_base_url(args.base_url, env),
+        api_key=api_key,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        dry_run=args.dry_run,
+        resume=args.resume,
+        on_existing=args.on_existing,
+        mapping=parse_mapping(args.map),
+        defaults=defaults,
+        default_region=args.default_region,
+        summary_json=args.summary_json,
+        log_file=args.log_file,
+        progress=not (args.quiet or args.no_progress),
+        allow_insecure_http=args.allow_insecure_http,
+        sandbox=args.sandbox,
+    )
+    say = (lambda _text: None) if args.quiet else _warn
+    summary = run_import(opts, say=say)
+    print(summary.line(), file=sys.stderr)
+    return summary.exit_code
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import SandboxConfig, serve
+
+    if not 0 < args.port < 65536:
+        raise UsageError("--port must be between 1 and 65535")
+    serve(
+        SandboxConfig(
+            api_key=args.api_key,
+            rate=args.rate,
+            latency_ms=args.latency_ms,
+            fail_rate=args.fail_rate,
+            seed=args.seed,
+        ),
+        args.port,
+    )
+    return 0

@@ -1,0 +1,95 @@
+"""Where the secrets and the API address come from, checked before anything is sent.
+
+The API key comes from ``SIGMAMIND_API_KEY`` or a key file, never from a command-line value
+(it would show in ``ps``); so does a trunk password shared by every row.  Plain ``http://``
+is refused for anything but loopback unless explicitly allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import UsageError
+
+DEFAULT_BASE_URL = "https://api.sigmamind.ai"
+API_KEY_ENV = "SIGMAMIND_API_KEY"
+BASE_URL_ENV = "SIGMAMIND_BASE_URL"
+
+
+def read_secret_file(path: Path, what: str, warn: Callable[[str], None]) -> str:
+    """The first line of ``path``, stripped; warns when others may read the file."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"can't read the {what} file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"the {what} file {path} is not UTF-8 text") from exc
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warn(
+            f"warning: {path} (the {what}) can be read by other users; "
+            f"restrict it with: chmod 600 {path}"
+        )
+    value = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not value:
+        raise UsageError(f"the {what} file {path} is empty")
+    return value
+
+
+def resolve_api_key(
+    key_file: Path | None, env: Mapping[str, str], warn: Callable[[str], None]
+) -> str | None:
+    if key_file is not None:
+        return read_secret_file(key_file, "API key", warn)
+    value = env.get(API_KEY_ENV, "").strip()
+    return value or None
+
+
+def resolve_trunk_password(
+    env_var: str | None,
+    file: Path | None,
+    env: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> str | None:
+    if env_var and file:
+        raise UsageError("give --trunk-password-env or --trunk-password-file, not both")
+    if file is not None:
+        return read_secret_file(file, "trunk password", warn)
+    if env_var:
+        value = env.get(env_var)
+        if not value:
+            raise UsageError(
+                f"--trunk-password-env {env_var}: that environment variable is not set or empty"
+            )
+        return value
+    return None
+
+
+def resolve_base_url(given: str | None, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return (given or env.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def check_base_url(url: str, *, allow_insecure_http: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--base-url {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        raise UsageError(
+            f"refusing to send the API key and trunk passwords over plain http to {parts.hostname}",
+            hint="use https, or --allow-insecure-http if you really mean it",
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

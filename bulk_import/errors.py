@@ -1,0 +1,103 @@
+"""Every error bulk-import raises on purpose, in one tree.
+
+Third-party errors (httpx, pandas, openpyxl, pydantic) are caught at the boundary of the
+stage that uses the library and re-raised as one of these, ``from`` the original.  Only the
+CLI turns them into a message and an exit code (``exit_code`` below)::
+
+    BulkImportError                 base class; .exit_code
+    ├── UsageError                  bad options or configuration               exit 2
+    ├── InputFileError              the file cannot be read as a table         exit 2
+    │   └── MissingColumnsError     required fields absent from the header     exit 2
+    ├── LockedError                 another run holds the results file lock    exit 75
+    ├── ResultsFileError            the results file or journal can't be used  exit 2
+    ├── ApiError                    the API could not be used at all           exit 3
+    │   ├── AuthError               401/403: the API key was rejected          exit 3
+    │   └── UnreachableError        no answer past the retry budget            exit 3
+    └── ConnectionFailed            one request got no answer (retried; internal)
+
+Row-level problems (a bad cell, a refused request) are never exceptions: they are
+results with status ``invalid`` or ``failed``.
+"""
+
+from __future__ import annotations
+
+
+class BulkImportError(Exception):
+    """Base class of every error bulk-import raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(BulkImportError):
+    """The command line or configuration is wrong; nothing was sent."""
+
+    exit_code = 2
+
+
+class InputFileError(BulkImportError):
+    """The input file can't be read as a table (missing, unreadable, bad format)."""
+
+    exit_code = 2
+
+
+class MissingColumnsError(InputFileError):
+    """Required fields are neither in the header nor given a default."""
+
+    def __init__(self, missing: list[str], found: list[str]) -> None:
+        self.missing = missing
+        self.found = found
+        shown = ", ".join(repr(h) for h in found) if found else "(none)"
+        super().__init__(
+            f"missing required column(s): {', '.join(missing)}; the header has: {shown}",
+            hint="rename the column, add --map 'Your Header=field', or give a default "
+            "with --default field=value",
+        )
+
+
+class LockedError(BulkImportError):
+    """Another run is writing the same results file."""
+
+    exit_code = 75
+
+
+class ResultsFileError(BulkImportError):
+    """The results file or its journal can't be created, read or resumed."""
+
+    exit_code = 2
+
+
+class ApiError(BulkImportError):
+    """The API as a whole can't be used: the run stops."""
+
+    exit_code = 3
+
+
+class AuthError(ApiError):
+    """The API rejected the key (401/403)."""
+
+
+class UnreachableError(ApiError):
+    """The API did not answer past the retry budget."""
+
+
+class ConnectionFailed(BulkImportError):
+    """One request got no HTTP answer (connect refused, reset, timeout).
+
+    Raised by the API client in place of httpx's transport errors; ``maybe_sent`` is True
+    when the request may have reached the API (so it may have been stored).  ``submit``
+    retries it; it reaches the CLI only wrapped in ``UnreachableError``.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, maybe_sent: bool) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent

@@ -1,0 +1,82 @@
+"""One run per results file: an advisory ``flock`` on ``<results>.lock``.
+
+The kernel drops the lock when the process that holds it dies, however it dies, so a lock
+left by a killed run never blocks the next one.  The file holds the holder's PID and start
+time, so the second run can say who is running.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from .errors import LockedError, ResultsFileError
+
+
+def lock_path(results: Path) -> Path:
+    return results.with_name(results.name + ".lock")
+
+
+class RunLock:
+    """``with RunLock(results_path):`` holds the lock for the body, or raises LockedError."""
+
+    def __init__(self, results: Path) -> None:
+        self.path = lock_path(results)
+        self.results = results
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ResultsFileError(
+                f"can't create the lock file {self.path}: {exc.strerror}",
+                hint="choose another place with --output",
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise LockedError(
+                f"another run ({holder}) is writing {self.results}",
+                hint="wait for it to finish, or choose another --output",
+            ) from exc
+        os.ftruncate(fd, 0)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.write(fd, f"pid {os.getpid()} since {stamp}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            # The file stays: unlinking it would let two runs lock two different inodes.
+            os.ftruncate(self._fd, 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "pid unknown"

@@ -1,0 +1,181 @@
+"""The data that flows between the stages, and the API's request and answer.
+
+``RawRow`` (load) -> ``Job`` or an ``invalid`` ``RowResult`` (validate) -> ``RowResult``
+(submit) -> results file (record).  Python names are snake_case; the pydantic models
+carry the API's JSON names as aliases, and ``FIELDS`` lists them in SPEC order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+E164 = r"^\+[1-9][0-9]{6,14}$"
+E164_RE = re.compile(E164)
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+SIP_URI_RE = re.compile(
+    r"^(?:sips?:)?"  # optional scheme
+    r"(?:[^@\s:;]+(?::[^@\s;]*)?@)?"  # optional user[:password]@
+    rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"  # host name, IPv4 or [IPv6]
+    r"(?::[0-9]{1,5})?"  # optional port
+    r"(?:;[^\s;=]+(?:=[^\s;]*)?)*$"  # optional ;params
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One API field: its JSON name, Python name, whether required, and max length."""
+
+    json: str
+    snake: str
+    words: str
+    required: bool
+    max_length: int
+    phone: bool = False
+    secret: bool = False
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("phoneNumber", "phone_number", "Phone Number", True, 16, phone=True),
+    FieldSpec("trunkUsername", "trunk_username", "Trunk Username", True, 128),
+    FieldSpec("trunkPassword", "trunk_password", "Trunk Password", True, 128, secret=True),
+    FieldSpec("terminationSipURI", "termination_sip_uri", "Termination SIP URI", True, 253),
+    FieldSpec("friendlyName", "friendly_name", "Friendly Name", False, 128),
+    FieldSpec("inboundAgentId", "inbound_agent_id", "Inbound Agent ID", False, 64),
+    FieldSpec("outboundAgentId", "outbound_agent_id", "Outbound Agent ID", False, 64),
+    FieldSpec(
+        "outboundPhoneNumber", "outbound_phone_number", "Outbound Phone Number", False, 16,
+        phone=True,
+    ),
+)
+FIELD_BY_JSON: dict[str, FieldSpec] = {f.json: f for f in FIELDS}
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f.json for f in FIELDS if f.required)
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(f.json for f in FIELDS if not f.required)
+
+OnExisting = Literal["skip", "update", "fail"]
+
+
+class Status(StrEnum):
+    """The ``status`` column of the results file (SPEC section 4)."""
+
+    IMPORTED = "imported"
+    ALREADY_EXISTS = "already_exists"
+    UPDATED = "updated"
+    INVALID = "invalid"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not_attempted"
+    VALID = "valid"
+
+
+#: Statuses that mean "this number is done": --resume skips them, exit 0 allows them.
+DONE_STATUSES = frozenset({Status.IMPORTED, Status.ALREADY_EXISTS, Status.UPDATED})
+OK_STATUSES = DONE_STATUSES | {Status.VALID}
+
+
+class ImportRequest(BaseModel):
+    """The body of ``POST /v1/phone-numbers/import``; ``repr`` never shows the password."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="forbid")
+
+    phone_number: str = Field(alias="phoneNumber", pattern=E164)
+    trunk_username: str = Field(alias="trunkUsername", min_length=1, max_length=128)
+    trunk_password: SecretStr = Field(alias="trunkPassword", min_length=1, max_length=128)
+    termination_sip_uri: str = Field(alias="terminationSipURI", min_length=1, max_length=253)
+    friendly_name: str | None = Field(default=None, alias="friendlyName", max_length=128)
+    inbound_agent_id: str | None = Field(default=None, alias="inboundAgentId", max_length=64)
+    outbound_agent_id: str | None = Field(default=None, alias="outboundAgentId", max_length=64)
+    outbound_phone_number: str | None = Field(
+        default=None, alias="outboundPhoneNumber", pattern=E164
+    )
+
+    @field_validator("termination_sip_uri")
+    @classmethod
+    def _sip_shape(cls, value: str) -> str:
+        if not SIP_URI_RE.match(value):
+            raise ValueError(
+                "is not a SIP host or URI (e.g. sip.telnyx.com or sip:pbx.example.com:5060)"
+            )
+        return value
+
+    def to_json(self) -> dict[str, str]:
+        """The POST body: JSON names, the password revealed, absent optionals left out."""
+        body: dict[str, Any] = self.model_dump(by_alias=True, exclude_none=True)
+        body["trunkPassword"] = self.trunk_password.get_secret_value()
+        return body
+
+    def to_patch_json(self) -> dict[str, str]:
+        """The PATCH body: the same fields, with the URI spelled ``terminationSipUri``."""
+        body = self.to_json()
+        body.pop("phoneNumber")
+        body["terminationSipUri"] = body.pop("terminationSipURI")
+        return body
+
+
+class PhoneNumberRecord(BaseModel):
+    """What the API answers for a number (create, get, patch, list)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    sip_phone_number: str | None = Field(default=None, alias="sipPhoneNumber")
+    inbound_agent_id: str | None = Field(default=None, alias="inboundAgentId")
+    outbound_agent_id: str | None = Field(default=None, alias="outboundAgentId")
+    outbound_phone_number: str | None = Field(default=None, alias="outboundPhoneNumber")
+    active: bool | None = None
+    termination_sip_uri: str | None = Field(default=None, alias="terminationSipURI")
+    friendly_name: str | None = Field(default=None, alias="friendlyName")
+
+    def matches(self, request: ImportRequest) -> bool:
+        """True when this record holds the values ``request`` would have stored."""
+        if self.sip_phone_number not in (None, request.phone_number):
+            return False
+        if self.termination_sip_uri is not None and (
+            self.termination_sip_uri != request.termination_sip_uri
+        ):
+            return False
+        for name in ("inbound_agent_id", "outbound_agent_id", "outbound_phone_number"):
+            sent = getattr(request, name)
+            if sent is not None and getattr(self, name) != sent:
+                return False
+        return request.friendly_name is None or self.friendly_name == request.friendly_name
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One data row as text: its spreadsheet row number and its non-empty cells by field.
+
+    ``values`` maps JSON field names (``phoneNumber``) to trimmed cell text; an empty
+    cell is absent.  ``row`` is the number a spreadsheet shows (the header is row 1).
+    """
+
+    row: int
+    values: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A validated row, ready to send."""
+
+    row: int
+    request: ImportRequest
+
+    @property
+    def phone_number(self) -> str:
+        return self.request.phone_number
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """One line of the results file (SPEC section 4)."""
+
+    row: int
+    phone_number: str
+    status: Status
+    sip_phone_number: str = ""
+    http_status: int | None = None
+    attempts: int = 0
+    error: str = ""

@@ -1,0 +1,371 @@
+"""record: outcomes -> the journal, the results file and the summary.
+
+Three things live on disk beside each other, all created owner-only (0600):
+
+- ``<results>.journal``: a SQLite database in WAL mode.  Every finished row is committed
+  the moment it finishes (so ``kill -9`` loses nothing finished), every request is marked
+  "in doubt" before it is sent (so a resume knows which numbers may have been stored by a
+  request whose answer was lost), and the done rows of earlier runs are kept for
+  ``--resume``.
+- ``<results>``: the results CSV.  During a run each finished row is appended and flushed;
+  at the end the file is rewritten atomically in input order from the journal.
+- the summary: one line on stderr, and the same as JSON with ``--summary-json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO, cast
+
+from .errors import ResultsFileError
+from .models import DONE_STATUSES, Job, RowResult, Status
+
+RESULT_COLUMNS = (
+    "row",
+    "phone_number",
+    "status",
+    "sip_phone_number",
+    "http_status",
+    "attempts",
+    "error",
+)
+
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_FORMULA_START = ("=", "@", "\t", "\r")
+
+#: HTTP statuses that are a definitive answer about a row: after one of them, the row is
+#: no longer "in doubt" (the API told us what happened to it).
+_DEFINITIVE = frozenset({200, 201, 202, 204, 400, 401, 403, 404, 409, 422})
+
+
+def defuse(cell: str) -> str:
+    """Prefix ``'`` to a cell Excel would run as a formula (``=``, ``@``, ``+``/``-`` text)."""
+    if not cell:
+        return cell
+    if cell.startswith(_FORMULA_START):
+        return "'" + cell
+    if cell[0] in "+-" and not _NUMBER_RE.match(cell):
+        return "'" + cell
+    return cell
+
+
+def result_cells(result: RowResult) -> list[str]:
+    """The CSV cells of one results line, defused."""
+    return [
+        str(result.row),
+        defuse(result.phone_number),
+        result.status.value,
+        defuse(result.sip_phone_number),
+        "" if result.http_status is None else str(result.http_status),
+        str(result.attempts),
+        defuse(" ".join(result.error.split())),
+    ]
+
+
+def _open_private(path: Path, mode: str) -> TextIO:
+    """Open ``path`` for writing, created owner-only (0600) whatever the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.chmod(path, 0o600)
+    return cast(TextIO, open(fd, mode, encoding="utf-8", newline=""))
+
+
+class ResultsWriter:
+    """The results CSV: rows appended as they finish, rewritten in row order at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file: TextIO | None = _open_private(path, "w")
+        except OSError as exc:
+            raise ResultsFileError(
+                f"can't write the results file {path}: {exc.strerror}",
+                hint="choose another place with --output",
+            ) from exc
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow(RESULT_COLUMNS)
+        self._file.flush()
+
+    def append(self, result: RowResult) -> None:
+        """Append one finished row and hand it to the OS (survives a killed process)."""
+        if self._file is None:
+            return
+        self._csv.writerow(result_cells(result))
+        self._file.flush()
+
+    def finalize(self, results: Iterable[RowResult]) -> None:
+        """Replace the file, atomically, by ``results`` (already in row order)."""
+        self.close()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with _open_private(tmp, "w") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(RESULT_COLUMNS)
+            writer.writerows(result_cells(r) for r in results)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_results_csv(path: Path) -> Iterator[RowResult]:
+    """Read a results file written by an earlier run, tolerating a torn last line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise ResultsFileError(f"can't read the earlier results file {path}: {exc}") from exc
+    for record in csv.DictReader(io.StringIO(text)):
+        try:
+            status = Status(record.get("status") or "")
+            row = int(record.get("row") or "")
+        except ValueError:
+            continue  # a torn or foreign line: the row is simply sent again
+        phone = (record.get("phone_number") or "").lstrip("'")
+        http = record.get("http_status") or ""
+        yield RowResult(
+            row=row,
+            phone_number=phone,
+            status=status,
+            sip_phone_number=(record.get("sip_phone_number") or "").lstrip("'"),
+            http_status=int(http) if http.isdigit() else None,
+            attempts=int(record.get("attempts") or 0)
+            if (record.get("attempts") or "").isdigit()
+            else 0,
+            error=record.get("error") or "",
+        )
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    row INTEGER PRIMARY KEY, phone TEXT NOT NULL, status TEXT NOT NULL, sip TEXT NOT NULL,
+    http_status INTEGER, attempts INTEGER NOT NULL, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS previous (
+    phone TEXT PRIMARY KEY, status TEXT NOT NULL, sip TEXT NOT NULL,
+    http_status INTEGER, attempts INTEGER NOT NULL, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS in_doubt (phone TEXT PRIMARY KEY);
+"""
+
+
+def journal_path(results: Path) -> Path:
+    return results.with_name(results.name + ".journal")
+
+
+class Journal:
+    """The durable state of a run, in SQLite (WAL): results, in-doubt numbers, earlier runs.
+
+    ``record(result)`` commits at once for sent rows; rows that were never sent (invalid,
+    carried over) are batched, since a resume recomputes them anyway.
+    """
+
+    _BATCH = 2000
+
+    def __init__(self, path: Path, *, resume: bool) -> None:
+        self.path = path
+        if not resume:
+            for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                p.unlink(missing_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(path, 0o600)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            # Done rows of earlier runs move to `previous` (merged), so this run's `results`
+            # starts empty and is keyed by this run's row numbers.
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO previous "
+                "SELECT phone, status, sip, http_status, attempts, error FROM results "
+                "WHERE status IN ('imported', 'already_exists', 'updated')"
+            )
+            self._db.execute("DELETE FROM results")
+            self._db.execute("COMMIT")
+            self._prior_doubt = {r[0] for r in self._db.execute("SELECT phone FROM in_doubt")}
+        except sqlite3.Error as exc:
+            raise ResultsFileError(
+                f"the journal {path} can't be used: {exc}",
+                hint="if it is damaged, delete it and run without --resume",
+            ) from exc
+        self._pending = 0
+        self._in_tx = False
+
+    # -- resume ---------------------------------------------------------------------------
+    def import_previous(self, results: Iterable[RowResult]) -> int:
+        """Take the done rows of an earlier results file (when its journal is gone)."""
+        rows = [
+            (r.phone_number, r.status.value, r.sip_phone_number, r.http_status, r.attempts, r.error)
+            for r in results
+            if r.status in DONE_STATUSES and r.phone_number
+        ]
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO previous VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def done_before(self, phone: str, row: int) -> RowResult | None:
+        """The earlier run's result for this number if it is done, renumbered to ``row``."""
+        hit = self._db.execute(
+            "SELECT status, sip, http_status, attempts, error FROM previous WHERE phone = ?",
+            (phone,),
+        ).fetchone()
+        if hit is None:
+            return None
+        return RowResult(row, phone, Status(hit[0]), hit[1], hit[2], hit[3], hit[4])
+
+    # -- the submit.Journal protocol ------------------------------------------------------
+    def sending(self, job: Job) -> None:
+        """Durably mark the number in doubt before a request that may store it."""
+        self._flush()
+        self._db.execute("INSERT OR IGNORE INTO in_doubt VALUES (?)", (job.phone_number,))
+
+    def in_doubt(self, job: Job) -> bool:
+        """True when an earlier run sent this number and got no definitive answer."""
+        return job.phone_number in self._prior_doubt
+
+    # -- results --------------------------------------------------------------------------
+    def record(self, result: RowResult, *, durable: bool = True) -> None:
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+        self._db.execute(
+            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                result.row,
+                result.phone_number,
+                result.status.value,
+                result.sip_phone_number,
+                result.http_status,
+                result.attempts,
+                result.error,
+            ),
+        )
+        if result.status in DONE_STATUSES or result.http_status in _DEFINITIVE:
+            self._db.execute("DELETE FROM in_doubt WHERE phone = ?", (result.phone_number,))
+        self._pending += 1
+        if durable or self._pending >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._in_tx:
+            self._db.execute("COMMIT")
+            self._in_tx = False
+            self._pending = 0
+
+    def has_result(self, row: int) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM results WHERE row = ?", (row,)).fetchone() is not None
+        )
+
+    def results_in_order(self) -> Iterator[RowResult]:
+        self._flush()
+        cursor = self._db.execute(
+            "SELECT row, phone, status, sip, http_status, attempts, error FROM results ORDER BY row"
+        )
+        for row, phone, status, sip, http, attempts, error in cursor:
+            yield RowResult(row, phone, Status(status), sip, http, attempts, error)
+
+    def counts(self) -> dict[str, int]:
+        self._flush()
+        query = "SELECT status, count(*) FROM results GROUP BY status"
+        return {status: n for status, n in self._db.execute(query)}
+
+    def close(self) -> None:
+        self._flush()
+        self._db.close()
+
+
+@dataclass
+class Summary:
+    """What a run did, for the summary line and ``--summary-json``."""
+
+    rows: int
+    counts: dict[str, int]
+    results: str
+    exit_code: int
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    dry_run: bool = False
+    requests: int = 0
+    throttled: int = 0
+    settled_rate: float | None = None
+    aborted: str | None = None
+    interrupted: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def line(self) -> str:
+        parts = [f"{n} {status}" for status, n in self.counts.items() if n]
+        what = ", ".join(parts) if parts else "nothing to do"
+        rate = f", {self.settled_rate:.0f} req/s" if self.settled_rate else ""
+        return (
+            f"bulk-import: {self.rows} rows: {what} in {self.duration_seconds:.1f}s{rate}; "
+            f"results: {self.results} (exit {self.exit_code})"
+        )
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.update(data.pop("extra"))
+        return json.dumps(data, indent=2)
+
+
+def count_statuses(results: Iterable[RowResult]) -> dict[str, int]:
+    counts = {s.value: 0 for s in Status}
+    for r in results:
+        counts[r.status.value] += 1
+    return counts
+
+
+def write_summary_json(summary: Summary, path: Path) -> None:
+    try:
+        with _open_private(path, "w") as out:
+            out.write(summary.to_json() + "\n")
+    except OSError as exc:
+        raise ResultsFileError(f"can't write the summary {path}: {exc.strerror}") from exc
+
+
+class RunLog:
+    """``--log-file``: a start line, one line per finished row, an end line; timestamped.
+
+    Appends (a cron job's log grows run after run); never a password or key: rows carry
+    only the number, status, HTTP status, attempts and the already-scrubbed error.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._file: TextIO | None = None
+        if path is not None:
+            try:
+                self._file = _open_private(path, "a")
+            except OSError as exc:
+                raise ResultsFileError(f"can't write the log {path}: {exc.strerror}") from exc
+
+    def line(self, text: str) -> None:
+        if self._file is not None:
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+            self._file.write(f"{stamp} {' '.join(text.split())}\n")
+            self._file.flush()
+
+    def row(self, r: RowResult) -> None:
+        if self._file is not None:
+            http = "" if r.http_status is None else r.http_status
+            self.line(
+                f"row={r.row} number={r.phone_number} status={r.status.value} http={http} "
+                f"attempts={r.attempts} error={json.dumps(r.error)}"
+            )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

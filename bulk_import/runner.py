@@ -1,0 +1,331 @@
+"""runner: one run of one file, stage by stage; everything the CLI does, callable.
+
+    load -> validate -> submit -> record
+
+``run_import(options)`` holds the results-file lock, streams rows from the file through
+validation into the submit stage, records every outcome as it finishes, handles
+SIGINT/SIGTERM, and returns the ``Summary`` (whose ``exit_code`` the CLI exits with).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .api import SigmaMindAPI
+from .config import DEFAULT_BASE_URL, check_base_url
+from .errors import ApiError, UsageError
+from .load import open_table
+from .lock import RunLock
+from .models import OK_STATUSES, Job, OnExisting, RowResult, Status
+from .progress import Progress
+from .ratelimit import RateLimiter
+from .record import (
+    Journal,
+    ResultsWriter,
+    RunLog,
+    Summary,
+    journal_path,
+    read_results_csv,
+    write_summary_json,
+)
+from .retry import RetryPolicy
+from .submit import SubmitOptions, SubmitReport, submit
+from .validate import Validator, check_columns
+
+EXIT_OK, EXIT_ROWS, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+@dataclass
+class RunOptions:
+    """Everything one run needs; the CLI fills it from flags and the environment."""
+
+    file: Path
+    output: Path | None = None
+    sheet: str | None = None
+    encoding: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    concurrency: int = 8
+    rate: float | None = None
+    max_attempts: int = 5
+    timeout: float = 30.0
+    dry_run: bool = False
+    resume: bool = False
+    on_existing: OnExisting = "skip"
+    mapping: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+    default_region: str | None = None
+    summary_json: Path | None = None
+    log_file: Path | None = None
+    progress: bool = True
+    allow_insecure_http: bool = False
+    sandbox: bool = False
+
+    @property
+    def results_path(self) -> Path:
+        if self.output is not None:
+            return self.output
+        return self.file.with_name(f"{self.file.stem}.results.csv")
+
+    def check(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError("--concurrency must be at least 1")
+        if self.rate is not None and self.rate <= 0:
+            raise UsageError("--rate must be above 0 (requests per second)")
+        if self.max_attempts < 1:
+            raise UsageError("--max-attempts must be at least 1")
+        if self.timeout <= 0:
+            raise UsageError("--timeout must be above 0 seconds")
+        if self.results_path.resolve() == self.file.resolve():
+            raise UsageError("--output must not be the input file")
+        if not self.dry_run and not self.sandbox:
+            check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
+            if not self.api_key:
+                raise UsageError(
+                    "no API key: set SIGMAMIND_API_KEY or use --api-key-file PATH",
+                    hint="or try --dry-run to check the file, or --sandbox for a demo",
+                )
+
+
+class _Run:
+    """The state of one run: where each finished row goes."""
+
+    def __init__(
+        self, opts: RunOptions, journal: Journal, writer: ResultsWriter, say: Callable[[str], None]
+    ) -> None:
+        self.opts = opts
+        self.journal = journal
+        self.writer = writer
+        self.log = RunLog(opts.log_file)
+        self.progress = Progress(None, enabled=opts.progress)
+        self.pending: dict[int, Job] = {}
+        self.rows = 0
+        self.say = say
+
+    def finish(self, result: RowResult, *, durable: bool = True) -> None:
+        self.rows += 1
+        self.journal.record(result, durable=durable)
+        self.writer.append(result)
+        self.progress.update(result)
+        self.log.row(result)
+
+    def on_result(self, result: RowResult) -> None:
+        self.pending.pop(result.row, None)
+        self.finish(result)
+
+    def jobs(self, rows: Iterator[RowResult | Job]) -> Iterator[Job]:
+        """The valid rows still to send; every other row is recorded on the way."""
+        for checked in rows:
+            if isinstance(checked, RowResult):
+                self.finish(checked, durable=False)
+                continue
+            if self.opts.resume:
+                earlier = self.journal.done_before(checked.phone_number, checked.row)
+                if earlier is not None:
+                    self.finish(earlier, durable=False)
+                    continue
+            if self.opts.dry_run:
+                self.finish(
+                    RowResult(checked.row, checked.phone_number, Status.VALID), durable=False
+                )
+                continue
+            self.pending[checked.row] = checked
+            yield checked
+
+    def not_attempted(self, jobs: Iterator[Job], why: str) -> None:
+        """Mark what was never sent, in flight when cut, or never reached."""
+        for job in jobs:
+            self.pending.pop(job.row, None)
+            self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
+        for job in sorted(self.pending.values(), key=lambda j: j.row):
+            self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
+        self.pending.clear()
+
+
+def run_import(
+    opts: RunOptions,
+    *,
+    say: Callable[[str], None] | None = None,
+    handle_signals: bool = True,
+) -> Summary:
+    """Run one import (or dry run) and return its summary; raises BulkImportError.
+
+    With ``opts.sandbox`` an emulator of the API is started in this process for the run.
+    """
+    say = say or _stderr
+    opts.check()
+    if opts.sandbox and not opts.dry_run:
+        from .sandbox import SandboxConfig, SandboxServer
+
+        key = secrets.token_urlsafe(24)
+        with SandboxServer(SandboxConfig(api_key=key)) as server:
+            say(f"sandbox: importing into a local emulator of the API at {server.url}")
+            local = dataclasses.replace(opts, base_url=server.url, api_key=key, sandbox=False)
+            return _run_import(local, say, handle_signals)
+    return _run_import(opts, say, handle_signals)
+
+
+def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bool) -> Summary:
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    results_path = opts.results_path
+    with RunLock(results_path):
+        table = open_table(
+            opts.file, sheet=opts.sheet, mapping=opts.mapping, encoding=opts.encoding
+        )
+        check_columns(table.columns, opts.defaults.keys(), table.header)
+        if table.ignored:
+            shown = ", ".join(repr(h) for h in table.ignored)
+            say(f"warning: ignoring column(s) that match no field: {shown} (map one with --map)")
+        validator = Validator(defaults=opts.defaults, default_region=opts.default_region)
+        had_journal = journal_path(results_path).exists()
+        journal = Journal(journal_path(results_path), resume=opts.resume)
+        if opts.resume and results_path.exists():
+            journal.import_previous(read_results_csv(results_path))
+        elif opts.resume and not had_journal:
+            say(f"note: --resume: no earlier results at {results_path}; sending every row")
+        writer = ResultsWriter(results_path)
+        run = _Run(opts, journal, writer, say)
+        run.log.line(
+            f"start file={opts.file} results={results_path} dry_run={opts.dry_run} "
+            f"resume={opts.resume} on_existing={opts.on_existing}"
+        )
+        checked = (validator.check(raw) for raw in table.rows())
+        jobs = run.jobs(checked)
+        report: SubmitReport | None = None
+        interrupted = False
+        try:
+            if opts.dry_run:
+                for _ in jobs:
+                    pass
+            else:
+                report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals))
+        finally:
+            aborted = report.aborted if report is not None else None
+            why = (
+                "interrupted before this row was sent"
+                if interrupted
+                else f"not sent: the run stopped ({aborted})"
+                if aborted
+                else "not sent"
+            )
+            run.not_attempted(jobs, why)
+            run.progress.close()
+            writer.finalize(journal.results_in_order())
+            counts = _counts(journal)
+            journal.close()
+        exit_code = _exit_code(counts, aborted, interrupted)
+        summary = Summary(
+            rows=run.rows,
+            counts=counts,
+            results=str(results_path),
+            exit_code=exit_code,
+            started_at=started.isoformat(timespec="seconds"),
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            duration_seconds=round(time.monotonic() - t0, 3),
+            dry_run=opts.dry_run,
+            requests=report.requests if report else 0,
+            throttled=report.throttled if report else 0,
+            settled_rate=report.settled_rate if report else None,
+            aborted=str(aborted) if aborted else None,
+            interrupted=interrupted,
+        )
+        run.log.line(f"end exit={exit_code} {summary.line()}")
+        run.log.close()
+        if opts.summary_json is not None:
+            write_summary_json(summary, opts.summary_json)
+        return summary
+
+
+async def _send(
+    opts: RunOptions, jobs: Iterator[Job], run: _Run, handle_signals: bool
+) -> tuple[SubmitReport | None, bool]:
+    """Submit ``jobs``; first SIGINT/SIGTERM drains in-flight rows, the second cuts."""
+    stop = asyncio.Event()
+    signals = 0
+    loop = asyncio.get_running_loop()
+    assert opts.api_key is not None
+    async with SigmaMindAPI(
+        opts.base_url, opts.api_key, timeout=opts.timeout, max_connections=opts.concurrency
+    ) as api:
+        task = asyncio.ensure_future(
+            submit(
+                jobs,
+                api,
+                SubmitOptions(
+                    concurrency=opts.concurrency,
+                    max_attempts=opts.max_attempts,
+                    on_existing=opts.on_existing,
+                ),
+                journal=run.journal,
+                on_result=run.on_result,
+                limiter=RateLimiter(opts.rate),
+                retry=RetryPolicy(max_attempts=opts.max_attempts),
+                stop=stop,
+            )
+        )
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                stop.set()
+                run.say(
+                    f"stopping: letting {len(run.pending)} in-flight row(s) finish; "
+                    "press Ctrl-C again to stop at once"
+                )
+            else:
+                task.cancel()
+
+        installed = _install(loop, on_signal) if handle_signals else []
+        try:
+            report = await task
+        except asyncio.CancelledError:
+            if signals < 2:
+                raise
+            return None, True
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+    return report, signals > 0
+
+
+def _install(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+    return installed
+
+
+def _counts(journal: Journal) -> dict[str, int]:
+    counts = {s.value: 0 for s in Status}
+    counts.update(journal.counts())
+    return counts
+
+
+def _exit_code(counts: dict[str, int], aborted: ApiError | None, interrupted: bool) -> int:
+    if aborted is not None:
+        return EXIT_ABORTED
+    if interrupted:
+        return EXIT_INTERRUPTED
+    ok = {s.value for s in OK_STATUSES}
+    return EXIT_OK if all(n == 0 or s in ok for s, n in counts.items()) else EXIT_ROWS
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
