@@ -1,0 +1,401 @@
+"""The SigmaMind API client: the only module that knows httpx and the endpoints.
+
+Every call returns an ``Answer``, a small typed outcome (HTTP status, its ``kind``, one
+readable message line, the record, Retry-After and rate-limit headers), whatever the status:
+turning answers into row outcomes is ``submit``'s job.  A request that got no HTTP answer
+raises ``ConnectionFailed`` instead, ``maybe_sent`` telling whether it may have been stored.
+
+Secrets: the API key lives in one private attribute and in the client's headers; ``repr``
+masks it, and every message is scrubbed of the key and of the trunk password that was sent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .errors import ApiError, AuthError, ConnectionFailed
+from .models import ImportRequest, PhoneNumberRecord
+
+try:  # the fast transport (see FINDINGS.md); plain httpx works without it
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+except ImportError:  # pragma: no cover - both are declared dependencies
+    aiohttp = None  # type: ignore[assignment]
+    AiohttpTransport = None
+
+for _name in ("httpx", "httpcore"):  # their INFO lines would log every request URL
+    _logger = logging.getLogger(_name)
+    if _logger.level < logging.WARNING:
+        _logger.setLevel(logging.WARNING)
+
+IMPORT_PATH = "/v1/phone-numbers/import"
+NUMBERS_PATH = "/v1/phone-numbers"
+MESSAGE_LIMIT = 200
+#: Statuses worth sending again: throttled, or a transient server/gateway failure.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_EXISTS_RE = re.compile(
+    r"\balready\s+(?:exists?|registered|imported|added|present|in\s+use|taken)\b"
+    r"|\bduplicate\b",
+    re.IGNORECASE,
+)
+_MESSAGE_KEYS = ("message", "detail", "errors", "error")
+_ITEM_TEXT_KEYS = ("message", "msg", "detail", "error", "description", "reason")
+_ITEM_FIELD_KEYS = ("field", "loc", "path", "param", "property", "pointer")
+
+
+class AnswerKind(StrEnum):
+    """What an HTTP answer means for the request that got it."""
+
+    OK = "ok"  # any 2xx
+    EXISTS = "exists"  # 409, or a 400/422 saying the number already exists
+    NOT_FOUND = "not_found"  # 404
+    REJECTED = "rejected"  # 400/422 and any other 4xx (or 1xx/3xx)
+    AUTH = "auth"  # 401/403: the key was refused
+    THROTTLED = "throttled"  # 429
+    SERVER = "server"  # 5xx
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """``X-RateLimit-Limit/Remaining/Reset``; ``reset`` is in seconds from now."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One HTTP answer: status, its kind, one readable line, and what it carried."""
+
+    status: int
+    kind: AnswerKind
+    message: str = ""
+    record: PhoneNumberRecord | None = None
+    retry_after: float | None = None
+    rate_limit: RateLimitInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is AnswerKind.OK
+
+    @property
+    def retryable(self) -> bool:
+        """True for a transient failure (429, 500/502/503/504): send it again later."""
+        return self.status in RETRYABLE_STATUSES
+
+
+class SigmaMindAPI:
+    """Async client of the SigmaMind phone-number endpoints (an async context manager)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        max_connections: int = 8,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if transport is None and AiohttpTransport is not None:
+            transport = AiohttpTransport(limits=limits)  # aiohttp's connector: limit=N
+        self._client = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers={
+                "X-API-Key": api_key,
+                "Accept": "application/json",
+                "User-Agent": "bulk-import/0.1",
+            },
+            timeout=httpx.Timeout(timeout),
+            limits=limits,  # used only by httpx's own transport
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def __repr__(self) -> str:
+        return f"SigmaMindAPI(base_url={self._base_url!r}, api_key='***')"
+
+    async def __aenter__(self) -> SigmaMindAPI:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    async def create(self, req: ImportRequest) -> Answer:
+        """``POST /v1/phone-numbers/import``."""
+        secret = req.trunk_password.get_secret_value()
+        return await self._call("POST", IMPORT_PATH, body=req.to_json(), secret=secret)
+
+    async def get(self, number: str) -> Answer:
+        """``GET /v1/phone-numbers/{number}``."""
+        return await self._call("GET", _number_path(number))
+
+    async def update(self, number: str, req: ImportRequest) -> Answer:
+        """``PATCH /v1/phone-numbers/{number}`` with ``req.to_patch_json()``."""
+        secret = req.trunk_password.get_secret_value()
+        return await self._call(
+            "PATCH", _number_path(number), body=req.to_patch_json(), secret=secret
+        )
+
+    async def delete(self, number: str) -> Answer:
+        """``DELETE /v1/phone-numbers/{number}``."""
+        return await self._call("DELETE", _number_path(number))
+
+    async def list(self) -> list[PhoneNumberRecord]:
+        """``GET /v1/phone-numbers``; raises ``AuthError``/``ApiError`` unless it answers 2xx."""
+        response = await self._send("GET", NUMBERS_PATH, None, None)
+        answer = self._answer(response, None, parse_record=False)
+        if answer.kind is AnswerKind.AUTH:
+            raise AuthError(f"the API rejected the key (HTTP {answer.status})")
+        if not answer.ok:
+            raise ApiError(f"listing phone numbers failed: HTTP {answer.status}: {answer.message}")
+        items = _json_or_none(response)
+        if isinstance(items, dict):
+            items = next(
+                (items[k] for k in ("data", "items", "phoneNumbers", "results") if k in items), []
+            )
+        if not isinstance(items, list):
+            return []
+        return [PhoneNumberRecord.model_validate(item) for item in items if isinstance(item, dict)]
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _call(
+        self, method: str, path: str, *, body: dict[str, str] | None = None, secret: str | None = None
+    ) -> Answer:
+        response = await self._send(method, path, body, secret)
+        return self._answer(response, secret, parse_record=True)
+
+    async def _send(
+        self, method: str, path: str, body: dict[str, str] | None, secret: str | None
+    ) -> httpx.Response:
+        try:
+            return await self._client.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            text = self._scrub(_describe(exc, self.timeout), secret)
+            raise ConnectionFailed(text, maybe_sent=_maybe_sent(exc)) from exc
+        except Exception as exc:  # aiohttp errors its transport does not map
+            if aiohttp is None or not isinstance(exc, aiohttp.ClientError):
+                raise
+            text = self._scrub(f"connection failed: {type(exc).__name__}: {exc}", secret)
+            raise ConnectionFailed(text, maybe_sent=True) from exc
+
+    def _answer(self, response: httpx.Response, secret: str | None, *, parse_record: bool) -> Answer:
+        status = response.status_code
+        data = _json_or_none(response)
+        raw = _extract_message(data) if data is not None else _plain_text(response.text)
+        message = _one_line(self._scrub(raw, secret)) or response.reason_phrase or f"HTTP {status}"
+        kind = classify(status, raw)
+        record = None
+        if parse_record and kind is AnswerKind.OK and isinstance(data, dict):
+            record = PhoneNumberRecord.model_validate(data)
+        return Answer(
+            status=status,
+            kind=kind,
+            message=message,
+            record=record,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            rate_limit=parse_rate_limit(response.headers),
+        )
+
+    def _scrub(self, text: str, secret: str | None) -> str:
+        return scrub(text, [s for s in (secret, self._api_key) if s])
+
+
+def _number_path(number: str) -> str:
+    return f"{NUMBERS_PATH}/{quote(number, safe='')}"
+
+
+def classify(status: int, message: str = "") -> AnswerKind:
+    """The kind of an answer from its status (and, for 400/422, its message)."""
+    if 200 <= status < 300:
+        return AnswerKind.OK
+    if status == 409 or (status in (400, 422) and _EXISTS_RE.search(message)):
+        return AnswerKind.EXISTS
+    if status in (401, 403):
+        return AnswerKind.AUTH
+    if status == 404:
+        return AnswerKind.NOT_FOUND
+    if status == 429:
+        return AnswerKind.THROTTLED
+    if status >= 500:
+        return AnswerKind.SERVER
+    return AnswerKind.REJECTED
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every occurrence of each secret (as sent, JSON- or URL-escaped) masked."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        for form in {secret, json.dumps(secret)[1:-1], quote(secret, safe="")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _plain_text(text: str) -> str:
+    """A non-JSON body as text: an HTML page is reduced to its title, or its words."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title:
+        return title.group(1)
+    return re.sub(r"<[^>]+>", " ", text)
+
+
+def _extract_message(data: Any) -> str:
+    """One line from a JSON error body: its message/detail/errors/error, in any shape."""
+    if isinstance(data, dict):
+        parts: list[str] = []
+        for key in _MESSAGE_KEYS:
+            text = _render(data.get(key))
+            if text and not any(text in p for p in parts):
+                parts.append(text)
+        if parts:
+            return "; ".join(parts)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _render(data)
+
+
+def _render(value: Any, depth: int = 0) -> str:
+    """Any JSON value as readable text: lists joined by '; ', field errors as 'field: msg'."""
+    if value is None or depth > 4:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "; ".join(t for t in (_render(v, depth + 1) for v in value) if t)
+    if isinstance(value, dict):
+        text = next((_render(value[k], depth + 1) for k in _ITEM_TEXT_KEYS if value.get(k)), "")
+        if text:
+            field = next((_field_name(value[k]) for k in _ITEM_FIELD_KEYS if value.get(k)), "")
+            return f"{field}: {text}" if field else text
+        return "; ".join(f"{k}: {_render(v, depth + 1)}" for k, v in value.items())
+    return str(value)
+
+
+def _field_name(loc: Any) -> str:
+    """``["body", "phoneNumber"]`` -> ``phoneNumber``; ``"/phoneNumber"`` -> ``phoneNumber``."""
+    if isinstance(loc, list):
+        names = [str(p) for p in loc if p not in ("body", "query", "path")]
+        return ".".join(names)
+    return str(loc).strip("/").replace("/", ".")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None if unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def parse_rate_limit(headers: httpx.Headers, now: float | None = None) -> RateLimitInfo | None:
+    """``X-RateLimit-*`` (or ``RateLimit-*``) headers; ``Reset`` may be a delta or an epoch."""
+
+    def number(name: str) -> float | None:
+        raw = headers.get(f"X-RateLimit-{name}") or headers.get(f"RateLimit-{name}")
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            return None
+        return value if value is not None and math.isfinite(value) else None
+
+    limit, remaining, reset = number("Limit"), number("Remaining"), number("Reset")
+    if limit is None and remaining is None and reset is None:
+        return None
+    if reset is not None and reset > 1e9:  # an epoch (in ms above 1e12), not a delta
+        epoch = reset / 1000 if reset > 1e12 else reset
+        reset = max(0.0, epoch - (time.time() if now is None else now))
+    return RateLimitInfo(
+        limit=int(limit) if limit is not None else None,
+        remaining=int(remaining) if remaining is not None else None,
+        reset=reset,
+    )
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def _maybe_sent(exc: httpx.TransportError) -> bool:
+    """False only when the request surely never left (connect failed, no free connection)."""
+    cause = exc.__cause__
+    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
+        # httpx-aiohttp maps every aiohttp connection error (even a reset or a server
+        # disconnect mid-request) to ConnectTimeout: judge by the original instead.
+        return not isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return not isinstance(exc, _NOT_SENT)
+
+
+def _describe(exc: httpx.TransportError, timeout: float) -> str:
+    cause = exc.__cause__
+    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
+        if isinstance(cause, aiohttp.SocketTimeoutError):
+            return f"no answer within {timeout:g} s (read timeout)"
+        if isinstance(cause, aiohttp.ConnectionTimeoutError):
+            return f"could not connect within {timeout:g} s"
+        detail = str(cause) or type(cause).__name__
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return f"could not connect: {detail}"
+        return f"connection failed: {detail}"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no answer within {timeout:g} s (read timeout)"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"could not connect within {timeout:g} s"
+    if isinstance(exc, httpx.PoolTimeout):
+        return f"no free connection within {timeout:g} s"
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return f"could not connect: {detail}"
+    return f"connection failed: {detail}"
