@@ -23,17 +23,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport  # scales with connections (FINDINGS.md)
 
 from .errors import ApiError, AuthError, ConnectionFailed
 from .models import ImportRequest, PhoneNumberRecord
-
-try:  # the fast transport (see FINDINGS.md); plain httpx works without it
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
-except ImportError:  # pragma: no cover - both are declared dependencies
-    aiohttp = None  # type: ignore[assignment]
-    AiohttpTransport = None
 
 for _name in ("httpx", "httpcore"):  # their INFO lines would log every request URL
     _logger = logging.getLogger(_name)
@@ -116,7 +111,7 @@ class SigmaMindAPI:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        if transport is None and AiohttpTransport is not None:
+        if transport is None:
             transport = AiohttpTransport(limits=limits)  # aiohttp's connector: limit=N
         self._client = httpx.AsyncClient(
             base_url=self._base_url,
@@ -194,7 +189,12 @@ class SigmaMindAPI:
     # -- plumbing ----------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, *, body: dict[str, str] | None = None, secret: str | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, str] | None = None,
+        secret: str | None = None,
     ) -> Answer:
         response = await self._send(method, path, body, secret)
         return self._answer(response, secret, parse_record=True)
@@ -208,17 +208,19 @@ class SigmaMindAPI:
             text = self._scrub(_describe(exc, self.timeout), secret)
             raise ConnectionFailed(text, maybe_sent=_maybe_sent(exc)) from exc
         except Exception as exc:  # aiohttp errors its transport does not map
-            if aiohttp is None or not isinstance(exc, aiohttp.ClientError):
+            if not isinstance(exc, aiohttp.ClientError):
                 raise
             text = self._scrub(f"connection failed: {type(exc).__name__}: {exc}", secret)
             raise ConnectionFailed(text, maybe_sent=True) from exc
 
-    def _answer(self, response: httpx.Response, secret: str | None, *, parse_record: bool) -> Answer:
+    def _answer(
+        self, response: httpx.Response, secret: str | None, *, parse_record: bool
+    ) -> Answer:
         status = response.status_code
         data = _json_or_none(response)
-        raw = _extract_message(data) if data is not None else _plain_text(response.text)
-        message = _one_line(self._scrub(raw, secret)) or response.reason_phrase or f"HTTP {status}"
+        raw = "" if 200 <= status < 300 else _error_text(data, response)
         kind = classify(status, raw)
+        message = _one_line(self._scrub(raw, secret)) or response.reason_phrase or f"HTTP {status}"
         record = None
         if parse_record and kind is AnswerKind.OK and isinstance(data, dict):
             record = PhoneNumberRecord.model_validate(data)
@@ -267,6 +269,10 @@ def scrub(text: str, secrets: list[str]) -> str:
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def _error_text(data: Any, response: httpx.Response) -> str:
+    return _extract_message(data) if data is not None else _plain_text(response.text)
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -371,7 +377,7 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 def _maybe_sent(exc: httpx.TransportError) -> bool:
     """False only when the request surely never left (connect failed, no free connection)."""
     cause = exc.__cause__
-    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
+    if isinstance(cause, aiohttp.ClientError):
         # httpx-aiohttp maps every aiohttp connection error (even a reset or a server
         # disconnect mid-request) to ConnectTimeout: judge by the original instead.
         return not isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
@@ -380,7 +386,7 @@ def _maybe_sent(exc: httpx.TransportError) -> bool:
 
 def _describe(exc: httpx.TransportError, timeout: float) -> str:
     cause = exc.__cause__
-    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
+    if isinstance(cause, aiohttp.ClientError):
         if isinstance(cause, aiohttp.SocketTimeoutError):
             return f"no answer within {timeout:g} s (read timeout)"
         if isinstance(cause, aiohttp.ConnectionTimeoutError):

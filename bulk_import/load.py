@@ -31,10 +31,9 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import io
 import re
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ XLSX_SUFFIXES = frozenset({".xlsx", ".xlsm"})
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 64 * 1024
 _SCAN_BLOCK = 1024 * 1024
+_QUOTED_RE = re.compile(r'"[^"]*"')
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 
 _SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -72,7 +72,7 @@ _HEADER_KEYS: dict[str, str] = {}
 for _spec in FIELDS:
     for _form in (_spec.json, _spec.snake, _spec.words, *_SYNONYMS.get(_spec.json, ())):
         _HEADER_KEYS[_key(_form)] = _spec.json
-_FIELD_NAMES = ", ".join(spec.json for spec in FIELDS)
+_FIELDS_HINT = "fields: " + ", ".join(spec.json for spec in FIELDS)
 
 
 def match_header(header: str) -> str | None:
@@ -89,13 +89,11 @@ def parse_mapping(items: Sequence[str]) -> dict[str, str]:
         if not sep or not header or not name:
             raise UsageError(
                 f"--map {item!r} is not of the form 'Header=field'",
-                hint=f"fields: {_FIELD_NAMES}",
+                hint=_FIELDS_HINT,
             )
         json_name = match_header(name)
         if json_name is None:
-            raise UsageError(
-                f"--map {item!r}: {name!r} is not a field", hint=f"fields: {_FIELD_NAMES}"
-            )
+            raise UsageError(f"--map {item!r}: {name!r} is not a field", hint=_FIELDS_HINT)
         mapping[header] = json_name
     return mapping
 
@@ -115,7 +113,9 @@ class Table:
         """Frames of at most ``chunk_rows`` rows: ``row`` plus one text column per field."""
         if self._reader is None:
             return
-        yield from self._reader.frames(self)
+        for frame in self._reader.frames(self):
+            if len(frame):  # a chunk of blank rows only
+                yield frame
 
     def rows(self) -> Iterator[RawRow]:
         """One ``RawRow`` per non-blank data row, holding only its non-empty cells."""
@@ -159,21 +159,24 @@ def _match_columns(
     """Pair headers with fields: ``--map`` first, then automatic matching."""
     owner: dict[str, str] = {}  # JSON field -> header
     mapped: set[str] = set()
-    for wanted, json_name in mapping.items():
+    for wanted, name in mapping.items():
+        field_name = match_header(name)
+        if field_name is None:
+            raise UsageError(f"--map {wanted}={name}: {name!r} is not a field", hint=_FIELDS_HINT)
         written = _find_header(header, wanted)
         if written is None:
             raise InputFileError(
                 f"{path}: --map names a column {wanted!r} that is not in the header; "
                 f"the header has: {', '.join(repr(h) for h in header if h) or '(none)'}"
             )
-        _claim(path, owner, json_name, written)
+        _claim(path, owner, field_name, written)
         mapped.add(written)
     for written in header:
-        json_name = match_header(written) if written not in mapped else None
-        if json_name is not None and not (json_name in owner and owner[json_name] in mapped):
-            _claim(path, owner, json_name, written)
+        auto = match_header(written) if written not in mapped else None
+        if auto is not None and owner.get(auto) not in mapped:
+            _claim(path, owner, auto, written)
     claimed = set(owner.values())
-    ignored = [h for h in header if h.strip() and h not in claimed]
+    ignored = list(dict.fromkeys(h for h in header if h.strip() and h not in claimed))
     return owner, ignored
 
 
@@ -219,7 +222,7 @@ def _shape(
     rows = pd.Series(range(first_row, first_row + len(text)), index=text.index, dtype="int64")
     out = pd.DataFrame({"row": rows})
     for json_name, pos in positions.items():
-        out[json_name] = stripped[pos] if pos in stripped else ""
+        out[json_name] = stripped[pos]
     return out[nonblank.to_numpy()].reset_index(drop=True)
 
 
@@ -257,8 +260,11 @@ class _CsvReader(_Reader):
                 )
             delimiter = _sniff(path, encoding, first_line)
             header = _read_header(path, encoding, delimiter, skip)
-        except (OSError, UnicodeError, pd.errors.ParserError, csv.Error) as exc:
+        except (OSError, UnicodeError, ValueError, csv.Error) as exc:
+            # pandas' ParserError and EmptyDataError are ValueErrors
             raise _csv_error(path, exc, encoding) from exc
+        if not any(header):
+            raise InputFileError(f"{path}: has no header row (its first line has no names)")
         return cls(path, encoding, delimiter, skip, header)
 
     def frames(self, table: Table) -> Iterator[pd.DataFrame]:
@@ -287,7 +293,7 @@ class _CsvReader(_Reader):
                         )
                     first_row = self.skip + 2 + int(raw.index.start)
                     yield _shape(raw, first_row, table, positions)
-        except (OSError, UnicodeError, ValueError, pd.errors.EmptyDataError) as exc:
+        except (OSError, UnicodeError, ValueError) as exc:
             # ParserError is a ValueError
             raise _csv_error(self.path, exc, self.encoding, len(self.header)) from exc
 
@@ -339,7 +345,7 @@ def _leading_blank_lines(path: Path, encoding: str) -> tuple[int, str | None]:
     count = 0
     with path.open("r", encoding=encoding, newline="") as stream:
         for line in stream:
-            if line.strip(" \t\r\n" + DELIMITERS.replace("\t", "")):
+            if line.strip(" \r\n" + DELIMITERS):
                 return count, line
             count += 1
     return count, None
@@ -354,6 +360,11 @@ def _sniff(path: Path, encoding: str, header_line: str) -> str:
         fallback = max(DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
     with path.open("r", encoding=encoding, errors="replace", newline="") as stream:
         sample = stream.read(SNIFF_BYTES)
+    if len(sample) == SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # no half line at the end
+    # csv.Sniffer's quote-guessing regexes take minutes on some inputs (many stray quotes):
+    # give it the sample without quoted cells and without quote characters.
+    sample = _QUOTED_RE.sub("", sample).replace('"', "").replace("'", "")
     try:
         sniffed = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
@@ -387,10 +398,6 @@ def _csv_error(
     path: Path, exc: BaseException, encoding: str | None, width: int | None = None
 ) -> InputFileError:
     """A third-party error while reading a CSV file, as a message a person can act on."""
-    if isinstance(exc, InputFileError):
-        return exc
-    if isinstance(exc, UsageError):
-        return InputFileError(exc.message, hint=exc.hint)
     if isinstance(exc, OSError):
         return _os_error(path, exc)
     if isinstance(exc, UnicodeError):
@@ -410,8 +417,8 @@ def _csv_error(
         )
     if "EOF inside string" in text:
         return InputFileError(
-            f"{path}: a quote (\") opened in a cell is never closed ({text.strip()})",
-            hint="close the quote, or double quotes inside quoted cells (\"\")",
+            f'{path}: a quote (") opened in a cell is never closed ({text.strip()})',
+            hint='close the quote, or double quotes inside quoted cells ("")',
         )
     return InputFileError(
         f"{path}: cannot be read as CSV ({text.strip() or type(exc).__name__})",
@@ -444,7 +451,7 @@ class _XlsxReader(_Reader):
         with _workbook_errors(path):
             book = _load_workbook(path)
             try:
-                names = list(book.sheetnames)
+                names = [ws.title for ws in book.worksheets]
                 if sheet is None:
                     if not names:
                         raise InputFileError(f"{path}: the workbook has no sheets")
@@ -504,24 +511,18 @@ def _sheet_rows(book: Any, sheet: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
     yield from enumerate(worksheet.iter_rows(values_only=True), start=1)
 
 
-class _workbook_errors:  # noqa: N801 - used as a context manager, reads like a function
-    """Turn whatever openpyxl/zipfile/XML raise on a bad workbook into InputFileError."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or isinstance(exc, InputFileError | GeneratorExit):
-            return
-        if not isinstance(exc, Exception):
-            return
-        if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile):
-            raise _os_error(self.path, exc) from exc
+@contextmanager
+def _workbook_errors(path: Path) -> Iterator[None]:
+    """Turn whatever openpyxl, zipfile or the XML parser raise into an InputFileError."""
+    try:
+        yield
+    except InputFileError:
+        raise
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    except Exception as exc:  # a damaged workbook can raise almost anything
         raise InputFileError(
-            f"{self.path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc})",
+            f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc})",
             hint="is it really an Excel file? open it in Excel and save it as .xlsx, "
             "or export it as CSV UTF-8",
         ) from exc
@@ -542,8 +543,3 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     return str(value).strip()
-
-
-__all__ = ["Table", "match_header", "open_table", "parse_mapping"]
-
-_ = io  # keep the import list stable for readers of the module

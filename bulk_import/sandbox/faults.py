@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 #: Scope key under which the sandbox's ASGI entry point stores the connection's transport.
@@ -155,7 +156,7 @@ class ConnectionDropped(Exception):
     """Raised to make the server close a connection mid-answer (fallback path only)."""
 
 
-class DropConnection:
+class DropConnection(Response):
     """An ASGI response that answers nothing: the client sees the connection close.
 
     The sandbox's entry point puts the connection's asyncio transport in the scope

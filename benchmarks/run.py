@@ -1,0 +1,709 @@
+"""Benchmarks of bulk-import against the sandbox (issue 4, "Benchmarks" and "Targets").
+
+    .venv/bin/python benchmarks/run.py                 # every scenario, full sizes (~5 min)
+    .venv/bin/python benchmarks/run.py --quick         # small sizes: a smoke check (<1 min)
+    .venv/bin/python benchmarks/run.py --only known-limit --only dry-run-1m
+
+Every scenario starts the sandbox (``python -m bulk_import.sandbox``) in its own process,
+so the emulator's CPU is not the tool's, and runs the CLI as a child process: wall time
+from spawn to exit, peak RSS and CPU time from ``os.wait4``'s rusage, the sandbox's CPU
+time from psutil, 429s and request counts from ``GET /_sandbox/stats``.  The input files
+go to ``benchmarks/out/`` (git-ignored).  Prints a markdown table, with PASS/FAIL against
+the issue's targets and the commands to reproduce each row, and writes it to
+``benchmarks/out/results.md`` (and ``results.json``).  Exit status 0 when every target
+is met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+import httpx
+import psutil  # type: ignore[import-untyped]  # no stubs in the dev extras
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+API_KEY = "bench-key"  # a test value the sandbox accepts, not a secret
+SHOWN_PORT = 8765  # the port used in the printed commands to reproduce a row
+HEADER = "phoneNumber,trunkUsername,trunkPassword,terminationSipURI,friendlyName"
+AREA_CODES = (212, 303, 312, 415, 512, 617, 646, 718, 917, 206)
+
+# Targets of issue 4.
+KNOWN_LIMIT_RATIO = 1.05
+UNKNOWN_LIMIT_RATIO = 1.20
+UNKNOWN_LIMIT_429_SHARE = 0.03
+NO_LIMIT_ROWS_PER_S = 500.0
+NO_LIMIT_VS_BASELINE = 25.0
+DRY_RUN_WALL_S = 6.0
+DRY_RUN_RSS_MB = 600.0
+MEMORY_RSS_RATIO = 1.3
+
+SANDBOX_RATE = 100.0
+SANDBOX_LATENCY_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Row counts of each scenario (``--quick`` shrinks them)."""
+
+    limited: int = 2_000  # known-limit and unknown-limit
+    no_limit: int = 10_000
+    baseline: int = 200
+    dry_run: int = 1_000_000
+    memory_small: int = 10_000
+    memory_large: int = 100_000
+
+
+QUICK = Sizes(
+    limited=200,
+    no_limit=1_000,
+    baseline=40,
+    dry_run=10_000,
+    memory_small=500,
+    memory_large=2_000,
+)
+
+
+@dataclass
+class Result:
+    """One row of the results table."""
+
+    scenario: str
+    rows: int
+    wall_s: float
+    target: str
+    passed: bool | None  # None: no target of its own (a reference for another row)
+    rows_per_s: float | None = None
+    ideal_s: float | None = None
+    requests: int | None = None
+    throttled: int | None = None  # 429 answers counted by the sandbox
+    peak_rss_mb: float | None = None
+    tool_s: float | None = None  # the tool's own duration_seconds (no interpreter start-up)
+    tool_cpu_s: float | None = None
+    sandbox_cpu_s: float | None = None
+    commands: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.ideal_s is None else self.wall_s / self.ideal_s
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A finished child process."""
+
+    exit_code: int
+    wall_s: float
+    peak_rss_mb: float
+    cpu_s: float
+    stdout: str
+    stderr: str
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def measure(argv: Sequence[str], *, env: dict[str, str], log: Path, timeout: float) -> Measured:
+    """Run ``argv`` to completion; wall time, peak RSS and CPU time from ``os.wait4``.
+
+    The child runs in its own session (a Ctrl-C in the terminal reaches only this script,
+    which then stops the child with SIGINT, as a user would, and SIGKILL if it hangs).
+    """
+    out_path, err_path = log.with_suffix(".stdout"), log.with_suffix(".stderr")
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+        reaped = threading.Event()
+
+        def kill() -> None:
+            if not reaped.is_set():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                kill()
+                proc.wait()
+            raise
+        finally:
+            reaped.set()
+            timer.cancel()
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(
+        exit_code=proc.returncode,
+        wall_s=wall,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        stdout=out_path.read_text(errors="replace"),
+        stderr=err_path.read_text(errors="replace"),
+    )
+
+
+class Sandbox:
+    """``python -m bulk_import.sandbox`` in its own process, on a free port."""
+
+    def __init__(
+        self, python: str, name: str, *, rate: float | None = None, latency_ms: float = 0.0
+    ) -> None:
+        self.python = python
+        self.name = name
+        self.options: list[str] = ["--api-key", API_KEY]
+        if rate is not None:
+            self.options += ["--rate", f"{rate:g}"]
+        if latency_ms:
+            self.options += ["--latency-ms", f"{latency_ms:g}"]
+        self.url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ps: psutil.Process | None = None
+        self._client = httpx.Client(timeout=30)
+
+    @property
+    def command(self) -> str:
+        """The command that starts the same sandbox (on ``SHOWN_PORT``)."""
+        argv = [shown(self.python), "-m", "bulk_import.sandbox", "--port", str(SHOWN_PORT)]
+        return shlex.join([*argv, *self.options])
+
+    def start(self, timeout: float = 30.0) -> Self:
+        argv = [self.python, "-m", "bulk_import.sandbox", "--port", "0", *self.options]
+        err = (OUT / "logs" / f"sandbox-{self.name}.stderr").open("wb")
+        with err:
+            self._proc = subprocess.Popen(
+                argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, start_new_session=True
+            )
+        assert self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        line = self._proc.stdout.readline().decode().strip() if ready else ""
+        prefix = "sandbox listening on "
+        if not line.startswith(prefix):
+            self.stop()
+            raise RuntimeError(f"the sandbox did not start (said {line!r}); see {err.name}")
+        self.url = line.removeprefix(prefix)
+        self._ps = psutil.Process(self._proc.pid)
+        return self
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system) the sandbox has used so far."""
+        assert self._ps is not None
+        times = self._ps.cpu_times()
+        return float(times.user + times.system)
+
+    def stats(self) -> dict[str, Any]:
+        response = self._client.get(f"{self.url}/_sandbox/stats")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def reset(self) -> None:
+        self._client.post(f"{self.url}/_sandbox/reset").raise_for_status()
+
+    def stop(self) -> None:
+        self._client.close()
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# -- inputs and commands ----------------------------------------------------------------
+
+
+def phone_number(i: int) -> str:
+    """The ``i``-th distinct number: +1, an area code, then 7 digits (E.164)."""
+    area = AREA_CODES[i % len(AREA_CODES)]
+    return f"+1{area}{2_000_000 + i // len(AREA_CODES):07d}"
+
+
+def make_csv(rows: int) -> Path:
+    """``benchmarks/out/rows-N.csv`` with N distinct valid rows (kept between runs)."""
+    path = OUT / f"rows-{rows}.csv"
+    if path.exists():
+        return path
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        f.write(HEADER + "\n")
+        chunk: list[str] = []
+        for i in range(rows):
+            chunk.append(f"{phone_number(i)},acme_telnyx,bench-pass,sip.telnyx.com,Bench {i}\n")
+            if len(chunk) == 10_000:
+                f.writelines(chunk)
+                chunk.clear()
+        f.writelines(chunk)
+    tmp.replace(path)
+    return path
+
+
+def shown(path: str | Path) -> str:
+    """A path as the reader types it: relative to the repository when inside it."""
+    text = str(path)
+    if text.startswith(f"{ROOT}{os.sep}"):
+        return text.removeprefix(f"{ROOT}{os.sep}")
+    return text
+
+
+def tool_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGMAMIND_")}
+    env["SIGMAMIND_API_KEY"] = API_KEY
+    return env
+
+
+class Runner:
+    """Runs the CLI and the baseline, and turns a run into a ``Result``."""
+
+    def __init__(self, python: str, timeout: float) -> None:
+        self.python = python
+        self.timeout = timeout
+
+    def tool_argv(
+        self,
+        name: str,
+        file: Path,
+        base_url: str | None,
+        *,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        dry_run: bool = False,
+    ) -> tuple[list[str], list[str]]:
+        """The argv to run, and the same for display (relative paths, ``SHOWN_PORT``)."""
+        options: list[str] = []
+        if base_url is not None:
+            options += ["--base-url", base_url]
+        if concurrency is not None:
+            options += ["--concurrency", str(concurrency)]
+        if rate is not None:
+            options += ["--rate", f"{rate:g}"]
+        if dry_run:
+            options.append("--dry-run")
+        results, summary = OUT / f"{name}.results.csv", OUT / f"{name}.summary.json"
+        options += ["--no-progress", "--output", str(results), "--summary-json", str(summary)]
+        argv = [self.python, "-m", "bulk_import", "run", str(file), *options]
+        display = [f"http://127.0.0.1:{SHOWN_PORT}" if a == base_url else shown(a) for a in argv]
+        return argv, display
+
+    def run_tool(
+        self,
+        name: str,
+        file: Path,
+        rows: int,
+        sandbox: Sandbox | None,
+        *,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        dry_run: bool = False,
+    ) -> tuple[Result, dict[str, Any]]:
+        """Run the CLI once; a ``Result`` (target still to fill in) and its summary JSON."""
+        base_url = sandbox.url if sandbox is not None else None
+        argv, display = self.tool_argv(
+            name, file, base_url, concurrency=concurrency, rate=rate, dry_run=dry_run
+        )
+        summary_path = OUT / f"{name}.summary.json"
+        summary_path.unlink(missing_ok=True)
+        say(f"  {name}: {shlex.join(shown(a) for a in argv)}")
+        busy_before = busy_cpu_s()
+        cpu_before = sandbox.cpu_s() if sandbox is not None else 0.0
+        m = measure(argv, env=tool_env(), log=OUT / "logs" / name, timeout=self.timeout)
+        result = Result(
+            scenario=name,
+            rows=rows,
+            wall_s=m.wall_s,
+            target="",
+            passed=None,
+            rows_per_s=rows / m.wall_s,
+            peak_rss_mb=m.peak_rss_mb,
+            tool_cpu_s=m.cpu_s,
+        )
+        env_prefix = "" if dry_run else f"SIGMAMIND_API_KEY={API_KEY} "
+        if sandbox is not None:
+            result.sandbox_cpu_s = sandbox.cpu_s() - cpu_before
+            result.commands.append(sandbox.command + " &")
+        note_others(result, busy_before)
+        result.commands.append(env_prefix + shlex.join(display))
+        summary: dict[str, Any] = {}
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text())
+        if sandbox is not None:
+            stats = sandbox.stats()
+            result.requests = int(stats["requests"])
+            result.throttled = int(stats["by_status"].get("429", 0))
+            if stats["records"] != rows:
+                result.notes.append(f"the sandbox holds {stats['records']} numbers, not {rows}")
+        if "duration_seconds" in summary:
+            result.tool_s = float(summary["duration_seconds"])
+        if summary.get("settled_rate") is not None:
+            result.notes.append(f"the tool settled on {summary['settled_rate']:.1f} req/s")
+        expected = "valid" if dry_run else "imported"
+        done = summary.get("counts", {}).get(expected)
+        if m.exit_code != 0 or done != rows:
+            last = m.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+            result.notes.append(f"BROKEN RUN: exit {m.exit_code}, {done} {expected}: {last[0]}")
+        return result, summary
+
+    def run_baseline(self, file: Path, rows: int, sandbox: Sandbox) -> Result:
+        """The naive loop (``benchmarks/naive_baseline.py``) against ``sandbox``."""
+        script = ROOT / "benchmarks" / "naive_baseline.py"
+        argv = [self.python, str(script), str(file), sandbox.url]
+        display = [shown(self.python), shown(script), shown(file), f"http://127.0.0.1:{SHOWN_PORT}"]
+        say(f"  naive-baseline: {shlex.join(shown(a) for a in argv)}")
+        busy_before = busy_cpu_s()
+        cpu_before = sandbox.cpu_s()
+        m = measure(argv, env=tool_env(), log=OUT / "logs" / "naive-baseline", timeout=self.timeout)
+        stats = sandbox.stats()
+        result = Result(
+            scenario="naive-baseline",
+            rows=rows,
+            wall_s=m.wall_s,
+            target="reference for no-limit",
+            passed=None,
+            peak_rss_mb=m.peak_rss_mb,
+            tool_cpu_s=m.cpu_s,
+            sandbox_cpu_s=sandbox.cpu_s() - cpu_before,
+            requests=int(stats["requests"]),
+            throttled=int(stats["by_status"].get("429", 0)),
+            commands=[
+                sandbox.command + " &",
+                f"SIGMAMIND_API_KEY={API_KEY} " + shlex.join(display),
+            ],
+        )
+        note_others(result, busy_before)
+        try:
+            report = json.loads(m.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            result.notes.append(f"BROKEN RUN: exit {m.exit_code}: {m.stderr.strip()[-200:]}")
+            result.passed = False
+            return result
+        result.rows_per_s = report["rows"] / report["seconds"]
+        result.notes.append(
+            f"rows/s from the loop alone ({report['seconds']:.2f} s, no start-up); "
+            f"answers {report['by_status']}"
+        )
+        if report["by_status"] != {"201": rows}:
+            result.notes.append("BROKEN RUN: not every answer was 201")
+            result.passed = False
+        return result
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (every core, every process)."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
+def note_others(result: Result, busy_before: float) -> None:
+    """How much CPU other processes (not the tool, not the sandbox) took during the run."""
+    ours = (result.tool_cpu_s or 0.0) + (result.sandbox_cpu_s or 0.0)
+    others = max(0.0, busy_cpu_s() - busy_before - ours)
+    result.notes.append(f"other processes used {others:.1f} CPU s during the run")
+
+
+def wait_idle(limit_s: float, busy_share: float = 0.15) -> None:
+    """Wait (up to ``limit_s``) until the machine is idle: other work skews the timings."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy = psutil.cpu_percent(interval=2.0) / 100
+        if busy <= busy_share:
+            return
+        if time.monotonic() >= deadline:
+            say(f"  warning: the machine is {busy:.0%} busy with other work; running anyway")
+            return
+        say(f"  waiting: the machine is {busy:.0%} busy with other work")
+
+
+def note_own_ratio(result: Result) -> None:
+    """The tool's own duration against the ideal: the ratio without interpreter start-up."""
+    if result.tool_s is not None and result.ideal_s:
+        result.notes.append(f"tool's own duration / ideal = {result.tool_s / result.ideal_s:.3f}")
+
+
+def broken(result: Result) -> bool:
+    return any(note.startswith("BROKEN RUN") for note in result.notes)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- scenarios --------------------------------------------------------------------------
+
+
+def known_limit(runner: Runner, sizes: Sizes) -> list[Result]:
+    """The API's limit is known: ``--rate`` equals it.  Wall near rows/limit, no 429."""
+    rows = sizes.limited
+    file = make_csv(rows)
+    with Sandbox(
+        runner.python, "known-limit", rate=SANDBOX_RATE, latency_ms=SANDBOX_LATENCY_MS
+    ) as sb:
+        result, _ = runner.run_tool(
+            "known-limit", file, rows, sb, concurrency=16, rate=SANDBOX_RATE
+        )
+    result.ideal_s = rows / SANDBOX_RATE
+    note_own_ratio(result)
+    result.target = f"wall ≤ {KNOWN_LIMIT_RATIO:.2f}× ideal, 0 429s"
+    ratio = result.ratio
+    result.passed = (
+        not broken(result)
+        and ratio is not None
+        and ratio <= KNOWN_LIMIT_RATIO
+        and result.throttled == 0
+    )
+    return [result]
+
+
+def unknown_limit(runner: Runner, sizes: Sizes) -> list[Result]:
+    """``--rate`` 10× above the API's real limit: the tool must find the limit."""
+    rows = sizes.limited
+    file = make_csv(rows)
+    with Sandbox(
+        runner.python, "unknown-limit", rate=SANDBOX_RATE, latency_ms=SANDBOX_LATENCY_MS
+    ) as sb:
+        result, _ = runner.run_tool("unknown-limit", file, rows, sb, concurrency=64, rate=1000)
+    result.ideal_s = rows / SANDBOX_RATE
+    note_own_ratio(result)
+    result.target = (
+        f"wall ≤ {UNKNOWN_LIMIT_RATIO:.2f}× ideal, 429s ≤ {UNKNOWN_LIMIT_429_SHARE:.0%} of requests"
+    )
+    ratio, requests, throttled = result.ratio, result.requests or 0, result.throttled or 0
+    result.passed = (
+        not broken(result)
+        and ratio is not None
+        and ratio <= UNKNOWN_LIMIT_RATIO
+        and requests > 0
+        and throttled <= UNKNOWN_LIMIT_429_SHARE * requests
+    )
+    return [result]
+
+
+def no_limit(runner: Runner, sizes: Sizes) -> list[Result]:
+    """No limit, 50 ms latency: the naive loop, then the tool, on the same sandbox."""
+    baseline_file = make_csv(sizes.baseline)
+    file = make_csv(sizes.no_limit)
+    with Sandbox(runner.python, "no-limit", latency_ms=SANDBOX_LATENCY_MS) as sb:
+        baseline = runner.run_baseline(baseline_file, sizes.baseline, sb)
+        sb.reset()
+        result, _ = runner.run_tool("no-limit", file, sizes.no_limit, sb, concurrency=64)
+    base_rate = baseline.rows_per_s or 0.0
+    rate = result.rows_per_s or 0.0
+    speedup = rate / base_rate if base_rate else 0.0
+    result.target = (
+        f"≥ {NO_LIMIT_ROWS_PER_S:.0f} rows/s and ≥ {NO_LIMIT_VS_BASELINE:.0f}× naive baseline"
+    )
+    result.notes.insert(0, f"{speedup:.1f}× the naive baseline ({base_rate:.1f} rows/s)")
+    result.passed = (
+        not broken(result)
+        and not broken(baseline)
+        and rate >= NO_LIMIT_ROWS_PER_S
+        and speedup >= NO_LIMIT_VS_BASELINE
+    )
+    return [baseline, result]
+
+
+def dry_run_1m(runner: Runner, sizes: Sizes) -> list[Result]:
+    """Validate a big CSV, sending nothing: seconds, and bounded memory."""
+    rows = sizes.dry_run
+    say(f"  (writing {rows:,} rows of input, once)")
+    file = make_csv(rows)
+    result, _ = runner.run_tool("dry-run-1m", file, rows, None, dry_run=True)
+    result.target = f"wall ≤ {DRY_RUN_WALL_S:g} s, peak RSS ≤ {DRY_RUN_RSS_MB:g} MB"
+    result.passed = (
+        not broken(result)
+        and result.wall_s <= DRY_RUN_WALL_S
+        and (result.peak_rss_mb or 0) <= DRY_RUN_RSS_MB
+    )
+    return [result]
+
+
+def memory(runner: Runner, sizes: Sizes) -> list[Result]:
+    """Import a small and a 10× larger file into a fast sandbox: memory must stay flat."""
+    results: list[Result] = []
+    for rows in (sizes.memory_small, sizes.memory_large):
+        name = f"memory-{rows // 1000}k" if rows % 1000 == 0 else f"memory-{rows}"
+        file = make_csv(rows)
+        with Sandbox(runner.python, name) as sb:
+            result, _ = runner.run_tool(name, file, rows, sb, concurrency=64)
+        results.append(result)
+    small, large = results
+    small.target = f"reference for {large.scenario}"
+    ratio = (large.peak_rss_mb or 0) / (small.peak_rss_mb or 1)
+    large.target = f"peak RSS ≤ {MEMORY_RSS_RATIO:g}× {small.scenario}"
+    large.notes.insert(0, f"peak RSS {ratio:.2f}× the {small.scenario} run")
+    large.passed = not broken(small) and not broken(large) and ratio <= MEMORY_RSS_RATIO
+    if broken(small):
+        small.passed = False
+    return results
+
+
+SCENARIOS = {
+    "known-limit": known_limit,
+    "unknown-limit": unknown_limit,
+    "no-limit": no_limit,  # runs the naive baseline first, on the same sandbox
+    "dry-run-1m": dry_run_1m,
+    "memory": memory,
+}
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _cpu(cpu_s: float | None, wall_s: float) -> str:
+    return "—" if cpu_s is None else f"{cpu_s:.1f} ({cpu_s / wall_s:.0%})"
+
+
+def table(results: Sequence[Result]) -> str:
+    """The markdown table, the notes, and the commands to reproduce each row."""
+    lines = [
+        "| # | scenario | rows | wall s | tool's own s | rows/s | ideal s | wall/ideal "
+        "| 429s (% of req) | peak RSS MB | tool CPU s (% core) | sandbox CPU s (% core) "
+        "| target | result |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for i, r in enumerate(results, 1):
+        if r.throttled is None:
+            throttled = "—"
+        else:
+            share = r.throttled / r.requests if r.requests else 0.0
+            throttled = f"{r.throttled} ({share:.1%})"
+        verdict = "—" if r.passed is None else ("PASS" if r.passed else "**FAIL**")
+        lines.append(
+            f"| {i} | {r.scenario} | {r.rows:,} | {r.wall_s:.2f} | {_num(r.tool_s, '.2f')} "
+            f"| {_num(r.rows_per_s, '.1f')} "
+            f"| {_num(r.ideal_s, '.1f')} | {_num(r.ratio, '.3f')} | {throttled} "
+            f"| {_num(r.peak_rss_mb, '.0f')} | {_cpu(r.tool_cpu_s, r.wall_s)} "
+            f"| {_cpu(r.sandbox_cpu_s, r.wall_s)} | {r.target} | {verdict} |"
+        )
+    lines += ["", "Notes:", ""]
+    lines += [
+        f"{i}. {r.scenario}: {'; '.join(r.notes)}" for i, r in enumerate(results, 1) if r.notes
+    ]
+    lines += ["", "Commands to reproduce (from the repository root):", ""]
+    for i, r in enumerate(results, 1):
+        lines.append(f"{i}. {r.scenario}:")
+        lines.append("")
+        lines.append("   ```sh")
+        lines += [f"   {c}" for c in r.commands]
+        lines.append("   ```")
+    return "\n".join(lines)
+
+
+def default_python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run the bulk-import benchmarks against the sandbox and print a table."
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: check that the script works"
+    )
+    parser.add_argument("--python", default=default_python(), help="interpreter for the tool")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds before a run is killed"
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="before each scenario, wait up to this long for other work to stop (default: 120)",
+    )
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every sandbox and tool process is stopped."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    (OUT / "logs").mkdir(parents=True, exist_ok=True)
+    runner = Runner(args.python, args.timeout)
+    names = args.only or list(SCENARIOS)
+    results: list[Result] = []
+    with sigterm_as_interrupt():
+        try:
+            for name in names:
+                say(f"{name}:")
+                wait_idle(args.wait_idle)
+                results += SCENARIOS[name](runner, sizes)
+        except KeyboardInterrupt:
+            say("interrupted: every process started here has been stopped")
+            return 130
+    report = table(results)
+    if args.quick:
+        report = "(--quick: reduced sizes, verdicts are indicative only)\n\n" + report
+    print(report)
+    (OUT / "results.md").write_text(report + "\n", encoding="utf-8")
+    (OUT / "results.json").write_text(
+        json.dumps([asdict(r) for r in results], indent=2) + "\n", encoding="utf-8"
+    )
+    return 0 if all(r.passed is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

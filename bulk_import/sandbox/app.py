@@ -1,0 +1,368 @@
+"""The sandbox's HTTP API: the SigmaMind phone-number endpoints, in memory.
+
+This module owns ``SandboxState`` (the stored numbers and the counters tests read) and
+``SandboxApp``, the ASGI application.  Its entry point does what applies to every API
+request (count it, wait ``latency_ms``, rate-limit, check ``X-API-Key``, count the
+answer's status) and hands the request to a Starlette router whose handlers implement
+SPEC section 1 with the validation rules of ``bulk_import.models.ImportRequest``.
+
+``/_sandbox/stats`` (GET) and ``/_sandbox/reset`` (POST) need no key, are not counted and
+are never delayed, limited or faulted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from bulk_import.models import E164, OPTIONAL_FIELDS, SIP_URI_RE, ImportRequest
+from bulk_import.sandbox.faults import (
+    TRANSPORT_KEY,
+    DropConnection,
+    Fault,
+    FaultDice,
+    RateLimiter,
+    SandboxConfig,
+    format_retry_after,
+)
+
+#: The fields of a stored number that the API answers with (never the trunk credentials).
+PUBLIC_FIELDS = (
+    "sipPhoneNumber",
+    "inboundAgentId",
+    "outboundAgentId",
+    "outboundPhoneNumber",
+    "active",
+    "terminationSipURI",
+    "friendlyName",
+)
+
+#: PATCH body name -> stored field name.
+PATCH_FIELDS = {
+    "friendlyName": "friendlyName",
+    "inboundAgentId": "inboundAgentId",
+    "outboundAgentId": "outboundAgentId",
+    "outboundPhoneNumber": "outboundPhoneNumber",
+    "terminationSipUri": "terminationSipURI",
+    "trunkUsername": "trunkUsername",
+    "trunkPassword": "trunkPassword",
+}
+
+Record = dict[str, Any]
+
+
+class PatchRequest(BaseModel):
+    """The body of ``PATCH /v1/phone-numbers/{phoneNumber}``: every field optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    friendlyName: str | None = Field(default=None, max_length=128)
+    inboundAgentId: str | None = Field(default=None, max_length=64)
+    outboundAgentId: str | None = Field(default=None, max_length=64)
+    outboundPhoneNumber: str | None = Field(default=None, pattern=E164)
+    terminationSipUri: str | None = Field(default=None, min_length=1, max_length=253)
+    trunkUsername: str | None = Field(default=None, min_length=1, max_length=128)
+    trunkPassword: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @field_validator("terminationSipUri")
+    @classmethod
+    def _sip_shape(cls, value: str | None) -> str | None:
+        if value is not None and not SIP_URI_RE.match(value):
+            raise ValueError("is not a SIP host or URI")
+        return value
+
+
+class SandboxState:
+    """Everything the sandbox holds; touched only from the server's event loop.
+
+    ``records`` maps a number to its stored record (JSON names, trunk credentials
+    included); ``created`` counts successful creations per number (a number deleted and
+    created again counts 2); ``attempts`` counts import requests per number in the body;
+    ``requests`` counts API requests and ``status_counts`` their answers by status;
+    ``faults`` counts injected faults by ``Fault`` value.  Setting ``reject_all`` makes
+    every import answer 400 (a refusal that is not a validation rule of ours).
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every number and counter; the rate limit and fault draws start over."""
+        self.records: dict[str, Record] = {}
+        self.created: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.requests = 0
+        self.status_counts: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.reject_all = False
+        rate = self.config.rate
+        self.limiter = RateLimiter(rate) if rate is not None else None
+        self.dice = FaultDice(self.config)
+
+    def stats(self) -> dict[str, Any]:
+        """The JSON of ``GET /_sandbox/stats``."""
+        return {
+            "created": dict(self.created),
+            "attempts": dict(self.attempts),
+            "requests": self.requests,
+            "by_status": {str(s): n for s, n in sorted(self.status_counts.items())},
+            "faults": dict(self.faults),
+            "records": len(self.records),
+        }
+
+
+def public(record: Record) -> Record:
+    """The API's view of a stored record."""
+    return {name: record.get(name) for name in PUBLIC_FIELDS}
+
+
+def message(status: int, text: str, **extra: Any) -> JSONResponse:
+    """An error answer: ``{"message": text, ...}``."""
+    return JSONResponse({"message": text, **extra}, status_code=status)
+
+
+def validation_errors(error: ValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as ``[{"field", "message"}]``, never echoing an input value."""
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        for e in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def unprocessable(errors: list[dict[str, str]]) -> JSONResponse:
+    """422 naming every invalid field."""
+    text = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return message(422, f"invalid request: {text}", errors=errors)
+
+
+def validate_import(body: Any) -> ImportRequest | list[dict[str, str]]:
+    """The import request in ``body``, or its errors.
+
+    The rules of ``ImportRequest``, and one more (SPEC section 1): an absent optional
+    field is left out, so an optional field sent as ``null`` or ``""`` is refused.
+    """
+    errors = [
+        {"field": name, "message": "an absent value must be left out, not sent as null or ''"}
+        for name in OPTIONAL_FIELDS
+        if isinstance(body, dict) and name in body and body[name] in (None, "")
+    ]
+    try:
+        request = ImportRequest.model_validate(body)
+    except ValidationError as exc:
+        named = {e["field"] for e in errors}
+        return errors + [e for e in validation_errors(exc) if e["field"] not in named]
+    return errors or request
+
+
+async def json_body(request: Request) -> Any:
+    """The request body parsed as JSON, or ``ValueError``."""
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("the body is not valid JSON") from exc
+
+
+class SandboxApp:
+    """The ASGI application; ``state`` and ``config`` are there for in-process tests."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config if config is not None else SandboxConfig()
+        self.state = SandboxState(self.config)
+        self._api_key = self.config.api_key.encode()
+        self._latency = self.config.latency_ms / 1000
+        self.router = Starlette(
+            routes=[
+                Route("/v1/phone-numbers/import", self.import_number, methods=["POST"]),
+                Route("/v1/phone-numbers", self.list_numbers, methods=["GET"]),
+                Route("/v1/phone-numbers/{number}", self.get_number, methods=["GET"]),
+                Route("/v1/phone-numbers/{number}", self.patch_number, methods=["PATCH"]),
+                Route("/v1/phone-numbers/{number}", self.delete_number, methods=["DELETE"]),
+                Route("/_sandbox/stats", self.stats, methods=["GET"]),
+                Route("/_sandbox/reset", self.reset, methods=["POST"]),
+            ]
+        )
+        self.router.state.sandbox = self.state
+
+    # -- entry point ---------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
+            await self.router(scope, receive, send)
+            return
+        state = self.state
+        state.requests += 1
+        # uvicorn's send is a bound method of the request cycle, which holds the transport.
+        scope[TRANSPORT_KEY] = getattr(getattr(send, "__self__", None), "transport", None)
+        if self._latency:
+            await asyncio.sleep(self._latency)
+
+        limit_headers: list[tuple[bytes, bytes]] = []
+        if state.limiter is not None:
+            wait = state.limiter.take()
+            limit_headers = state.limiter.headers()
+            if wait:
+                retry = format_retry_after(wait, self.config.decimal_retry_after)
+                response: Response = message(
+                    429, "rate limit exceeded", retry_after_seconds=round(wait, 3)
+                )
+                response.headers["Retry-After"] = retry
+                await self._answer(response, scope, receive, send, limit_headers)
+                return
+
+        key = next((v for k, v in scope["headers"] if k == b"x-api-key"), None)
+        if key != self._api_key:
+            response = (
+                message(401, "missing API key (X-API-Key header)")
+                if key is None
+                else message(403, "invalid API key")
+            )
+            await self._answer(response, scope, receive, send, limit_headers)
+            return
+
+        async def counted_send(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                state.status_counts[msg["status"]] += 1
+                if limit_headers:
+                    msg["headers"] = [*msg.get("headers", ()), *limit_headers]
+            await send(msg)
+
+        await self.router(scope, receive, counted_send)
+
+    async def _answer(
+        self,
+        response: Response,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        self.state.status_counts[response.status_code] += 1
+        response.raw_headers.extend(extra_headers)
+        await response(scope, receive, send)
+
+    # -- API endpoints -------------------------------------------------------------------
+
+    async def import_number(self, request: Request) -> Response:
+        """``POST /v1/phone-numbers/import``: validate, refuse duplicates, store, 201."""
+        state = self.state
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            body = None
+            parse_error: str | None = str(exc)
+        else:
+            parse_error = None
+        if isinstance(body, dict) and isinstance(body.get("phoneNumber"), str):
+            state.attempts[body["phoneNumber"]] += 1
+            state.bodies[body["phoneNumber"]] = body
+        if state.reject_all:
+            return message(400, "the API refuses this import (sandbox reject_all)")
+
+        fault = state.dice.roll()
+        if fault is not None and fault not in (Fault.DROP_AFTER_STORE, Fault.LATE):
+            state.faults[fault] += 1
+            return self._pre_store_fault(fault)
+
+        if parse_error is not None:
+            return message(400, parse_error)
+        req = validate_import(body)
+        if isinstance(req, list):
+            return unprocessable(req)
+        number = req.phone_number
+        if number in state.records:
+            return message(409, f"phone number {number} already exists")
+
+        record: Record = {
+            "sipPhoneNumber": number,
+            "inboundAgentId": req.inbound_agent_id,
+            "outboundAgentId": req.outbound_agent_id,
+            "outboundPhoneNumber": req.outbound_phone_number,
+            "active": True,
+            "terminationSipURI": req.termination_sip_uri,
+            "friendlyName": req.friendly_name if req.friendly_name is not None else number,
+            "trunkUsername": req.trunk_username,
+            "trunkPassword": req.trunk_password.get_secret_value(),
+        }
+        state.records[number] = record
+        state.created[number] += 1
+
+        if fault is Fault.DROP_AFTER_STORE:
+            state.faults[fault] += 1
+            return DropConnection()
+        if fault is Fault.LATE:
+            state.faults[fault] += 1
+            await asyncio.sleep(self.config.late_ms / 1000)
+        return JSONResponse(public(record), status_code=201)
+
+    def _pre_store_fault(self, fault: Fault) -> Response:
+        if fault is Fault.RESET:
+            return DropConnection()
+        if fault is Fault.FAIL:
+            return message(500, "internal error (injected by the sandbox)")
+        retry = format_retry_after(self.config.fault_retry_after, self.config.decimal_retry_after)
+        if fault is Fault.BURST_429:
+            response = message(429, "too many requests (burst, injected by the sandbox)")
+        else:
+            response = message(503, "service unavailable (injected by the sandbox)")
+        response.headers["Retry-After"] = retry
+        return response
+
+    async def list_numbers(self, request: Request) -> Response:
+        """``GET /v1/phone-numbers``: every stored number, in creation order."""
+        return JSONResponse([public(r) for r in self.state.records.values()])
+
+    async def get_number(self, request: Request) -> Response:
+        """``GET /v1/phone-numbers/{phoneNumber}``."""
+        number = request.path_params["number"]
+        record = self.state.records.get(number)
+        if record is None:
+            return message(404, f"phone number {number} not found")
+        return JSONResponse(public(record))
+
+    async def patch_number(self, request: Request) -> Response:
+        """``PATCH /v1/phone-numbers/{phoneNumber}``: change the fields sent, 200."""
+        number = request.path_params["number"]
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            return message(400, str(exc))
+        try:
+            patch = PatchRequest.model_validate(body)
+        except ValidationError as exc:
+            return unprocessable(validation_errors(exc))
+        record = self.state.records.get(number)
+        if record is None:
+            return message(404, f"phone number {number} not found")
+        for name, value in patch.model_dump(exclude_none=True).items():
+            record[PATCH_FIELDS[name]] = value
+        return JSONResponse(public(record))
+
+    async def delete_number(self, request: Request) -> Response:
+        """``DELETE /v1/phone-numbers/{phoneNumber}``: 204, or 404."""
+        number = request.path_params["number"]
+        if self.state.records.pop(number, None) is None:
+            return message(404, f"phone number {number} not found")
+        return Response(status_code=204)
+
+    # -- inspection ----------------------------------------------------------------------
+
+    async def stats(self, request: Request) -> Response:
+        """``GET /_sandbox/stats``: ``SandboxState.stats()``."""
+        return JSONResponse(self.state.stats())
+
+    async def reset(self, request: Request) -> Response:
+        """``POST /_sandbox/reset``: ``SandboxState.reset()``, 204."""
+        self.state.reset()
+        return Response(status_code=204)

@@ -1,0 +1,359 @@
+"""Submit: jobs in, one ``RowResult`` per started job out, each number imported exactly once.
+
+``submit`` runs ``concurrency`` workers; each pulls the next job from the (lazy) iterator
+only when it is free, so memory stays flat whatever the number of jobs.  Every request
+(POST, GET, PATCH and their retries) first takes a token from the shared ``RateLimiter``.
+
+One job (``_process_job``):
+
+1. POST, retried on 429, 500/502/503/504 and connection failures (``RetryPolicy``).
+2. 2xx -> ``imported``.  400/404/422 -> ``failed`` with the API's message.
+3. 409 (or "already exists"): if the row is *in doubt* -- an earlier attempt of this run
+   got no answer or a 5xx, or ``journal.in_doubt`` says an earlier run sent it unanswered --
+   GET the number: a record that ``matches`` the request was stored by that lost attempt,
+   so the row is ``imported``.  Otherwise ``--on-existing``: skip -> ``already_exists``,
+   fail -> ``failed``, update -> PATCH -> ``updated``.
+4. Retries exhausted -> ``failed`` ("no answer after 5 attempts: ..." /
+   "HTTP 503 after 5 attempts: ...").
+
+The run stops starting jobs and requests (in-flight requests finish and report) when:
+
+- the API rejects the key (401/403): the job is ``failed`` "API key rejected" and the
+  report's ``aborted`` is an ``AuthError``; with concurrency N at most N requests are sent;
+- a request exhausts its retries while no request of the run got a non-transient answer
+  since that request's first attempt (the API is down, not unlucky): ``UnreachableError``;
+- ``stop`` is set (SIGINT/SIGTERM).
+
+A started job cut short that way is ``not_attempted`` if it never got an HTTP answer (its
+error says why, and after how many unanswered attempts), else ``failed``.  Jobs never
+started are not reported: the caller marks them ``not_attempted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from .api import Answer, AnswerKind, SigmaMindAPI
+from .errors import ApiError, AuthError, ConnectionFailed, UnreachableError
+from .models import Job, OnExisting, RowResult, Status
+from .ratelimit import RateLimiter
+from .retry import RetryPolicy, Transient
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Journal(Protocol):
+    """The caller's durable record of rows sent without an answer."""
+
+    def sending(self, job: Job) -> None:
+        """Called right before every POST/PATCH for ``job``: mark the row "in doubt"."""
+
+    def in_doubt(self, job: Job) -> bool:
+        """True if an earlier run sent this row and never got an answer."""
+        ...
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    concurrency: int = 8
+    max_attempts: int = 5
+    on_existing: OnExisting = "skip"
+
+
+@dataclass
+class SubmitReport:
+    aborted: ApiError | None = None  # AuthError / UnreachableError when the run stopped early
+    requests: int = 0  # requests attempted, every kind and retry
+    throttled: int = 0  # 429 answers
+    settled_rate: float | None = None  # the limiter's rate at the end
+    started: int = 0  # jobs started (each got exactly one RowResult)
+    interrupted: bool = False  # ``stop`` was set
+
+
+class _Halted(Exception):
+    """No new request may start: the run is stopping."""
+
+
+@dataclass
+class _Row:
+    """What one job has seen so far."""
+
+    job: Job
+    in_doubt: bool
+    attempts: int = 0
+    http_status: int | None = None
+    answered: bool = False
+    last_error: str = ""
+
+    def result(self, status: Status, *, error: str = "", sip: str | None = None) -> RowResult:
+        return RowResult(
+            row=self.job.row,
+            phone_number=self.job.phone_number,
+            status=status,
+            sip_phone_number=sip or "",
+            http_status=self.http_status,
+            attempts=self.attempts,
+            error=error,
+        )
+
+
+async def submit(
+    jobs: Iterable[Job],
+    api: SigmaMindAPI,
+    options: SubmitOptions,
+    *,
+    journal: Journal,
+    on_result: Callable[[RowResult], None],
+    limiter: RateLimiter | None = None,
+    retry: RetryPolicy | None = None,
+    stop: asyncio.Event | None = None,
+) -> SubmitReport:
+    """Send every job (see the module docstring); returns the run's report."""
+    run = _Run(
+        api,
+        options,
+        journal,
+        limiter if limiter is not None else RateLimiter(None),
+        retry if retry is not None else RetryPolicy(max_attempts=options.max_attempts),
+        stop if stop is not None else asyncio.Event(),
+    )
+    return await run.run(iter(jobs), on_result)
+
+
+class _Run:
+    """One submit call: the worker pool, the shared counters and the halt switch."""
+
+    def __init__(
+        self,
+        api: SigmaMindAPI,
+        options: SubmitOptions,
+        journal: Journal,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        stop: asyncio.Event,
+    ) -> None:
+        self.api = api
+        self.options = options
+        self.journal = journal
+        self.limiter = limiter
+        self.policy = policy
+        self.stop = stop
+        self.report = SubmitReport()
+        self.halt_reason = ""
+        self.good_answers = 0  # non-transient HTTP answers so far (the API is working)
+        self._halt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fatal: BaseException | None = None
+
+    async def run(
+        self, jobs: Iterator[Job], on_result: Callable[[RowResult], None]
+    ) -> SubmitReport:
+        relay = asyncio.ensure_future(self._relay_stop())
+        try:
+            async with asyncio.TaskGroup() as workers:
+                for _ in range(max(1, self.options.concurrency)):
+                    workers.create_task(self._worker(jobs, on_result))
+        finally:
+            relay.cancel()
+        if self._fatal is not None:
+            raise self._fatal
+        self.report.settled_rate = self.limiter.current_rate
+        return self.report
+
+    async def _worker(self, jobs: Iterator[Job], on_result: Callable[[RowResult], None]) -> None:
+        try:
+            while not self.halted():
+                job = next(jobs, None)
+                if job is None:
+                    return
+                self.report.started += 1
+                on_result(await _process_job(self, job))
+        except Exception as exc:  # noqa: BLE001 - iterator/journal/on_result failed: re-raised
+            if self._fatal is None:
+                self._fatal = exc
+            self._set_halt("stopped by an error")
+
+    # -- halting ----------------------------------------------------------------------
+
+    def halted(self) -> bool:
+        if self.stop.is_set() and not self._halt.done():
+            self._on_stop()
+        return self._halt.done()
+
+    async def _relay_stop(self) -> None:
+        await self.stop.wait()
+        self._on_stop()
+
+    def _on_stop(self) -> None:
+        self.report.interrupted = True
+        self._set_halt("interrupted")
+
+    def abort(self, error: ApiError, reason: str) -> None:
+        if self.report.aborted is None:
+            log.error("aborting: %s", error)
+            self.report.aborted = error
+        self._set_halt(reason)
+
+    def _set_halt(self, reason: str) -> None:
+        if not self._halt.done():
+            self.halt_reason = reason
+            self._halt.set_result(None)
+
+    async def unless_halted(self, awaitable: Awaitable[T]) -> T:
+        """``await awaitable``, or raise ``_Halted`` as soon as the run halts."""
+        if self.halted():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise _Halted
+        task = asyncio.ensure_future(awaitable)
+        waiters: set[asyncio.Future[Any]] = {task, self._halt}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+        if task.cancelled() or not task.done():
+            raise _Halted
+        return task.result()
+
+    async def _sleep(self, seconds: float) -> None:
+        await self.unless_halted(self.policy.sleep(seconds))
+
+    # -- requests ---------------------------------------------------------------------
+
+    async def request(
+        self, row: _Row, send: Callable[[], Awaitable[Answer]], *, stores: bool
+    ) -> Answer:
+        """One request, retried: its final (non-transient) answer.
+
+        Raises the last ``Transient``/``ConnectionFailed`` when attempts run out (after
+        checking whether that means the API is unreachable), or ``_Halted``.
+        """
+        good_before = self.good_answers
+        try:
+            async for attempt in self.policy.retrying(sleep=self._sleep):
+                with attempt:
+                    return await self._attempt(row, send, stores=stores)
+        except (Transient, ConnectionFailed) as exc:
+            if self.good_answers == good_before:
+                what = "kept failing" if isinstance(exc, Transient) else "did not answer"
+                self.abort(
+                    UnreachableError(
+                        f"the API at {self.api.base_url} {what}: {_exhausted(exc, self.policy)}",
+                        hint="check --base-url, the network and the API's status",
+                    ),
+                    "run aborted: the API is unreachable",
+                )
+            raise
+        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
+
+    async def _attempt(
+        self, row: _Row, send: Callable[[], Awaitable[Answer]], *, stores: bool
+    ) -> Answer:
+        sent_at = await self.unless_halted(self.limiter.acquire())
+        if self.halted():
+            raise _Halted
+        if stores:
+            self.journal.sending(row.job)
+        row.attempts += 1
+        self.report.requests += 1
+        try:
+            answer = await send()
+        except ConnectionFailed as exc:
+            row.in_doubt = row.in_doubt or (stores and exc.maybe_sent)
+            row.last_error = exc.message
+            log.debug("row %d: %s", row.job.row, exc.message)
+            raise
+        row.http_status, row.answered = answer.status, True
+        if answer.rate_limit is not None:
+            self.limiter.observe(answer.rate_limit)
+        if answer.kind is AnswerKind.THROTTLED:
+            self.report.throttled += 1
+            self.limiter.on_throttled(answer.retry_after, sent_at=sent_at)
+        else:
+            self.limiter.on_success()
+        if not answer.ok:
+            row.last_error = f"HTTP {answer.status}: {answer.message}"
+        if answer.retryable:
+            row.in_doubt = row.in_doubt or (stores and answer.kind is AnswerKind.SERVER)
+            log.debug("row %d: %s", row.job.row, row.last_error)
+            raise Transient(answer.message, status=answer.status, retry_after=answer.retry_after)
+        self.good_answers += 1
+        if answer.kind is AnswerKind.AUTH:
+            self.abort(
+                AuthError(
+                    f"the API rejected the key (HTTP {answer.status}): "
+                    "check SIGMAMIND_API_KEY or --api-key-file"
+                ),
+                "run aborted: the API key was rejected",
+            )
+        return answer
+
+
+# -- one job -------------------------------------------------------------------------
+
+
+async def _process_job(run: _Run, job: Job) -> RowResult:
+    """The whole life of one job, as exactly one ``RowResult``."""
+    row = _Row(job, in_doubt=run.journal.in_doubt(job))
+    try:
+        return await _import(run, row)
+    except (Transient, ConnectionFailed) as exc:
+        return row.result(Status.FAILED, error=_exhausted(exc, run.policy))
+    except _Halted:
+        reason = run.halt_reason
+        if not row.answered:
+            detail = f" after {row.attempts} unanswered attempt(s)" if row.attempts else ""
+            return row.result(Status.NOT_ATTEMPTED, error=f"{reason}{detail}")
+        return row.result(Status.FAILED, error=f"{reason} (last: {row.last_error})")
+
+
+async def _import(run: _Run, row: _Row) -> RowResult:
+    req = row.job.request
+    answer = await run.request(row, lambda: run.api.create(req), stores=True)
+    if answer.kind is AnswerKind.OK:
+        return row.result(Status.IMPORTED, sip=_sip(answer))
+    if answer.kind is AnswerKind.EXISTS:
+        return await _existing(run, row)
+    if answer.kind is AnswerKind.AUTH:
+        return row.result(Status.FAILED, error="API key rejected")
+    return row.result(Status.FAILED, error=answer.message)
+
+
+async def _existing(run: _Run, row: _Row) -> RowResult:
+    """The number exists: ours from a lost attempt (-> imported), or --on-existing."""
+    req = row.job.request
+    found: Answer | None = None
+    if row.in_doubt:
+        found = await run.request(row, lambda: run.api.get(req.phone_number), stores=False)
+        if found.kind is AnswerKind.AUTH:
+            return row.result(Status.FAILED, error="API key rejected")
+        if found.record is not None and found.record.matches(req):
+            return row.result(Status.IMPORTED, sip=_sip(found))
+    mode = run.options.on_existing
+    if mode == "skip":
+        return row.result(Status.ALREADY_EXISTS, sip=_sip(found) if found else None)
+    if mode == "fail":
+        return row.result(Status.FAILED, error="already exists (--on-existing fail)")
+    patched = await run.request(row, lambda: run.api.update(req.phone_number, req), stores=True)
+    if patched.kind is AnswerKind.OK:
+        return row.result(Status.UPDATED, sip=_sip(patched))
+    if patched.kind is AnswerKind.AUTH:
+        return row.result(Status.FAILED, error="API key rejected")
+    return row.result(Status.FAILED, error=f"update failed: {patched.message}")
+
+
+def _sip(answer: Answer) -> str | None:
+    return answer.record.sip_phone_number if answer.record is not None else None
+
+
+def _exhausted(exc: Transient | ConnectionFailed, policy: RetryPolicy) -> str:
+    n = policy.max_attempts
+    attempts = f"{n} attempt" if n == 1 else f"{n} attempts"
+    if isinstance(exc, Transient):
+        return f"HTTP {exc.status} after {attempts}: {exc.message}"
+    return f"no answer after {attempts}: {exc.message}"

@@ -1,0 +1,216 @@
+"""Check rows: a ``RawRow`` becomes a ``Job`` (ready to send) or an ``invalid`` result.
+
+SPEC sections 3 and 4.  Phone numbers lose spaces, dashes, dots and brackets (and a
+``(0)`` after the country code); a leading ``00`` becomes ``+``; the result must be E.164
+(``+`` then 7 to 15 digits).  Digits without ``+`` are read only with a default region,
+through ``phonenumbers``, and must then be a valid number of that region.  Everything else
+is checked by ``ImportRequest`` (models.py); its errors are turned into one readable line,
+every problem of the row, each naming its column by JSON name, in field order::
+
+    phoneNumber: '4155552671' has no country code (+…); terminationSipURI: required
+
+The trunk password is never quoted in a message.  The same phone number later in the file
+is ``duplicate of row N``, whatever else is wrong with either row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import phonenumbers
+from pydantic import ValidationError
+
+from bulk_import.errors import MissingColumnsError, UsageError
+from bulk_import.load import match_header
+from bulk_import.models import (
+    E164_RE,
+    FIELD_BY_JSON,
+    FIELDS,
+    REQUIRED_FIELDS,
+    ImportRequest,
+    Job,
+    RawRow,
+    RowResult,
+    Status,
+)
+
+_ORDER = {spec.json: i for i, spec in enumerate(FIELDS)}
+_PHONE_FIELDS = tuple(spec.json for spec in FIELDS if spec.phone)
+_FIELDS_HINT = "fields: " + ", ".join(spec.json for spec in FIELDS)
+_QUOTE_LIMIT = 40
+
+# Spaces of every kind, dashes of every kind, dots and brackets: all dropped.
+_PHONE_NOISE = re.compile(r"[\s.()\[\]\-\u2010-\u2015\u2212]+")
+_TRUNK_ZERO = re.compile(r"^(\+|00)([1-9][0-9]{0,2})\s*\(0\)")
+_NO_CC_HINT = (
+    "has no country code (+…); if Excel dropped the '+', format the column as text "
+    "or use --default-region"
+)
+
+
+class PhoneError(ValueError):
+    """A phone number cell that cannot be read; the message is the readable problem."""
+
+
+def quote(value: str) -> str:
+    """A cell value for a message: quoted, at most ~40 characters, control chars escaped."""
+    if len(value) > _QUOTE_LIMIT:
+        value = value[:_QUOTE_LIMIT] + "…"
+    return repr(value)
+
+
+def check_columns(
+    columns: Collection[str], defaults: Collection[str], found_headers: Sequence[str]
+) -> None:
+    """Raise ``MissingColumnsError`` for required fields with neither column nor default."""
+    missing = [f for f in REQUIRED_FIELDS if f not in columns and f not in defaults]
+    if missing:
+        raise MissingColumnsError(missing, list(found_headers))
+
+
+def parse_defaults(items: Sequence[str]) -> dict[str, str]:
+    """``["field=value", ...]`` (from ``--default``) -> ``{JSON field name: value}``."""
+    defaults: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        json_name = match_header(name) if sep else None
+        if not sep or not name.strip():
+            raise UsageError(f"--default {item!r} is not of the form 'field=value'")
+        if json_name is None:
+            raise UsageError(f"--default {item!r}: {name!r} is not a field", hint=_FIELDS_HINT)
+        if FIELD_BY_JSON[json_name].secret:
+            raise UsageError(
+                "--default cannot set trunkPassword: it would be visible in ps; "
+                "use --trunk-password-env VAR or --trunk-password-file PATH"
+            )
+        if not value.strip():
+            raise UsageError(f"--default {json_name}=: the value is empty")
+        defaults[json_name] = value.strip()
+    return defaults
+
+
+def normalize_phone(text: str, region: str | None) -> str:
+    """A phone cell -> E.164 (``+14155552671``); raises ``PhoneError`` saying what is wrong."""
+    cleaned = _PHONE_NOISE.sub("", _TRUNK_ZERO.sub(r"\1\2", text.strip()))
+    if cleaned.startswith("00"):
+        cleaned = "+" + cleaned[2:]
+    if cleaned.startswith("+"):
+        if E164_RE.match(cleaned):
+            return cleaned
+        digits = cleaned[1:]
+        if not (digits.isascii() and digits.isdigit()):
+            raise PhoneError(f"{quote(text)} is not a phone number")
+        if digits.startswith("0"):
+            raise PhoneError(f"{quote(text)} is not E.164: a country code never starts with 0")
+        raise PhoneError(
+            f"{quote(text)} is not E.164: + then 7 to 15 digits ({len(digits)} digits)"
+        )
+    if not (cleaned.isascii() and cleaned.isdigit()):
+        raise PhoneError(f"{quote(text)} is not a phone number")
+    if region is None:
+        raise PhoneError(f"{quote(text)} {_NO_CC_HINT}")
+    region = region.upper()
+    try:
+        number = phonenumbers.parse(cleaned, region)
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneError(f"{quote(text)} is not a valid {region} number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError(f"{quote(text)} is not a valid {region} number")
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not E164_RE.match(e164):  # pragma: no cover - phonenumbers gives E.164
+        raise PhoneError(f"{quote(text)} is not a valid {region} number")
+    return e164
+
+
+class Validator:
+    """Checks the rows of one file, in order (it remembers numbers to find duplicates)."""
+
+    def __init__(
+        self, *, defaults: Mapping[str, str] | None = None, default_region: str | None = None
+    ) -> None:
+        given = (defaults or {}).items()
+        self.defaults = {k: t for k, v in given if k in FIELD_BY_JSON and (t := v.strip())}
+        self.region = _check_region(default_region)
+        self._seen: dict[str, int] = {}  # normalized phoneNumber -> first row
+
+    def check(self, raw: RawRow) -> Job | RowResult:
+        """A ``Job`` for a good row, else a ``RowResult`` with status ``invalid``."""
+        cells = {k: t for k, v in raw.values.items() if k in FIELD_BY_JSON and (t := v.strip())}
+        values = {**self.defaults, **cells}  # an empty cell is absent: the default applies
+        problems: dict[str, str] = {}
+        for name in _PHONE_FIELDS:
+            if name in values:
+                try:
+                    values[name] = normalize_phone(values[name], self.region)
+                except PhoneError as exc:
+                    problems[name] = str(exc)
+        phone = values.get("phoneNumber", "")
+        if "phoneNumber" in values and "phoneNumber" not in problems:
+            first = self._seen.setdefault(phone, raw.row)
+            if first != raw.row:
+                problems["phoneNumber"] = f"duplicate of row {first}"
+        body = {k: v for k, v in values.items() if k not in problems}
+        try:
+            request = ImportRequest.model_validate(body)
+        except ValidationError as exc:
+            for name, message in _describe(exc, body):
+                problems.setdefault(name, message)
+        else:
+            if not problems:
+                return Job(raw.row, request)
+        error = "; ".join(
+            f"{name}: {problems[name]}" for name in sorted(problems, key=_ORDER.__getitem__)
+        )
+        return RowResult(
+            row=raw.row,
+            phone_number=phone,
+            status=Status.INVALID,
+            error=error,
+        )
+
+
+def _check_region(region: str | None) -> str | None:
+    if region is None:
+        return None
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise UsageError(
+            f"--default-region {region!r} is not a known region",
+            hint="give a two-letter ISO 3166 country code such as US, GB or DE",
+        )
+    return code
+
+
+def _describe(exc: ValidationError, body: Mapping[str, str]) -> list[tuple[str, str]]:
+    """pydantic's errors as (JSON field name, readable problem); never the password."""
+    described: list[tuple[str, str]] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = str(error["loc"][0]) if error["loc"] else ""
+        spec = FIELD_BY_JSON.get(name)
+        if spec is None:
+            continue
+        value = body.get(name, "")
+        described.append(
+            (name, _problem(error["type"], error.get("ctx") or {}, value, spec.secret))
+        )
+    merged: dict[str, list[str]] = {}
+    for name, message in described:
+        merged.setdefault(name, []).append(message)
+    return [(name, ", ".join(messages)) for name, messages in merged.items()]
+
+
+def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool) -> str:
+    if kind == "missing" or (kind in {"string_too_short", "too_short"} and not value):
+        return "required"
+    if kind in {"string_too_long", "too_long"}:
+        limit = ctx.get("max_length", "?")
+        return f"longer than {limit} characters" + ("" if secret else f" ({len(value)})")
+    if secret:
+        return "not accepted"
+    if kind == "value_error" and "error" in ctx:
+        return f"{quote(value)} {ctx['error']}"
+    if kind == "string_pattern_mismatch":
+        return f"{quote(value)} is not E.164 (+ then 7 to 15 digits)"
+    return f"{quote(value)} is not accepted ({kind})"

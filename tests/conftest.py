@@ -1,0 +1,48 @@
+"""Shared fixtures: the API sandbox served over real loopback HTTP.
+
+- ``sandbox``: a ``SandboxServer`` with the default ``SandboxConfig`` (key
+  ``sandbox-key``, no rate limit, no latency, no faults), emptied before each test.  One
+  server serves the whole session, so it costs nothing per test.
+- ``sandbox_factory(**config)``: starts a fresh ``SandboxServer`` with
+  ``SandboxConfig(**config)`` (plus ``port=`` if given); call it as often as needed,
+  every server is stopped at teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bulk_import.sandbox import SandboxConfig, SandboxServer
+
+SandboxFactory = Callable[..., SandboxServer]
+
+
+@pytest.fixture(scope="session")
+def _shared_sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig()) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(_shared_sandbox: SandboxServer) -> SandboxServer:
+    """The default sandbox, with no numbers and zeroed counters."""
+    _shared_sandbox.state.reset()
+    return _shared_sandbox
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[SandboxFactory]:
+    """``sandbox_factory(rate=5, fail_rate=0.5, ...)`` -> a running ``SandboxServer``."""
+    servers: list[SandboxServer] = []
+
+    def start(*, port: int = 0, **config: Any) -> SandboxServer:
+        server = SandboxServer(SandboxConfig(**config), port=port).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
