@@ -111,8 +111,9 @@ class RateLimiter:
                         return self._granted(now)
                     interval = 1.0 / rate
                     wait = self._tat - (self._burst - 1.0) * interval - now
-                    if wait <= 0:
-                        self._tat = max(self._tat, now) + interval
+                    if wait <= 0:  # keep the schedule through a late wake-up, not an idle spell
+                        due = self._tat if now - self._tat < interval else now
+                        self._tat = due + interval
                         return self._granted(now)
                 await self._sleep(wait)
 

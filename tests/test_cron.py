@@ -93,37 +93,31 @@ def test_kill_9_then_resume_until_done(tmp_path: Path, sandbox_factory: Any) -> 
     results = tmp_path / "numbers.results.csv"
     rng = random.Random(1)
     args = ("run", str(path), "--base-url", api.url, "--concurrency", "8", "--no-progress")
-    kills = 0
-    for attempt in range(12):
+    # Kill at three random points (rows on disk), then resume until the run completes.
+    kill_points = sorted(rng.sample(range(20, 380), 3))
+    checks: list[tuple[set[str], dict[str, int]]] = []
+    for attempt, point in enumerate([*kill_points, None]):
         resume = ("--resume",) if attempt else ()
         proc = start_cli(*args, *resume, "--timeout", "2")
-        if kills < 3:
-            time.sleep(rng.uniform(1.0, 2.0))  # pandas import + some rows
-            if proc.poll() is None:
-                finished_before = {
-                    r["phone_number"] for r in _readable(results) if r["status"] == "imported"
-                }
-                sent_before = dict(api.state.attempts)
-                proc.kill()
-                proc.wait()
-                kills += 1
-                _check_not_resent = (finished_before, sent_before)
-                continue
-        _out, err = proc.communicate(timeout=120)
-        if proc.returncode == 0:
+        if point is None:
+            _out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
             break
-    else:
-        raise AssertionError("never finished")
-    assert kills >= 1
+        wait_for_results(results, point)
+        time.sleep(rng.uniform(0, 0.05))
+        finished = {r["phone_number"] for r in _readable(results) if r["status"] == "imported"}
+        checks.append((finished, dict(api.state.attempts)))
+        proc.kill()
+        proc.wait()
     rows = read_results(results)
     assert len(rows) == 400
-    assert {r["status"] for r in rows} == {"imported"}, err
+    assert {r["status"] for r in rows} == {"imported"}
     assert all(api.state.created[n] == 1 for n in numbers)
-    # Rows finished before the last kill were not sent again afterwards.
-    finished_before, sent_before = _check_not_resent
-    assert finished_before
-    for n in finished_before:
-        assert api.state.attempts[n] == sent_before[n], n
+    # Rows on disk before a kill were never sent again afterwards.
+    for finished, sent_before in checks:
+        assert len(finished) >= 20
+        for n in finished:
+            assert api.state.attempts[n] == sent_before[n], n
 
 
 def _readable(path: Path) -> list[dict[str, str]]:

@@ -99,14 +99,30 @@ def test_on_existing_fail_makes_failed_rows(tmp_path: Path, api: Any) -> None:
 
 
 def test_429_with_retry_after_is_waited_out(tmp_path: Path, sandbox_factory: Any) -> None:
-    api = sandbox_factory(api_key=API_KEY, rate=20, decimal_retry_after=True)
+    # Every 4th import is answered 429 + Retry-After: 0.3 s; all rows still go in.
+    api = sandbox_factory(
+        api_key=API_KEY, burst_429_every=4, fault_retry_after=0.3, decimal_retry_after=True
+    )
     path = tmp_path / "numbers.csv"
-    numbers = write_numbers(path, 40)
+    numbers = write_numbers(path, 24)
     summary = run_import(options(path, api.url, concurrency=8, max_attempts=10))
     assert summary.exit_code == 0, summary
-    assert summary.counts["imported"] == 40
-    assert api.state.status_counts.get(429, 0) > 0  # the limit was really hit
+    assert summary.counts["imported"] == 24
+    assert api.state.status_counts[429] >= 6  # the limit was really hit
+    assert summary.throttled == api.state.status_counts[429]
     assert all(api.state.created[n] == 1 for n in numbers)
+    # Each 429 paused every worker for its Retry-After: 6 pauses of 0.3 s at least.
+    assert summary.duration_seconds >= 0.3 * 6
+
+
+def test_a_rate_limited_api_is_not_overrun(tmp_path: Path, sandbox_factory: Any) -> None:
+    api = sandbox_factory(api_key=API_KEY, rate=50, decimal_retry_after=True)
+    path = tmp_path / "numbers.csv"
+    numbers = write_numbers(path, 60)
+    summary = run_import(options(path, api.url, concurrency=8, rate=500))
+    assert summary.exit_code == 0
+    assert all(api.state.created[n] == 1 for n in numbers)
+    assert api.state.status_counts[429] <= 3
 
 
 def test_500s_are_retried(tmp_path: Path, sandbox_factory: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import Workbook
@@ -24,9 +25,9 @@ def write(tmp_path: Path, name: str, data: str | bytes, encoding: str = "utf-8")
 
 def xlsx(
     tmp_path: Path,
-    rows: dict[int, list[object]],
+    rows: dict[int, list[Any]],
     name: str = "in.xlsx",
-    **sheets: dict[int, list[object]],
+    **sheets: dict[int, list[Any]],
 ) -> Path:
     """A workbook whose first sheet has ``rows`` at the given row numbers (1-based)."""
     book = Workbook()
@@ -204,7 +205,8 @@ def test_all_forms_of_headers(tmp_path: Path) -> None:
 
 
 def test_values_are_text_as_written(tmp_path: Path) -> None:
-    text = "Phone Number,Trunk Username,Trunk Password,Friendly Name,Inbound Agent ID,Outbound Agent ID\n"
+    text = "Phone Number,Trunk Username,Trunk Password,Friendly Name,"
+    text += "Inbound Agent ID,Outbound Agent ID\n"
     text += "00123,N/A,NA,null,none,1.50E+10\n"
     assert rows(open_table(write(tmp_path, "in.csv", text))) == [
         (
@@ -254,6 +256,13 @@ def test_chunks_shape(tmp_path: Path) -> None:
     assert list(frames[0].columns) == ["row", "phoneNumber", "friendlyName"]
     assert [int(r) for f in frames for r in f["row"]] == [2, 3, 4, 5, 6]
     assert all(isinstance(v, str) for f in frames for v in f["friendlyName"])
+
+
+def test_no_matched_columns(tmp_path: Path) -> None:
+    table = open_table(write(tmp_path, "in.csv", "Notes,Other\na,b\n,\n\nc,\n"))
+    assert table.columns == {}
+    assert table.ignored == ["Notes", "Other"]
+    assert rows(table) == [(2, {}), (5, {})]
 
 
 def test_chunks_can_be_read_twice(tmp_path: Path) -> None:

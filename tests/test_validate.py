@@ -18,7 +18,10 @@ from bulk_import.validate import (
 )
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-NO_CC = "has no country code (+…); if Excel dropped the '+', format the column as text or use --default-region"
+NO_CC = (
+    "has no country code (+…); "
+    "if Excel dropped the '+', format the column as text or use --default-region"
+)
 GOOD = {
     "phoneNumber": "+14155552671",
     "trunkUsername": "alice",
@@ -158,7 +161,8 @@ def test_every_problem_in_field_order() -> None:
 def test_all_required_missing() -> None:
     result = invalid({"friendlyName": "x"})
     assert result.error == (
-        "phoneNumber: required; trunkUsername: required; trunkPassword: required; terminationSipURI: required"
+        "phoneNumber: required; trunkUsername: required; "
+        "trunkPassword: required; terminationSipURI: required"
     )
     assert result.phone_number == ""
 
@@ -317,8 +321,8 @@ def test_check_columns() -> None:
     assert caught.value.missing == ["trunkPassword", "terminationSipURI"]
     assert caught.value.found == ["Phone", "Name", "Notes"]
     assert (
-        "missing required column(s): trunkPassword, terminationSipURI; the header has: 'Phone', 'Name', 'Notes'"
-        in str(caught.value)
+        "missing required column(s): trunkPassword, terminationSipURI; "
+        "the header has: 'Phone', 'Name', 'Notes'" in str(caught.value)
     )
 
 
