@@ -202,8 +202,12 @@ class Sandbox:
                 argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, start_new_session=True
             )
         assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
-        line = self._proc.stdout.readline().decode().strip() if ready else ""
+        try:
+            ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+            line = self._proc.stdout.readline().decode().strip() if ready else ""
+        except BaseException:  # Ctrl-C while it starts: stop it all the same
+            self.stop()
+            raise
         prefix = "sandbox listening on "
         if not line.startswith(prefix):
             self.stop()

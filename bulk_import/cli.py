@@ -23,9 +23,6 @@ from .config import (
     resolve_trunk_password,
 )
 from .errors import BulkImportError, UsageError
-from .load import parse_mapping
-from .runner import RunOptions, run_import
-from .validate import parse_defaults
 
 RUN_EXAMPLES = f"""\
 examples:
@@ -74,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("file", type=Path, metavar="FILE")
+    run.add_argument(
+        "file", type=Path, metavar="FILE", help="the spreadsheet: .csv, .tsv, .txt, .xlsx or .xlsm"
+    )
     io = run.add_argument_group("input and output")
     io.add_argument(
         "--output",
@@ -207,16 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-ms 50 --fail-rate 0.1\n  SIGMAMIND_API_KEY=test bulk-import run "
         "samples/phone_numbers.csv --base-url http://127.0.0.1:8080\n",
     )
-    sandbox.add_argument("--port", type=int, default=8080)
-    sandbox.add_argument(
-        "--api-key", default="sandbox-key", help="the key it accepts (a test value, not a secret)"
-    )
-    sandbox.add_argument("--rate", type=float, help="requests/second before 429")
-    sandbox.add_argument("--latency-ms", type=float, default=0.0)
-    sandbox.add_argument(
-        "--fail-rate", type=float, default=0.0, help="share of imports answered 500 (not stored)"
-    )
-    sandbox.add_argument("--seed", type=int)
+    from .sandbox.__main__ import add_arguments
+
+    add_arguments(sandbox)
+    sandbox.set_defaults(parser=sandbox)
     return parser
 
 
@@ -249,6 +242,11 @@ def _warn(text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here, so that --help and usage errors answer at once (pandas is slow to load).
+    from .load import parse_mapping
+    from .runner import RunOptions, run_import
+    from .validate import parse_defaults
+
     env = os.environ
     defaults = parse_defaults(args.default)
     password = resolve_trunk_password(args.trunk_password_env, args.trunk_password_file, env, _warn)
@@ -287,18 +285,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import SandboxConfig, serve
+    from .sandbox.__main__ import run
 
-    if not 0 < args.port < 65536:
-        raise UsageError("--port must be between 1 and 65535")
-    serve(
-        SandboxConfig(
-            api_key=args.api_key,
-            rate=args.rate,
-            latency_ms=args.latency_ms,
-            fail_rate=args.fail_rate,
-            seed=args.seed,
-        ),
-        args.port,
-    )
+    if not 0 <= args.port < 65536:
+        raise UsageError("--port must be between 0 and 65535")
+    run(args, args.parser)
     return 0

@@ -155,6 +155,10 @@ class RawRow:
     row: int
     values: dict[str, str]
 
+    def __repr__(self) -> str:
+        shown = {k: ("**********" if k == "trunkPassword" else v) for k, v in self.values.items()}
+        return f"RawRow(row={self.row}, values={shown})"
+
 
 @dataclass(frozen=True, slots=True)
 class Job:

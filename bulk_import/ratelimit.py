@@ -1,27 +1,27 @@
 """A token bucket shared by every worker, that finds the API's real rate limit (AIMD).
 
-Tokens are handed out on a schedule (GCRA: a token is due one interval after the last,
-``burst`` of them may come at once); waits are exact, testable with a fake clock and sleep.  A shared
-``pause`` (a 429's Retry-After) holds every worker, not only the one that was throttled.
+Tokens come on a schedule (GCRA: one every ``1/rate`` seconds, ``burst`` of them at once
+after an idle spell); waiters queue behind one that sleeps until the next is due.  Waits
+are exact, so tests check them with a fake clock and sleep.  ``pause`` holds every
+worker (a 429's Retry-After is for the client, not for one request).
 
-Adaptation, when ``adaptive``:
+Adaptation (``adaptive=True``):
 
-- ``on_throttled``: pause, then decrease the rate once per throttling episode: a 429 for a
-  request sent before the last decrease is the same episode.  The new rate is half of what
-  was really being sent (90 % of it when at or under an announced ``X-RateLimit-Limit``),
-  but not below 90 % of the rate the API accepted over the last second, nor above 95 %
-  of an announced limit.
-- ``on_success``: after each second without throttling, add ``max(1, 2 % of the start
-  rate)`` requests/second, up to the configured rate (and 95 % of an announced limit).
-- ``observe``: an announced limit caps the rate at once (read as per second: a limit per
-  minute or hour then simply does not bind); ``Remaining: 0`` pauses until ``Reset``;
-  a ``Remaining`` too low to last until ``Reset`` slows the rate until then.
-
-Until the first answer arrives (it may announce the limit), at most 10 requests/second
-are sent: a blind burst at a high ``--rate`` would only collect 429s.
-
-With ``rate=None`` there is no schedule until the API throttles; the rate is then set from
-what was being sent, and additive increase probes upward without a ceiling.
+- Warm-up: until the first answer, at most 10 requests/second: it may announce the limit,
+  and a blind burst at a high ``--rate`` would only collect 429s.
+- ``observe`` (``X-RateLimit-*``): an announced limit caps the rate at 95 % of it, read as
+  per second (a limit per minute or hour then simply does not bind); ``Remaining: 0``
+  pauses until ``Reset``; a ``Remaining`` too small to last until ``Reset`` at the current
+  rate slows it until then.
+- ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
+  before the last decrease belongs to it): to half of what was really being sent (90 %
+  at or under an announced limit), but not below 90 % of the rate the API accepted over
+  the last second (when that second had no pause), nor above an announced limit.  The
+  rate that was throttled is remembered.
+- ``on_success``: after each calm second, increase: by ``max(1, 2 % of the start rate,
+  5 % of the rate)`` while under 85 % of the last throttled rate, then by 1 % of the rate
+  (at least 1), up to the configured rate and an announced limit; with ``rate=None``
+  (no schedule until the first 429) there is no ceiling.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from collections.abc import Awaitable, Callable
 from .api import RateLimitInfo
 
 WINDOW = 1.0  # seconds: rates are measured over this window; increases come this often
-LIMIT_SHARE = 0.95  # of an announced limit: the highest rate the limiter will use
-GOODPUT_SHARE = 0.9  # a decrease never goes below this share of the accepted rate
+WARMUP_RATE = 10.0  # requests/second until the first answer
+LIMIT_SHARE = 0.95  # of an announced limit: the highest rate used
 DECREASE = 0.5  # multiplicative decrease on a 429 ...
-GENTLE_DECREASE = 0.9  # ... and at or under an announced limit
-WARMUP_RATE = 10.0  # requests/second until the first answer (which may announce a limit)
+GENTLE_DECREASE = 0.9  # ... at or under an announced limit (jitter, not an unknown limit)
+GOODPUT_SHARE = 0.9  # a decrease never goes below this share of the accepted rate
+CAUTION = 0.85  # of the last throttled rate: above it, increase slowly
 DEFAULT_PAUSE = 1.0  # a 429 without Retry-After pauses this long
 MAX_PAUSE = 120.0
 
@@ -65,21 +66,21 @@ class RateLimiter:
         self._adaptive = adaptive
         self._min_rate = min_rate
         self._configured = rate
-        self._rate = rate
-        self._step = max(1.0, 0.02 * rate) if rate is not None else 1.0
-        self._announced: float | None = None  # 95 % of X-RateLimit-Limit
-        self._cap: float | None = None  # from a low X-RateLimit-Remaining ...
-        self._cap_until = -math.inf  # ... until its Reset
+        self._rate = rate  # None: no schedule
+        self._lock = asyncio.Lock()
         self._tat = -math.inf  # when the next token is due (GCRA "theoretical arrival time")
         self._paused_until = -math.inf
+        self._warming = adaptive  # no answer yet
+        self._announced: float | None = None  # LIMIT_SHARE of X-RateLimit-Limit
+        self._cap: float | None = None  # from a low X-RateLimit-Remaining ...
+        self._cap_until = -math.inf  # ... until its Reset
+        self._throttled_at: float | None = None  # the rate of the last decrease's episode
         self._start = clock()
         self._last_change = self._start
         self._last_throttle = -math.inf
         self._last_decrease = -math.inf
         self._sent: deque[float] = deque()  # grant times within the last WINDOW
         self._accepted: deque[float] = deque()  # non-429 answer times within the last WINDOW
-        self._warming = True  # no answer yet
-        self._lock = asyncio.Lock()
 
     @property
     def current_rate(self) -> float | None:
@@ -87,19 +88,15 @@ class RateLimiter:
         rate = self._rate
         if self._cap is not None and self._clock() < self._cap_until:
             rate = self._cap if rate is None else min(rate, self._cap)
-        if self._warming and self._adaptive:
+        if self._warming:
             rate = WARMUP_RATE if rate is None else min(rate, WARMUP_RATE)
         return rate
-
-    @property
-    def paused_until(self) -> float:
-        return self._paused_until
 
     async def acquire(self) -> float:
         """Wait for a token; returns the (clock) time it was granted.
 
-        Waiters queue (FIFO) behind one that sleeps until the next token is due, and that
-        one looks again on waking: a pause, or a new rate, set meanwhile takes effect.
+        The waiter at the head of the queue sleeps until the next token is due and looks
+        again on waking, so a pause or a new rate set meanwhile takes effect.
         """
         async with self._lock:
             while True:
@@ -127,35 +124,17 @@ class RateLimiter:
     def on_throttled(
         self, retry_after: float | None = None, *, sent_at: float | None = None
     ) -> None:
-        """A 429: pause everyone, and (once per episode) decrease the rate.
+        """A 429: decrease the rate (once per episode), and pause everyone.
 
-        ``sent_at`` is the grant time ``acquire`` returned for the throttled request; a
-        429 for a request sent before the last decrease belongs to that decrease.  Without
-        it, decreases are at most one per second.
+        ``sent_at`` is the time ``acquire`` granted the throttled request; without it,
+        decreases are at most one per second.
         """
         now = self._clock()
         self._warming = False
         self._last_throttle = now
+        if self._adaptive and self._new_episode(now, sent_at):
+            self._decrease(now)
         self.pause(DEFAULT_PAUSE if retry_after is None else retry_after)
-        if not self._adaptive:
-            return
-        if sent_at is not None:
-            if sent_at < self._last_decrease:
-                return
-        elif now - self._last_decrease < WINDOW:
-            return
-        sent = self._measured(self._sent, now)
-        base = sent if self._rate is None else min(self._rate, sent or self._rate)
-        # Half, but only a tenth when at or under an announced limit: that 429 is jitter
-        # (or a drained burst), not a limit we do not know.
-        known = self._announced is not None and base <= self._announced
-        new = (GENTLE_DECREASE if known else DECREASE) * base
-        if now - self._start >= WINDOW:  # a full window: the accepted rate is meaningful
-            new = max(new, GOODPUT_SHARE * self._measured(self._accepted, now))
-        if self._announced is not None:
-            new = min(new, self._announced)
-        self._rate = max(self._min_rate, new)
-        self._last_decrease = self._last_change = now
 
     def on_success(self) -> None:
         """A non-429 answer: count it, and after a calm second, increase the rate."""
@@ -167,10 +146,14 @@ class RateLimiter:
             return
         if now - self._last_change < WINDOW or now - self._last_throttle < WINDOW:
             return
-        ceiling = min(self._configured or math.inf, self._announced or math.inf)
-        if self._rate < ceiling:
-            self._rate = min(ceiling, self._rate + self._step)
         self._last_change = now
+        rate = self._rate
+        if self._throttled_at is None or rate < CAUTION * self._throttled_at:
+            step = max(1.0, 0.02 * (self._configured or 0.0), 0.05 * rate)
+        else:
+            step = max(1.0, 0.01 * rate)
+        ceiling = min(self._configured or math.inf, self._announced or math.inf)
+        self._rate = max(rate, min(ceiling, rate + step))
 
     def observe(self, info: RateLimitInfo) -> None:
         """Use the API's ``X-RateLimit-*`` headers to slow down before a 429."""
@@ -193,6 +176,27 @@ class RateLimiter:
         if rate is None or budget < rate:
             self._cap = max(self._min_rate, budget)
             self._cap_until = now + info.reset
+
+    # -- internals --------------------------------------------------------------------
+
+    def _new_episode(self, now: float, sent_at: float | None) -> bool:
+        if sent_at is not None:
+            return sent_at >= self._last_decrease
+        return now - self._last_decrease >= WINDOW
+
+    def _decrease(self, now: float) -> None:
+        sent = self._measured(self._sent, now)
+        base = sent if self._rate is None else min(self._rate, sent or self._rate)
+        gentle = self._announced is not None and base <= self._announced
+        new = (GENTLE_DECREASE if gentle else DECREASE) * base
+        clean = now - self._start >= WINDOW and now - self._paused_until >= WINDOW
+        if clean:  # a full second without a pause: the accepted rate is meaningful
+            new = max(new, GOODPUT_SHARE * self._measured(self._accepted, now))
+        if self._announced is not None:
+            new = min(new, self._announced)
+        self._throttled_at = base
+        self._rate = max(self._min_rate, new)
+        self._last_decrease = self._last_change = now
 
     def _granted(self, now: float) -> float:
         self._sent.append(now)

@@ -55,7 +55,7 @@ class RunOptions:
     sheet: str | None = None
     encoding: str | None = None
     base_url: str = DEFAULT_BASE_URL
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     concurrency: int = 8
     rate: float | None = None
     max_attempts: int = 5
@@ -64,7 +64,7 @@ class RunOptions:
     resume: bool = False
     on_existing: OnExisting = "skip"
     mapping: dict[str, str] = field(default_factory=dict)
-    defaults: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict, repr=False)
     default_region: str | None = None
     summary_json: Path | None = None
     log_file: Path | None = None
@@ -304,7 +304,7 @@ async def _send(
 def _install(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
     if threading.current_thread() is not threading.main_thread():
         return []
-    installed = []
+    installed: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handler)

@@ -188,3 +188,17 @@ def test_run_log_lines(tmp_path: Path) -> None:
     assert lines[1].endswith(
         'row=2 number=+14155550002 status=failed http=422 attempts=1 error="bad\\nvalue"'
     )
+
+
+def test_no_secret_in_reprs() -> None:
+    from bulk_import.models import RawRow
+    from bulk_import.runner import RunOptions
+
+    raw = RawRow(2, {"phoneNumber": "+14155550002", "trunkPassword": "pw-secret"})
+    opts = RunOptions(
+        file=Path("x.csv"), api_key="key-secret", defaults={"trunkPassword": "pw-secret"}
+    )
+    request = job(2, "+14155550002")
+    for text in (repr(raw), repr(opts), repr(request), str(request.request)):
+        assert "pw-secret" not in text
+        assert "key-secret" not in text

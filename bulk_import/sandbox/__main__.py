@@ -1,4 +1,4 @@
-"""``python -m bulk_import.sandbox``: serve the sandbox in its own process (benchmarks).
+"""``python -m bulk_import.sandbox`` (and ``bulk-import sandbox``): serve the sandbox.
 
 Prints ``sandbox listening on http://127.0.0.1:PORT`` once it accepts connections.
 """
@@ -13,30 +13,49 @@ from bulk_import.sandbox.server import serve
 DEFAULTS = SandboxConfig()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the options, then serve until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m bulk_import.sandbox", description=__doc__)
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-key", default=DEFAULTS.api_key)
-    parser.add_argument("--rate", type=float, default=None, help="requests/second limit")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--fail-rate", type=float, default=0.0)
-    parser.add_argument("--unavailable-rate", type=float, default=0.0)
-    parser.add_argument("--reset-rate", type=float, default=0.0)
-    parser.add_argument("--drop-after-store-rate", type=float, default=0.0)
-    parser.add_argument("--late-rate", type=float, default=0.0)
-    parser.add_argument("--late-ms", type=float, default=DEFAULTS.late_ms)
-    parser.add_argument("--burst-429-every", type=int, default=None)
-    parser.add_argument("--fault-retry-after", type=float, default=DEFAULTS.fault_retry_after)
-    parser.add_argument("--decimal-retry-after", action="store_true")
-    parser.add_argument("--seed", type=int, default=None)
-    args = vars(parser.parse_args(argv))
-    port = args.pop("port")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sandbox's options, shared by both ways of starting it."""
+    add = parser.add_argument
+    add("--port", type=int, default=0, help="0 picks a free port (printed)")
+    add("--api-key", default=DEFAULTS.api_key, help="the key it accepts (a test value)")
+    add("--rate", type=float, default=None, help="requests/second before it answers 429")
+    add("--latency-ms", type=float, default=0.0, help="delay before every answer")
+    add("--fail-rate", type=float, default=0.0, help="share of imports answered 500")
+    add("--unavailable-rate", type=float, default=0.0, help="share answered 503 + Retry-After")
+    add("--reset-rate", type=float, default=0.0, help="share dropped before storing")
+    add(
+        "--drop-after-store-rate",
+        type=float,
+        default=0.0,
+        help="share stored, then the connection dropped without an answer",
+    )
+    add("--late-rate", type=float, default=0.0, help="share stored, then answered late")
+    add("--late-ms", type=float, default=DEFAULTS.late_ms, help="how late (ms)")
+    add("--burst-429-every", type=int, default=None, help="every Nth import answered 429")
+    add(
+        "--fault-retry-after",
+        type=float,
+        default=DEFAULTS.fault_retry_after,
+        help="Retry-After (s) of injected 429/503",
+    )
+    add("--decimal-retry-after", action="store_true", help="Retry-After with decimals")
+    add("--seed", type=int, default=None, help="repeatable fault draws")
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Build the config from parsed options and serve until Ctrl-C or SIGTERM."""
+    options = {k: v for k, v in vars(args).items() if k in SandboxConfig.__dataclass_fields__}
     try:
-        config = SandboxConfig(**args)
+        config = SandboxConfig(**options)
     except ValueError as exc:
         parser.error(str(exc))
-    serve(config, port)
+    serve(config, args.port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bulk_import.sandbox", description=__doc__)
+    add_arguments(parser)
+    run(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":
