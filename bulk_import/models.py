@@ -49,7 +49,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("inboundAgentId", "inbound_agent_id", "Inbound Agent ID", False, 64),
     FieldSpec("outboundAgentId", "outbound_agent_id", "Outbound Agent ID", False, 64),
     FieldSpec(
-        "outboundPhoneNumber", "outbound_phone_number", "Outbound Phone Number", False, 16,
+        "outboundPhoneNumber",
+        "outbound_phone_number",
+        "Outbound Phone Number",
+        False,
+        16,
         phone=True,
     ),
 )
