@@ -68,7 +68,7 @@ class RateLimiter:
         self._configured = rate
         self._rate = rate  # None: no schedule
         self._lock = asyncio.Lock()
-        self._tat = -math.inf  # when the next token is due (GCRA "theoretical arrival time")
+        self._due = -math.inf  # when the last token was due (GCRA); the next, one interval on
         self._paused_until = -math.inf
         self._warming = adaptive  # no answer yet
         self._announced: float | None = None  # LIMIT_SHARE of X-RateLimit-Limit
@@ -106,20 +106,18 @@ class RateLimiter:
                     rate = self.current_rate
                     if rate is None:
                         return self._granted(now)
-                    interval = 1.0 / rate
-                    wait = self._tat - (self._burst - 1.0) * interval - now
+                    interval = 1.0 / rate  # at the rate in force now, whatever came before
+                    due = self._due + interval
+                    wait = due - (self._burst - 1.0) * interval - now
                     if wait <= 0:  # keep the schedule through a late wake-up, not an idle spell
-                        due = self._tat if now - self._tat < interval else now
-                        self._tat = due + interval
+                        self._due = due if now - due < interval else now
                         return self._granted(now)
                 await self._sleep(wait)
 
     def pause(self, seconds: float) -> None:
-        """Hold every worker until ``seconds`` from now; then resume at the rate, not at once."""
+        """Hold every worker until ``seconds`` from now (at most ``MAX_PAUSE``)."""
         until = self._clock() + min(max(0.0, seconds), MAX_PAUSE)
-        if until > self._paused_until:
-            self._paused_until = until
-            self._tat = max(self._tat, until)
+        self._paused_until = max(self._paused_until, until)
 
     def on_throttled(
         self, retry_after: float | None = None, *, sent_at: float | None = None

@@ -20,8 +20,9 @@ The run stops starting jobs and requests (in-flight requests finish and report) 
 
 - the API rejects the key (401/403): the job is ``failed`` "API key rejected" and the
   report's ``aborted`` is an ``AuthError``; with concurrency N at most N requests are sent;
-- a request exhausts its retries while no request of the run got a non-transient answer
-  since that request's first attempt (the API is down, not unlucky): ``UnreachableError``;
+- the API looks down (``UnreachableError``): a request ran out of attempts while no request
+  got a usable (non-transient) answer, and either it could not even connect, or it is
+  the third request in a row to run out of attempts (one bad row alone does not abort);
 - ``stop`` is set (SIGINT/SIGTERM).
 
 A started job cut short that way is ``not_attempted`` if it never got an HTTP answer (its
@@ -45,6 +46,7 @@ from .retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+FAILING_STREAK = 3  # requests out of attempts, with no usable answer between: API down
 
 
 class Journal(Protocol):
@@ -146,6 +148,7 @@ class _Run:
         self.report = SubmitReport()
         self.halt_reason = ""
         self.good_answers = 0  # non-transient HTTP answers so far (the API is working)
+        self.failing_streak = 0  # requests out of attempts since the last such answer
         self._halt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fatal: BaseException | None = None
 
@@ -239,17 +242,29 @@ class _Run:
                 with attempt:
                     return await self._attempt(row, send, stores=stores)
         except (Transient, ConnectionFailed) as exc:
-            if self.good_answers == good_before:
-                what = "kept failing" if isinstance(exc, Transient) else "did not answer"
-                self.abort(
-                    UnreachableError(
-                        f"the API at {self.api.base_url} {what}: {_exhausted(exc, self.policy)}",
-                        hint="check --base-url, the network and the API's status",
-                    ),
-                    "run aborted: the API is unreachable",
-                )
+            self._exhausted(exc, answered_meanwhile=self.good_answers != good_before)
             raise
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
+
+    def _exhausted(self, exc: Transient | ConnectionFailed, *, answered_meanwhile: bool) -> None:
+        """Abort when attempts ran out because the API is down, not because of this row.
+
+        That is: no request got a usable answer while these attempts ran, and either they
+        could not even connect (no row can cause that), or ``FAILING_STREAK`` requests in a
+        row have now run out of attempts.
+        """
+        self.failing_streak += 1
+        could_not_connect = isinstance(exc, ConnectionFailed) and not exc.maybe_sent
+        if answered_meanwhile or not (could_not_connect or self.failing_streak >= FAILING_STREAK):
+            return
+        what = "kept failing" if isinstance(exc, Transient) else "did not answer"
+        self.abort(
+            UnreachableError(
+                f"the API at {self.api.base_url} {what}: {_exhausted(exc, self.policy)}",
+                hint="check --base-url, the network and the API's status",
+            ),
+            "run aborted: the API is unreachable",
+        )
 
     async def _attempt(
         self, row: _Row, send: Callable[[], Awaitable[Answer]], *, stores: bool
@@ -283,6 +298,7 @@ class _Run:
             log.debug("row %d: %s", row.job.row, row.last_error)
             raise Transient(answer.message, status=answer.status, retry_after=answer.retry_after)
         self.good_answers += 1
+        self.failing_streak = 0
         if answer.kind is AnswerKind.AUTH:
             self.abort(
                 AuthError(

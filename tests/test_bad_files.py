@@ -29,7 +29,7 @@ def _xlsx_with_formula(path: Path) -> None:
     wb.save(path)
 
 
-CASES: dict[str, tuple[str, Callable[[Path], None], int, str]] = {
+CASES: dict[str, tuple[str, Callable[[Path], object], int, str]] = {
     "empty": ("x.csv", lambda p: p.write_bytes(b""), 2, "header"),
     "header only": ("x.csv", lambda p: p.write_text(HEADER), 0, ""),
     "binary junk named xlsx": (

@@ -1,0 +1,281 @@
+"""RateLimiter: exact waits with a fake clock and sleep, shared pauses, AIMD adaptation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bulk_import.api import RateLimitInfo
+from bulk_import.ratelimit import RateLimiter
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps; every sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 9))
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def limiter(rate: float | None, t: FakeTime, **kw: object) -> RateLimiter:
+    return RateLimiter(rate, clock=t.clock, sleep=t.sleep, **kw)  # type: ignore[arg-type]
+
+
+def grants(lim: RateLimiter, n: int) -> list[float]:
+    async def go() -> list[float]:
+        return [round(await lim.acquire(), 9) for _ in range(n)]
+
+    return asyncio.run(go())
+
+
+def test_tokens_are_spaced_one_interval_apart() -> None:
+    t = FakeTime()
+    assert grants(limiter(10, t, adaptive=False), 3) == [0.0, 0.1, 0.2]
+    assert t.sleeps == [0.1, 0.1]
+
+
+def test_burst_allows_that_many_at_once_then_the_rate() -> None:
+    t = FakeTime()
+    assert grants(limiter(10, t, adaptive=False, burst=3), 4) == [0.0, 0.0, 0.0, 0.1]
+    assert t.sleeps == [0.1]
+
+
+def test_an_idle_spell_banks_no_more_than_the_burst() -> None:
+    t = FakeTime()
+    lim = limiter(10, t, adaptive=False)
+    grants(lim, 1)
+    t.now = 5.0
+    assert grants(lim, 2) == [5.0, 5.1]
+
+
+def test_unlimited_never_waits() -> None:
+    t = FakeTime()
+    lim = limiter(None, t, adaptive=False)
+    assert grants(lim, 100) == [0.0] * 100
+    assert t.sleeps == []
+    assert lim.current_rate is None
+
+
+def test_warm_up_sends_slowly_until_the_first_answer() -> None:
+    t = FakeTime()
+    lim = limiter(1000, t)
+    assert grants(lim, 2) == [0.0, 0.1]  # 10/s before any answer
+    lim.on_success()
+    assert grants(lim, 2) == [0.101, 0.102]
+    assert lim.current_rate == 1000
+
+
+def test_a_pause_holds_every_worker_and_then_resumes_at_the_rate() -> None:
+    t = FakeTime()
+    lim = limiter(10, t, adaptive=False)
+    lim.pause(1.5)
+
+    async def go() -> list[float]:
+        return list(await asyncio.gather(*(lim.acquire() for _ in range(3))))
+
+    assert [round(g, 9) for g in asyncio.run(go())] == [1.5, 1.6, 1.7]
+    assert t.sleeps == [1.5, 0.1, 0.1]
+
+
+def test_a_pause_set_while_waiting_for_a_token_is_honoured() -> None:
+    t = FakeTime()
+    lim = limiter(10, t, adaptive=False)
+    grants(lim, 1)
+
+    async def sleep_and_get_throttled(seconds: float) -> None:
+        if not t.sleeps:
+            lim.pause(1.0)  # another worker's 429 arrives while this one waits
+        await t.sleep(seconds)
+
+    lim._sleep = sleep_and_get_throttled
+    assert grants(lim, 1) == [1.0]
+    assert t.sleeps == [0.1, 0.9]
+
+
+def test_unlimited_still_honours_a_pause() -> None:
+    t = FakeTime()
+    lim = limiter(None, t)
+    lim.on_throttled(2.0, sent_at=0.0)
+    t.now = 0.5
+    lim.on_success()  # rate from what was sent: nothing, so the floor
+    assert grants(lim, 1) == [2.0]
+    assert t.sleeps == [1.5]
+
+
+def started(rate: float | None, t: FakeTime, **kw: object) -> RateLimiter:
+    lim = limiter(rate, t, **kw)
+    lim.on_success()  # end the warm-up
+    return lim
+
+
+def test_throttled_halves_the_rate_and_pauses_everyone() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    t.now = 2.0
+    lim.on_throttled(3.0, sent_at=2.0)
+    assert lim.current_rate == 50
+    assert grants(lim, 2) == [5.0, 5.02]
+
+
+def test_a_burst_of_429s_from_one_episode_decreases_once() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    t.now = 2.0
+    lim.on_throttled(0.0, sent_at=1.9)
+    lim.on_throttled(0.0, sent_at=1.95)  # sent before the decrease: same episode
+    assert lim.current_rate == 50
+    t.now = 2.5
+    lim.on_throttled(0.0, sent_at=2.1)  # sent after it, at the new rate: a new episode
+    assert lim.current_rate == 25
+
+
+def test_without_send_times_decreases_are_one_per_second() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    t.now = 2.0
+    lim.on_throttled(0.0)
+    t.now = 2.5
+    lim.on_throttled(0.0)
+    assert lim.current_rate == 50
+    t.now = 3.0
+    lim.on_throttled(0.0)
+    assert lim.current_rate == 25
+
+
+def test_decrease_is_floored_by_the_rate_the_api_accepted() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    for i in range(1, 81):  # 80 answers over the last second, no pause in it
+        t.now = 4.0 + i / 80
+        lim.on_success()
+    t.now = 5.0
+    lim.on_throttled(0.0, sent_at=5.0)
+    assert lim.current_rate == pytest.approx(72)  # 90 % of 80, not half of 100
+
+
+def test_decrease_uses_what_was_really_sent_not_an_unreached_rate() -> None:
+    t = FakeTime()
+    lim = started(1000, t)
+    for i in range(40):  # concurrency-bound: 40/s really sent
+        t.now = 2.0 + i * 0.025
+        asyncio.run(lim.acquire())
+    lim.on_throttled(0.0, sent_at=t.now)
+    assert lim.current_rate == pytest.approx(20)
+
+
+def test_the_rate_never_drops_below_min_rate() -> None:
+    t = FakeTime()
+    lim = started(2, t, min_rate=1.5)
+    for i in range(3):
+        t.now = 2.0 + 2 * i
+        lim.on_throttled(0.0, sent_at=t.now)
+    assert lim.current_rate == 1.5
+
+
+def test_additive_increase_after_calm_seconds_up_to_the_configured_rate() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    t.now = 2.0
+    lim.on_throttled(0.0, sent_at=2.0)
+    assert lim.current_rate == 50
+    t.now = 2.5
+    lim.on_success()  # less than a second since the 429: no increase
+    assert lim.current_rate == 50
+    t.now = 3.0
+    lim.on_success()
+    assert lim.current_rate == pytest.approx(52.5)  # + max(1, 2 % of 100, 5 % of 50)
+    for i in range(1, 60):
+        t.now = 3.0 + i
+        lim.on_success()
+    assert lim.current_rate == 100
+
+
+def test_near_the_throttled_rate_the_increase_is_slow() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    for i in range(1, 91):
+        t.now = 1.0 + i / 90
+        lim.on_success()
+    t.now = 2.0
+    lim.on_throttled(0.0, sent_at=2.0)  # throttled at 100; 90 % of 90 accepted = 81
+    assert lim.current_rate == pytest.approx(81)
+    t.now = 3.0
+    lim.on_success()
+    assert lim.current_rate == pytest.approx(85.05)  # under 85 % of 100: + 5 % of 81
+    t.now = 4.0
+    lim.on_success()
+    assert lim.current_rate == pytest.approx(86.05)  # above it: + max(1, 1 %)
+
+
+def test_announced_limit_caps_the_rate_at_95_percent() -> None:
+    t = FakeTime()
+    lim = limiter(1000, t)
+    lim.observe(RateLimitInfo(limit=100, remaining=50, reset=0.01))
+    assert lim.current_rate == 95
+    for i in range(1, 5):
+        t.now = i
+        lim.on_success()
+    assert lim.current_rate == 95
+
+
+def test_a_429_at_an_announced_limit_decreases_gently() -> None:
+    t = FakeTime()
+    lim = limiter(1000, t)
+    lim.observe(RateLimitInfo(limit=100))
+    t.now = 2.0
+    lim.on_throttled(1.0, sent_at=2.0)
+    assert lim.current_rate == pytest.approx(85.5)
+
+
+def test_remaining_zero_pauses_until_reset() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    lim.observe(RateLimitInfo(limit=1000, remaining=0, reset=0.75))
+    assert grants(lim, 1) == [0.75]
+
+
+def test_low_remaining_slows_down_until_reset() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    lim.observe(RateLimitInfo(remaining=5, reset=1.0))
+    assert lim.current_rate == 5
+    t.now = 1.0
+    assert lim.current_rate == 100
+
+
+def test_not_adaptive_pauses_but_keeps_its_rate() -> None:
+    t = FakeTime()
+    lim = limiter(100, t, adaptive=False)
+    lim.on_throttled(2.0, sent_at=0.0)
+    lim.observe(RateLimitInfo(limit=10))
+    assert lim.current_rate == 100
+    assert grants(lim, 1) == [2.0]
+
+
+def test_unknown_rate_is_set_from_what_was_sent_when_throttled() -> None:
+    t = FakeTime()
+    lim = started(None, t)
+    for _ in range(50):
+        asyncio.run(lim.acquire())
+        t.now += 0.01
+    lim.on_throttled(0.0, sent_at=t.now)
+    assert lim.current_rate == pytest.approx(50)  # half of 100/s really sent
+    for i in range(1, 4):
+        t.now = 1.0 + i
+        lim.on_success()
+    assert lim.current_rate is not None
+    assert lim.current_rate > 50
+
+
+def test_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(0)
