@@ -9,6 +9,7 @@ the traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _setup_logging(quiet=getattr(args, "quiet", False))
     try:
         if args.command == "sandbox":
             return _sandbox(args)
@@ -235,6 +237,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+class _Stderr(logging.Handler):
+    """Log records as ``bulk-import: message`` on whatever ``sys.stderr`` is now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"bulk-import: {record.getMessage()}", file=sys.stderr)
+
+
+def _setup_logging(*, quiet: bool) -> None:
+    """The package's own log messages (an abort's reason, say) go to stderr, one line each."""
+    logger = logging.getLogger("bulk_import")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())
+        logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
 
 
 def _warn(text: str) -> None:
