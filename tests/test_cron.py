@@ -200,3 +200,30 @@ def test_two_runs_on_one_output(tmp_path: Path, sandbox_factory: Any) -> None:
     # The lock died with the run: a third run goes through.
     third = run_cli("run", str(path), "--base-url", api.url, "--resume")
     assert third.code == 0, third.stderr
+
+
+def test_second_interrupt_stops_at_once(tmp_path: Path, sandbox_factory: Any) -> None:
+    api = sandbox_factory(api_key=API_KEY, latency_ms=2000)
+    path = tmp_path / "numbers.csv"
+    numbers = write_numbers(path, 12)
+    results = tmp_path / "numbers.results.csv"
+    proc = start_cli("run", str(path), "--base-url", api.url, "--concurrency", "4")
+    deadline = time.monotonic() + 30
+    while api.state.requests < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)  # four requests are in flight, each answered only after 2 s
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 1.5  # did not wait for the 2 s answers
+    rows = read_results(results)
+    assert len(rows) == 12
+    assert {r["status"] for r in rows} == {"not_attempted"}
+    # The cut requests may have been stored: the journal says so, and --resume reconciles.
+    time.sleep(2.1)
+    done = run_cli("run", str(path), "--base-url", api.url, "--resume", "--concurrency", "12")
+    assert done.code == 0, done.stderr
+    assert {r["status"] for r in read_results(results)} == {"imported"}
+    assert all(api.state.created[n] == 1 for n in numbers)
