@@ -119,6 +119,23 @@ class Table:
             if len(frame):  # a chunk of blank rows only
                 yield frame
 
+    def estimated_rows(self) -> int | None:
+        """About how many data rows there are (a progress bar's total), if cheap to know.
+
+        For a CSV, its line count less the header (blank lines and multi-line cells make
+        it approximate); for a workbook, None: its row count is not known without reading.
+        """
+        if not isinstance(self._reader, _CsvReader):
+            return None
+        lines = 0
+        try:
+            with self.path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    lines += block.count(b"\n")
+        except OSError:
+            return None
+        return max(lines - 1, 0)
+
     def rows(self) -> Iterator[RawRow]:
         """One ``RawRow`` per non-blank data row, holding only its non-empty cells."""
         for frame in self.chunks():

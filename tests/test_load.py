@@ -554,3 +554,13 @@ def test_xlsx_cells_beyond_the_header_are_ignored(tmp_path: Path) -> None:
 def test_rows_are_rawrows(tmp_path: Path) -> None:
     table = open_table(write(tmp_path, "in.csv", "Phone Number\n+14155550001\n"))
     assert list(table.rows()) == [RawRow(2, {"phoneNumber": "+14155550001"})]
+
+
+def test_estimated_rows_counts_csv_lines(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text("phoneNumber,trunkUsername\n+14155550001,u\n\n+14155550002,u\n")
+    assert open_table(path).estimated_rows() == 3  # blank lines count: an estimate
+    assert (
+        open_table(Path(__file__).parent.parent / "samples" / "phone_numbers.xlsx").estimated_rows()
+        is None
+    )
