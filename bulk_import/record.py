@@ -20,14 +20,18 @@ import json
 import os
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 from .errors import ResultsFileError
 from .models import DONE_STATUSES, Job, RowResult, Status
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESULT_COLUMNS = (
     "row",
@@ -369,3 +373,90 @@ class RunLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str, int]:
+    """Write results frames as the results file; return the count of each status.
+
+    A frame has the ``RESULT_COLUMNS``: ``row`` and ``attempts`` integers, the others text
+    (``""`` for none), as ``Validator.check_frame`` gives them.  The lines are exactly those
+    ``csv.writer`` writes for ``result_cells`` (defused, ``error`` on one line), with the
+    per-cell work done only on the cells that may need it.  The file is built beside
+    ``path`` as ``.<name>.tmp`` (owner-only) and moved over ``path`` once complete: a run
+    killed midway leaves the earlier results file (or none), never a half one.
+    """
+    counts = {s.value: 0 for s in Status}
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        out = _open_private(tmp, "w")
+    except OSError as exc:
+        raise ResultsFileError(
+            f"can't write the results file {path}: {exc.strerror}",
+            hint="choose another place with --output",
+        ) from exc
+    try:
+        with out:
+            out.write(",".join(RESULT_COLUMNS) + "\n")
+            for frame in frames:
+                out.write(_csv_lines(frame))
+                for status, n in Counter(frame["status"].tolist()).items():
+                    counts[status] += n
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _csv_lines(frame: pd.DataFrame) -> str:
+    """The results lines of ``frame``, each as ``csv.writer`` writes ``result_cells``."""
+    errors = [defuse(" ".join(e.split())) if e else e for e in frame["error"].tolist()]
+    columns = [  # numbers never need quoting; the text columns may
+        list(map(str, frame["row"].tolist())),
+        _csv_quoted(_defused(frame["phone_number"].tolist())),
+        _csv_quoted(frame["status"].tolist()),
+        _csv_quoted(_defused(frame["sip_phone_number"].tolist())),
+        _csv_quoted(frame["http_status"].tolist()),
+        _texts(frame["attempts"].tolist()),
+        _csv_quoted(errors),
+    ]
+    lines = "\n".join(map(",".join, zip(*columns, strict=True)))
+    return lines + "\n" if lines else ""
+
+
+# A line of a "\n"-joined column that ``defuse`` may change (a superset: "-1.5" is matched).
+_RISKY_LINE = re.compile(r"^(?:[=@\t\r]|[+-](?![0-9]+$))", re.MULTILINE)
+_CSV_SPECIAL = ',"\r\n'  # what may make csv quote a cell (a superset)
+
+
+def _defused(cells: list[str]) -> list[str]:
+    """``defuse`` each cell; one regex scan of the column when no cell can need it."""
+    if not any(cells):
+        return cells
+    joined = "\n".join(cells)
+    if joined.count("\n") == len(cells) - 1 and not _RISKY_LINE.search(joined):
+        return cells
+    return [defuse(c) for c in cells]
+
+
+def _texts(values: list[int]) -> list[str]:
+    """``str`` of each value, computed once per distinct value (``attempts`` is mostly 0)."""
+    text = {value: str(value) for value in set(values)}
+    return [text[value] for value in values]
+
+
+def _csv_quoted(cells: list[str]) -> list[str]:
+    """Each cell as it stands in a ``csv.writer`` line, quoted where csv would quote it."""
+    joined = "".join(cells)
+    if not any(ch in joined for ch in _CSV_SPECIAL):
+        return cells
+    return [_csv_cell(c) if c and any(ch in c for ch in _CSV_SPECIAL) else c for c in cells]
+
+
+def _csv_cell(cell: str) -> str:
+    """``cell`` as ``csv.writer`` writes it within a line (its own rules, so they agree)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow((cell, ""))
+    return buffer.getvalue()[: -len(",\n")]

@@ -16,19 +16,24 @@ is ``duplicate of row N``, whatever else is wrong with either row.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
 import phonenumbers
 from pydantic import ValidationError
 
 from bulk_import.errors import MissingColumnsError, UsageError
 from bulk_import.load import match_header
 from bulk_import.models import (
+    E164,
     E164_RE,
     FIELD_BY_JSON,
     FIELDS,
     REQUIRED_FIELDS,
+    SIP_URI_RE,
     ImportRequest,
     Job,
     RawRow,
@@ -170,6 +175,19 @@ class Validator:
             error=error,
         )
 
+    def check_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Check a ``Table.chunks()`` frame column-wise: one results row per input row.
+
+        The columns are those of the results file (``row``, ``phone_number``, ``status``,
+        ``sip_phone_number``, ``http_status``, ``attempts``, ``error``) and the status is
+        ``valid`` or ``invalid``, exactly as ``check`` row by row would give: rows that pass
+        every rule are found column by column, and every other row goes through ``check``
+        itself, so its message is the per-row one.
+        Give it the chunks of one file in order, with cells trimmed as ``chunks()`` yields
+        them; numbers are remembered across calls (and shared with ``check``) for duplicates.
+        """
+        return _check_frame(self, frame)
+
 
 def _check_region(region: str | None) -> str | None:
     if region is None:
@@ -214,3 +232,121 @@ def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool) -> str
     if kind == "string_pattern_mismatch":
         return f"{quote(value)} is not E.164 (+ then 7 to 15 digits)"
     return f"{quote(value)} is not accepted ({kind})"
+
+
+# --- column-wise (the dry run) -------------------------------------------------------
+
+_E164_FULL = re.compile(E164).fullmatch
+
+
+def _check_frame(validator: Validator, frame: pd.DataFrame) -> pd.DataFrame:
+    """``Validator.check_frame``: the rules column by column, ``check`` for the other rows."""
+    rows = frame["row"].to_numpy(dtype=np.int64)
+    size = len(rows)
+    plain = np.ones(size, dtype=bool)  # passes every rule looked at so far
+    phones = np.full(size, None, dtype=object)  # each row's readable phoneNumber, or None
+    for spec in FIELDS:
+        cells = _cells(frame, spec.json, validator.defaults.get(spec.json), size)
+        if cells is None:
+            plain &= not spec.required
+        elif spec.phone:
+            numbers = _phone_numbers(cells, validator.region)
+            readable = pd.notna(numbers)
+            plain &= readable if spec.required else readable | (_lengths(cells) == 0)
+            if spec.json == "phoneNumber":
+                phones = numbers
+        else:
+            if max(map(len, cells), default=0) > spec.max_length:
+                plain &= _lengths(cells) <= spec.max_length
+            if spec.required and not all(cells):
+                plain &= _lengths(cells) > 0
+            if spec.json == "terminationSipURI":
+                plain &= _each_distinct(SIP_URI_RE.match, cells)
+    readable = pd.notna(phones)
+    plain &= _first_rows(validator._seen, phones, rows, readable) == rows  # else a duplicate
+
+    phone_col = np.where(readable, phones, "")
+    status = np.full(size, Status.VALID.value, dtype=object)
+    error = np.full(size, "", dtype=object)
+    for i, checked in _check_rows(validator, frame, np.flatnonzero(~plain)):
+        phone_col[i] = checked.phone_number
+        if isinstance(checked, RowResult):
+            status[i] = checked.status.value
+            error[i] = checked.error
+    blank = np.full(size, "", dtype=object)
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "phone_number": phone_col,
+            "status": status,
+            "sip_phone_number": blank,
+            "http_status": blank,
+            "attempts": np.zeros(size, dtype=np.int64),
+            "error": error,
+        }
+    )
+
+
+def _cells(frame: pd.DataFrame, name: str, default: str | None, size: int) -> list[str] | None:
+    """The cells of one field, ``default`` in the empty ones; None if absent with no default."""
+    if name not in frame.columns:
+        return None if default is None else [default] * size
+    cells: list[str] = frame[name].tolist()
+    return cells if default is None else [c or default for c in cells]
+
+
+def _phone_numbers(cells: list[str], region: str | None) -> npt.NDArray[np.object_]:
+    """Each cell as ``normalize_phone`` gives it, or None (empty, or not a number)."""
+    numbers = [c if _E164_FULL(c) else _phone_or_none(c, region) for c in cells]
+    return np.array(numbers, dtype=object)
+
+
+def _phone_or_none(text: str, region: str | None) -> str | None:
+    """``normalize_phone``, or None for an empty or unreadable cell."""
+    if not text:
+        return None
+    try:
+        return normalize_phone(text, region)
+    except PhoneError:
+        return None
+
+
+def _first_rows(
+    seen: dict[str, int],
+    phones: npt.NDArray[np.object_],
+    rows: npt.NDArray[np.int64],
+    readable: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.int64]:
+    """The first row of each row's number, claiming it in ``seen`` if new, as ``check`` does.
+
+    Every readable number is claimed in row order, even on a row with other problems, so
+    ``check`` on a later row (or chunk) finds the same first row.
+    """
+    first = rows.copy()
+    numbers, at = phones[readable].tolist(), rows[readable].tolist()
+    first[readable] = np.fromiter(map(seen.setdefault, numbers, at), np.int64, len(at))
+    return first
+
+
+def _lengths(cells: list[str]) -> npt.NDArray[np.int64]:
+    return np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+
+
+def _each_distinct(test: Callable[[str], object], cells: list[str]) -> npt.NDArray[np.bool_]:
+    """``bool(test(cell))`` for each cell, calling ``test`` once per distinct value."""
+    passed = {value: bool(test(value)) for value in set(cells)}
+    return np.fromiter(map(passed.__getitem__, cells), dtype=bool, count=len(cells))
+
+
+def _check_rows(
+    validator: Validator, frame: pd.DataFrame, positions: npt.NDArray[np.intp]
+) -> Iterator[tuple[int, Job | RowResult]]:
+    """(position, ``check`` of that row) for the given positions of ``frame``."""
+    if not len(positions):
+        return
+    part = frame.iloc[positions]
+    names = [str(c) for c in part.columns if c != "row"]
+    columns = [part[name].tolist() for name in names]
+    for i, row, *cells in zip(positions.tolist(), part["row"].tolist(), *columns, strict=True):
+        values = {name: c for name, c in zip(names, cells, strict=True) if c}
+        yield i, validator.check(RawRow(row, values))
