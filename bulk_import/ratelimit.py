@@ -9,7 +9,8 @@ Adaptation (``adaptive=True``):
 
 - Warm-up: until the first answer, at most 10 requests/second: it may announce the limit,
   and a blind burst at a high ``--rate`` would only collect 429s.
-- ``observe`` (``X-RateLimit-*``): an announced limit caps the rate at 95 % of it, read as
+- ``observe`` (``X-RateLimit-*``): an announced limit caps the rate at 95 % of it (at
+  100 % when the configured rate is within it, the user's own choice), read as
   per second (a limit per minute or hour then simply does not bind); ``Remaining: 0``
   pauses until ``Reset``; a ``Remaining`` too small to last until ``Reset`` at the current
   rate slows it until then.
@@ -160,7 +161,11 @@ class RateLimiter:
         now = self._clock()
         self._warming = False
         if info.limit is not None and info.limit > 0:
-            self._announced = max(self._min_rate, LIMIT_SHARE * info.limit)
+            # A --rate within the announced limit is the user's choice: keep it.  Above it
+            # (the limit was unknown), stay a little under the limit.
+            within = self._configured is not None and self._configured <= info.limit
+            share = 1.0 if within else LIMIT_SHARE
+            self._announced = max(self._min_rate, share * info.limit)
             if self._rate is None or self._rate > self._announced:
                 self._rate = self._announced  # a decrease: 429s of earlier requests are its own
                 self._last_decrease = self._last_change = now

@@ -21,15 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .api import SigmaMindAPI
 from .config import DEFAULT_BASE_URL, check_base_url
 from .errors import ApiError, UsageError
 from .load import Table, open_table
 from .lock import RunLock
 from .models import OK_STATUSES, Job, OnExisting, RowResult, Status
 from .progress import Progress
-from .ratelimit import RateLimiter
 from .record import (
     Journal,
     ResultsWriter,
@@ -40,9 +39,10 @@ from .record import (
     write_results_frames,
     write_summary_json,
 )
-from .retry import RetryPolicy
-from .submit import SubmitOptions, SubmitReport, submit
 from .validate import Validator, check_columns
+
+if TYPE_CHECKING:
+    from .submit import SubmitReport
 
 EXIT_OK, EXIT_ROWS, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 3, 130
 
@@ -297,6 +297,12 @@ async def _send(
     opts: RunOptions, jobs: Iterator[Job], run: _Run, handle_signals: bool
 ) -> tuple[SubmitReport | None, bool]:
     """Submit ``jobs``; first SIGINT/SIGTERM drains in-flight rows, the second cuts."""
+    # Imported here: a dry run never loads the HTTP stack.
+    from .api import SigmaMindAPI
+    from .ratelimit import RateLimiter
+    from .retry import RetryPolicy
+    from .submit import SubmitOptions, submit
+
     stop = asyncio.Event()
     signals = 0
     loop = asyncio.get_running_loop()

@@ -279,3 +279,15 @@ def test_unknown_rate_is_set_from_what_was_sent_when_throttled() -> None:
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+def test_announced_limit_keeps_a_configured_rate_within_it() -> None:
+    from bulk_import.api import RateLimitInfo
+    from bulk_import.ratelimit import RateLimiter
+
+    within = RateLimiter(100.0)
+    within.observe(RateLimitInfo(limit=100, remaining=None, reset=None))
+    assert within.current_rate == 100.0  # the user's --rate, at the limit: kept
+    above = RateLimiter(1000.0)
+    above.observe(RateLimitInfo(limit=100, remaining=None, reset=None))
+    assert above.current_rate == 95.0  # unknown limit: a little under it

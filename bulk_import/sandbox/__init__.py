@@ -2,10 +2,32 @@
 
 ``SandboxConfig`` (faults.py) says how it behaves, ``SandboxApp`` (app.py) is the ASGI
 application and its ``SandboxState``, ``SandboxServer`` and ``serve`` (server.py) run it.
+Loaded lazily: the ``bulk-import`` command imports the web server only when it needs it.
 """
 
-from bulk_import.sandbox.app import SandboxApp, SandboxState
-from bulk_import.sandbox.faults import Fault, SandboxConfig
-from bulk_import.sandbox.server import SandboxServer, serve
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bulk_import.sandbox.app import SandboxApp, SandboxState
+    from bulk_import.sandbox.faults import Fault, SandboxConfig
+    from bulk_import.sandbox.server import SandboxServer, serve
+
+_WHERE = {
+    "SandboxApp": "app",
+    "SandboxState": "app",
+    "Fault": "faults",
+    "SandboxConfig": "faults",
+    "SandboxServer": "server",
+    "serve": "server",
+}
 
 __all__ = ["Fault", "SandboxApp", "SandboxConfig", "SandboxServer", "SandboxState", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 
 from bulk_import.sandbox.faults import SandboxConfig
-from bulk_import.sandbox.server import serve
 
 DEFAULTS = SandboxConfig()
 
@@ -45,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Build the config from parsed options and serve until Ctrl-C or SIGTERM."""
     options = {k: v for k, v in vars(args).items() if k in SandboxConfig.__dataclass_fields__}
+    from bulk_import.sandbox.server import serve
+
     try:
         config = SandboxConfig(**options)
     except ValueError as exc:
