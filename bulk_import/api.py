@@ -385,23 +385,16 @@ def _maybe_sent(exc: httpx.TransportError) -> bool:
 
 
 def _describe(exc: httpx.TransportError, timeout: float) -> str:
+    # httpx-aiohttp wraps aiohttp's error, whose type says more than httpx's: judge by it.
     cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError):
-        if isinstance(cause, aiohttp.SocketTimeoutError):
-            return f"no answer within {timeout:g} s (read timeout)"
-        if isinstance(cause, aiohttp.ConnectionTimeoutError):
-            return f"could not connect within {timeout:g} s"
-        detail = str(cause) or type(cause).__name__
-        if isinstance(cause, aiohttp.ClientConnectorError):
-            return f"could not connect: {detail}"
-        return f"connection failed: {detail}"
-    if isinstance(exc, httpx.ReadTimeout):
+    err: BaseException = cause if isinstance(cause, aiohttp.ClientError) else exc
+    if isinstance(err, aiohttp.SocketTimeoutError | httpx.ReadTimeout):
         return f"no answer within {timeout:g} s (read timeout)"
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(err, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
         return f"could not connect within {timeout:g} s"
-    if isinstance(exc, httpx.PoolTimeout):
+    if isinstance(err, httpx.PoolTimeout):
         return f"no free connection within {timeout:g} s"
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
+    detail = str(err) or type(err).__name__
+    if isinstance(err, aiohttp.ClientConnectorError | httpx.ConnectError):
         return f"could not connect: {detail}"
     return f"connection failed: {detail}"

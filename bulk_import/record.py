@@ -127,28 +127,27 @@ class ResultsWriter:
 def read_results_csv(path: Path) -> Iterator[RowResult]:
     """Read a results file written by an earlier run, tolerating a torn last line."""
     try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        f = path.open(encoding="utf-8-sig", errors="replace", newline="")
     except OSError as exc:
         raise ResultsFileError(f"can't read the earlier results file {path}: {exc}") from exc
-    for record in csv.DictReader(io.StringIO(text)):
-        try:
-            status = Status(record.get("status") or "")
-            row = int(record.get("row") or "")
-        except ValueError:
-            continue  # a torn or foreign line: the row is simply sent again
-        phone = (record.get("phone_number") or "").lstrip("'")
-        http = record.get("http_status") or ""
-        yield RowResult(
-            row=row,
-            phone_number=phone,
-            status=status,
-            sip_phone_number=(record.get("sip_phone_number") or "").lstrip("'"),
-            http_status=int(http) if http.isdigit() else None,
-            attempts=int(record.get("attempts") or 0)
-            if (record.get("attempts") or "").isdigit()
-            else 0,
-            error=record.get("error") or "",
-        )
+    with f:
+        for record in csv.DictReader(f):
+            try:
+                status = Status(record.get("status") or "")
+                row = int(record.get("row") or "")
+            except ValueError:
+                continue  # a torn or foreign line: the row is simply sent again
+            http = record.get("http_status") or ""
+            attempts = record.get("attempts") or ""
+            yield RowResult(
+                row=row,
+                phone_number=(record.get("phone_number") or "").lstrip("'"),
+                status=status,
+                sip_phone_number=(record.get("sip_phone_number") or "").lstrip("'"),
+                http_status=int(http) if http.isdigit() else None,
+                attempts=int(attempts) if attempts.isdigit() else 0,
+                error=record.get("error") or "",
+            )
 
 
 _SCHEMA = """

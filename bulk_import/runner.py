@@ -103,19 +103,23 @@ class _Run:
     """The state of one run: where each finished row goes."""
 
     def __init__(
-        self, opts: RunOptions, journal: Journal, writer: ResultsWriter, say: Callable[[str], None]
+        self,
+        opts: RunOptions,
+        journal: Journal,
+        writer: ResultsWriter,
+        log: RunLog,
+        progress: Progress,
+        say: Callable[[str], None],
     ) -> None:
         self.opts = opts
         self.journal = journal
         self.writer = writer
-        self.log = RunLog(opts.log_file)
-        self.progress = Progress(None, enabled=opts.progress)
+        self.log = log
+        self.progress = progress
         self.pending: dict[int, Job] = {}
-        self.rows = 0
         self.say = say
 
     def finish(self, result: RowResult, *, durable: bool = True) -> None:
-        self.rows += 1
         self.journal.record(result, durable=durable)
         self.writer.append(result)
         self.progress.update(result)
@@ -136,11 +140,6 @@ class _Run:
                 if earlier is not None:
                     self.finish(earlier, durable=False)
                     continue
-            if self.opts.dry_run:
-                self.finish(
-                    RowResult(checked.row, checked.phone_number, Status.VALID), durable=False
-                )
-                continue
             self.pending[checked.row] = checked
             yield checked
 
@@ -194,14 +193,18 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             return _dry_run(opts, table, validator, say, started, t0)
         had_journal = journal_path(results_path).exists()
         journal = Journal(journal_path(results_path), resume=opts.resume)
-        if opts.resume and results_path.exists():
-            journal.import_previous(read_results_csv(results_path))
-        elif opts.resume and not had_journal:
-            say(f"note: --resume: no earlier results at {results_path}; sending every row")
+        if opts.resume and not had_journal:
+            # The journal has every done row; without it, the results file is what is left.
+            if results_path.exists():
+                journal.import_previous(read_results_csv(results_path))
+            else:
+                say(f"note: --resume: no earlier results at {results_path}; sending every row")
         writer = ResultsWriter(results_path)
-        run = _Run(opts, journal, writer, say)
-        run.log.line(
-            f"start file={opts.file} results={results_path} dry_run={opts.dry_run} "
+        log = RunLog(opts.log_file)
+        progress = Progress(table.estimated_rows(), enabled=opts.progress)
+        run = _Run(opts, journal, writer, log, progress, say)
+        log.line(
+            f"start file={opts.file} results={results_path} dry_run=False "
             f"resume={opts.resume} on_existing={opts.on_existing}"
         )
         checked = (validator.check(raw) for raw in table.rows())
@@ -224,27 +227,16 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             writer.finalize(journal.results_in_order())
             counts = _counts(journal)
             journal.close()
-        exit_code = _exit_code(counts, aborted, interrupted)
-        summary = Summary(
-            rows=run.rows,
-            counts=counts,
-            results=str(results_path),
-            exit_code=exit_code,
-            started_at=started.isoformat(timespec="seconds"),
-            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            duration_seconds=round(time.monotonic() - t0, 3),
-            dry_run=opts.dry_run,
-            requests=report.requests if report else 0,
-            throttled=report.throttled if report else 0,
-            settled_rate=report.settled_rate if report else None,
-            aborted=str(aborted) if aborted else None,
+        return _summarize(
+            opts,
+            log,
+            counts,
+            started,
+            t0,
+            report=report,
+            aborted=aborted,
             interrupted=interrupted,
         )
-        run.log.line(f"end exit={exit_code} {summary.line()}")
-        run.log.close()
-        if opts.summary_json is not None:
-            write_summary_json(summary, opts.summary_json)
-        return summary
 
 
 #: Rows per chunk in the dry run: larger chunks make the column-wise checks cheaper.
@@ -267,27 +259,48 @@ def _dry_run(
     """
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
-    results_path = opts.results_path
     log = RunLog(opts.log_file)
+    log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
     try:
-        log.line(f"start file={opts.file} results={results_path} dry_run=True")
         table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
         frames = (validator.check_frame(frame) for frame in table.chunks())
-        counts = write_results_frames(results_path, frames)
-        exit_code = _exit_code(counts, None, False)
-        summary = Summary(
-            rows=sum(counts.values()),
-            counts=counts,
-            results=str(results_path),
-            exit_code=exit_code,
-            started_at=started.isoformat(timespec="seconds"),
-            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            duration_seconds=round(time.monotonic() - t0, 3),
-            dry_run=True,
-        )
-        log.line(f"end exit={exit_code} {summary.line()}")
-    finally:
+        counts = write_results_frames(opts.results_path, frames)
+    except BaseException:
         log.close()
+        raise
+    return _summarize(opts, log, counts, started, t0)
+
+
+def _summarize(
+    opts: RunOptions,
+    log: RunLog,
+    counts: dict[str, int],
+    started: datetime,
+    t0: float,
+    *,
+    report: SubmitReport | None = None,
+    aborted: ApiError | None = None,
+    interrupted: bool = False,
+) -> Summary:
+    """The run's summary: built once, logged as the end line, and written as JSON."""
+    exit_code = _exit_code(counts, aborted, interrupted)
+    summary = Summary(
+        rows=sum(counts.values()),
+        counts=counts,
+        results=str(opts.results_path),
+        exit_code=exit_code,
+        started_at=started.isoformat(timespec="seconds"),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        duration_seconds=round(time.monotonic() - t0, 3),
+        dry_run=opts.dry_run,
+        requests=report.requests if report else 0,
+        throttled=report.throttled if report else 0,
+        settled_rate=report.settled_rate if report else None,
+        aborted=str(aborted) if aborted else None,
+        interrupted=interrupted,
+    )
+    log.line(f"end exit={exit_code} {summary.line()}")
+    log.close()
     if opts.summary_json is not None:
         write_summary_json(summary, opts.summary_json)
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import subprocess
@@ -92,3 +93,19 @@ def assert_no_secrets(*texts: str, secrets: Sequence[str] = (PASSWORD, API_KEY))
 
 def files_text(*paths: Path) -> list[str]:
     return [p.read_text(encoding="utf-8", errors="replace") for p in paths if p.exists()]
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps; every sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 9))
+        self.now += seconds
+        await asyncio.sleep(0)

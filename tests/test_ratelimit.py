@@ -9,21 +9,7 @@ import pytest
 from bulk_import.api import RateLimitInfo
 from bulk_import.ratelimit import RateLimiter
 
-
-class FakeTime:
-    """A clock that only moves when something sleeps; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 9))
-        self.now += seconds
-        await asyncio.sleep(0)
+from support import FakeTime
 
 
 def limiter(rate: float | None, t: FakeTime, **kw: object) -> RateLimiter:

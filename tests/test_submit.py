@@ -19,6 +19,8 @@ from bulk_import.ratelimit import RateLimiter
 from bulk_import.retry import RetryPolicy
 from bulk_import.submit import SubmitOptions, SubmitReport, submit
 
+from support import FakeTime
+
 KEY = "sk-test-3b9c1d2e7f"
 PASSWORD = "Pw-9f8e7d6c5b4a"
 
@@ -42,22 +44,6 @@ def job(i: int, **extra: str) -> Job:
 
 def jobs(n: int) -> list[Job]:
     return [job(i) for i in range(n)]
-
-
-class FakeTime:
-    """A virtual clock: sleeping advances it at once (no real waiting)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 9))
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 class FakeAPI:
