@@ -227,6 +227,22 @@ def test_above_the_rate_answers_429_with_retry_after_and_ratelimit_headers(
     assert sb.state.status_counts[429] == 1
 
 
+@pytest.mark.parametrize(
+    ("announce", "on_201", "on_429"), [("429", False, True), ("none", False, False)]
+)
+def test_rate_headers_only_on_429s_or_never(
+    sandbox_factory: Factory, announce: str, on_201: bool, on_429: bool
+) -> None:
+    sb = sandbox_factory(rate=2, rate_headers=announce)
+    with httpx.Client(base_url=sb.url, headers=KEY) as c:
+        ok = post(c, body())
+        limited = post(c, body(number="+14155552672"))
+    assert (ok.status_code, limited.status_code) == (201, 429)
+    assert limited.headers["Retry-After"] == "1"
+    assert ("X-RateLimit-Limit" in ok.headers) is on_201
+    assert ("X-RateLimit-Limit" in limited.headers) is on_429
+
+
 def test_decimal_retry_after_and_refill(sandbox_factory: Factory) -> None:
     sb = sandbox_factory(rate=10, decimal_retry_after=True)  # bucket of 1
     with httpx.Client(base_url=sb.url, headers=KEY) as c:
@@ -318,6 +334,8 @@ def test_fault_rates_must_add_up_to_at_most_one() -> None:
         SandboxConfig(fail_rate=0.6, reset_rate=0.6)
     with pytest.raises(ValueError, match="rate"):
         SandboxConfig(rate=0)
+    with pytest.raises(ValueError, match="rate_headers"):
+        SandboxConfig(rate=1, rate_headers="sometimes")  # type: ignore[arg-type]
 
 
 # -- running it --------------------------------------------------------------------------------
@@ -348,3 +366,12 @@ def test_runs_in_its_own_process() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_the_cli_parser_does_not_import_the_web_stack() -> None:
+    code = (
+        "import sys; from bulk_import.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('starlette', 'uvicorn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

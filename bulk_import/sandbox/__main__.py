@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from bulk_import.sandbox.faults import SandboxConfig
+from bulk_import.sandbox.config import RATE_HEADERS, SandboxConfig
 
 DEFAULTS = SandboxConfig()
 
@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--port", type=int, default=0, help="0 picks a free port (printed)")
     add("--api-key", default=DEFAULTS.api_key, help="the key it accepts (a test value)")
     add("--rate", type=float, default=None, help="requests/second before it answers 429")
+    add(
+        "--rate-headers",
+        choices=RATE_HEADERS,
+        default=DEFAULTS.rate_headers,
+        help="send X-RateLimit-* on every answer, on 429s only, or never (default: %(default)s)",
+    )
     add("--latency-ms", type=float, default=0.0, help="delay before every answer")
     add("--fail-rate", type=float, default=0.0, help="share of imports answered 500")
     add("--unavailable-rate", type=float, default=0.0, help="share answered 503 + Retry-After")

@@ -25,13 +25,12 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from bulk_import.models import E164, OPTIONAL_FIELDS, SIP_URI_RE, ImportRequest
+from bulk_import.sandbox.config import Fault, SandboxConfig
 from bulk_import.sandbox.faults import (
     TRANSPORT_KEY,
     DropConnection,
-    Fault,
     FaultDice,
     RateLimiter,
-    SandboxConfig,
     format_retry_after,
 )
 
@@ -211,7 +210,9 @@ class SandboxApp:
         limit_headers: list[tuple[bytes, bytes]] = []
         if state.limiter is not None:
             wait = state.limiter.take()
-            limit_headers = state.limiter.headers()
+            announce = self.config.rate_headers
+            if announce == "all" or (announce == "429" and wait):
+                limit_headers = state.limiter.headers()
             if wait:
                 retry = format_retry_after(wait, self.config.decimal_retry_after)
                 response: Response = message(

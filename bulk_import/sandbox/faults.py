@@ -1,9 +1,9 @@
-"""What the sandbox does wrong on purpose: its configuration, rate limit and injected faults.
+"""What the sandbox does wrong on purpose: its rate limit and injected faults.
 
-This module owns ``SandboxConfig`` (every knob of the emulator), the token-bucket
-``RateLimiter`` behind ``429 Too Many Requests``, the seeded ``FaultDice`` that decides
-which import request fails and how, and ``drop_connection``, which ends an HTTP exchange
-with no answer at all so that the client sees a transport error, not a status.
+This module owns the token-bucket ``RateLimiter`` behind ``429 Too Many Requests``, the
+seeded ``FaultDice`` that decides which import request fails and how (as configured by
+``SandboxConfig``, config.py), and ``drop_connection``, which ends an HTTP exchange with
+no answer at all so that the client sees a transport error, not a status.
 """
 
 from __future__ import annotations
@@ -12,83 +12,15 @@ import asyncio
 import math
 import random
 import time
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from bulk_import.sandbox.config import Fault, SandboxConfig
+
 #: Scope key under which the sandbox's ASGI entry point stores the connection's transport.
 TRANSPORT_KEY = "sandbox.transport"
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxConfig:
-    """Every knob of the emulator.
-
-    ``rate`` limits requests per second across the API endpoints (token bucket, burst of
-    ``max(1, rate / 10)``); ``latency_ms`` delays every API answer.  The ``*_rate``
-    fields are probabilities (their sum at most 1) applied to ``POST
-    /v1/phone-numbers/import`` only, after the key and rate checks:
-
-    - ``fail_rate``: 500, nothing stored;
-    - ``unavailable_rate``: 503 with ``Retry-After: fault_retry_after``, nothing stored;
-    - ``reset_rate``: the connection is dropped without an answer, nothing stored;
-    - ``drop_after_store_rate``: the number is stored, then the connection is dropped;
-    - ``late_rate``: the number is stored, the 201 is sent only after ``late_ms``.
-
-    ``burst_429_every=N`` answers every Nth import request 429 with ``Retry-After:
-    fault_retry_after``.  ``Retry-After`` is whole seconds rounded up (HTTP's
-    delta-seconds) unless ``decimal_retry_after``, then seconds with 3 decimals.
-    ``seed`` makes the fault draws repeatable.
-    """
-
-    api_key: str = "sandbox-key"
-    rate: float | None = None
-    latency_ms: float = 0.0
-    fail_rate: float = 0.0
-    unavailable_rate: float = 0.0
-    reset_rate: float = 0.0
-    drop_after_store_rate: float = 0.0
-    late_rate: float = 0.0
-    late_ms: float = 2000.0
-    burst_429_every: int | None = None
-    fault_retry_after: float = 1.0
-    decimal_retry_after: bool = False
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("rate must be positive (or None for no limit)")
-        if self.latency_ms < 0 or self.late_ms < 0 or self.fault_retry_after < 0:
-            raise ValueError("latency_ms, late_ms and fault_retry_after must be >= 0")
-        if self.burst_429_every is not None and self.burst_429_every < 1:
-            raise ValueError("burst_429_every must be >= 1 (or None)")
-        probabilities = [p for _, p in self.fault_rates()]
-        if any(not 0.0 <= p <= 1.0 for p in probabilities) or sum(probabilities) > 1.0 + 1e-9:
-            raise ValueError("fault rates must each be in [0, 1] and sum to at most 1")
-
-    def fault_rates(self) -> list[tuple[Fault, float]]:
-        """The probabilistic faults with their probabilities, in the order they are drawn."""
-        return [
-            (Fault.FAIL, self.fail_rate),
-            (Fault.UNAVAILABLE, self.unavailable_rate),
-            (Fault.RESET, self.reset_rate),
-            (Fault.DROP_AFTER_STORE, self.drop_after_store_rate),
-            (Fault.LATE, self.late_rate),
-        ]
-
-
-class Fault(StrEnum):
-    """A fault injected into one import request (the keys of ``stats()["faults"]``)."""
-
-    BURST_429 = "burst_429"
-    FAIL = "fail"
-    UNAVAILABLE = "unavailable"
-    RESET = "reset"
-    DROP_AFTER_STORE = "drop_after_store"
-    LATE = "late"
 
 
 class FaultDice:

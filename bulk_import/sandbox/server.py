@@ -20,7 +20,8 @@ from typing import Self
 import uvicorn
 
 from bulk_import.sandbox.app import SandboxApp, SandboxState
-from bulk_import.sandbox.faults import ConnectionDropped, SandboxConfig
+from bulk_import.sandbox.config import SandboxConfig
+from bulk_import.sandbox.faults import ConnectionDropped
 
 HOST = "127.0.0.1"
 
