@@ -1,5 +1,5 @@
 """``python -m bulk_import``: the same as the ``bulk-import`` command."""
 
-from .cli import main
+from .cli import console
 
-raise SystemExit(main())
+console()

@@ -5,24 +5,29 @@ after an idle spell); waiters queue behind one that sleeps until the next is due
 are exact, so tests check them with a fake clock and sleep.  ``pause`` holds every
 worker (a 429's Retry-After is for the client, not for one request).
 
-Adaptation (``adaptive=True``):
+Adaptation (``adaptive=True``), for an API that may or may not say what its limit is:
 
-- Warm-up: until the first answer, at most 10 requests/second: it may announce the limit,
-  and a blind burst at a high ``--rate`` would only collect 429s.
-- ``observe`` (``X-RateLimit-*``): an announced limit caps the rate at 95 % of it (at
-  100 % when the configured rate is within it, the user's own choice), read as
-  per second (a limit per minute or hour then simply does not bind); ``Remaining: 0``
-  pauses until ``Reset``; a ``Remaining`` too small to last until ``Reset`` at the current
-  rate slows it until then.
+- Slow start: a ``--rate`` above ``START_RATE`` is not trusted blindly.  The schedule
+  starts at ``START_RATE`` and doubles after each ``SLOW_START_STEP`` of answers to
+  requests sent at the current rate, none of them a 429, up to the configured rate.  The
+  first 429 ends it: the rate falls back to the last one that drew none, which is then
+  taken as the limit (the "wall").
+- ``observe`` (``X-RateLimit-*``): an announced limit ends the slow start and is the
+  highest rate used (the configured one if lower); ``Remaining: 0`` pauses until
+  ``Reset``; a ``Remaining`` too small to last until ``Reset`` at the current rate slows
+  it until then.  The limit is read as per second (a limit per minute or hour then simply
+  does not bind).
 - ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
   before the last decrease belongs to it): to half of what was really being sent (90 %
-  at or under an announced limit), but not below 90 % of the rate the API accepted over
-  the last second (when that second had no pause), nor above an announced limit.  The
-  rate that was throttled is remembered.
-- ``on_success``: after each calm second, increase: by ``max(1, 2 % of the start rate,
-  5 % of the rate)`` while under 85 % of the last throttled rate, then by 1 % of the rate
-  (at least 1), up to the configured rate and an announced limit; with ``rate=None``
-  (no schedule until the first 429) there is no ceiling.
+  at or under an announced limit), but not below ``GOODPUT_SHARE`` of the rate the API
+  accepted over the last second (when that second had no pause); that is close to the
+  API's real limit.  The rate that was throttled becomes the wall.
+- ``on_success``: after each calm second (no 429), increase: by 5 % while under 85 % of
+  the wall; near it, only after ``HOLD`` calm seconds, then by 1 %, 2 %, 3 % ... of the
+  rate (a probe that starts gently and speeds up), up to the configured rate and an
+  announced limit.  A probe above the real limit costs one 429 episode (a pause of
+  Retry-After), so it is rare.  With ``rate=None`` (no schedule until the first 429)
+  there is no ceiling.
 """
 
 from __future__ import annotations
@@ -36,14 +41,18 @@ from collections.abc import Awaitable, Callable
 from .api import RateLimitInfo
 
 WINDOW = 1.0  # seconds: rates are measured over this window; increases come this often
-WARMUP_RATE = 10.0  # requests/second until the first answer
-LIMIT_SHARE = 0.95  # of an announced limit: the highest rate used
+START_RATE = 100.0  # requests/second: a higher --rate is reached by doubling from here
+SLOW_START_STEP = 0.25  # seconds of calm answers at a rate before it doubles
 DECREASE = 0.5  # multiplicative decrease on a 429 ...
 GENTLE_DECREASE = 0.9  # ... at or under an announced limit (jitter, not an unknown limit)
-GOODPUT_SHARE = 0.9  # a decrease never goes below this share of the accepted rate
-CAUTION = 0.85  # of the last throttled rate: above it, increase slowly
+GOODPUT_SHARE = 0.95  # a decrease goes to this share of the accepted rate, if higher
+CAUTION = 0.85  # of the wall: above it, increases wait for HOLD calm seconds
+FAST_STEP = 0.05  # increase per calm second, far below the wall
+PROBE_STEP = 0.01  # near the wall: the first probe's increase; each next one adds as much
+HOLD = 20.0  # calm seconds near the wall before probing above it
 DEFAULT_PAUSE = 1.0  # a 429 without Retry-After pauses this long
 MAX_PAUSE = 120.0
+CATCH_UP = 0.05  # seconds: how far behind schedule a stall may leave the tokens
 
 
 class RateLimiter:
@@ -67,15 +76,18 @@ class RateLimiter:
         self._adaptive = adaptive
         self._min_rate = min_rate
         self._configured = rate
-        self._rate = rate  # None: no schedule
+        self._slow_start = adaptive and rate is not None and rate > START_RATE
+        self._rate = min(rate, START_RATE) if self._slow_start and rate else rate
         self._lock = asyncio.Lock()
+        self._behind = False  # a stall left the next token already due: catch up
         self._due = -math.inf  # when the last token was due (GCRA); the next, one interval on
         self._paused_until = -math.inf
-        self._warming = adaptive  # no answer yet
-        self._announced: float | None = None  # LIMIT_SHARE of X-RateLimit-Limit
+        self._announced: float | None = None  # X-RateLimit-Limit
         self._cap: float | None = None  # from a low X-RateLimit-Remaining ...
         self._cap_until = -math.inf  # ... until its Reset
-        self._throttled_at: float | None = None  # the rate of the last decrease's episode
+        self._wall: float | None = None  # the rate last throttled (near the real limit)
+        self._calm: float | None = None  # slow start: the rate before the last doubling
+        self._probe = 0.0  # near the wall: the next increase, as a share of the rate
         self._start = clock()
         self._last_change = self._start
         self._last_throttle = -math.inf
@@ -89,17 +101,20 @@ class RateLimiter:
         rate = self._rate
         if self._cap is not None and self._clock() < self._cap_until:
             rate = self._cap if rate is None else min(rate, self._cap)
-        if self._warming:
-            rate = WARMUP_RATE if rate is None else min(rate, WARMUP_RATE)
         return rate
 
     async def acquire(self) -> float:
         """Wait for a token; returns the (clock) time it was granted.
 
         The waiter at the head of the queue sleeps until the next token is due and looks
-        again on waking, so a pause or a new rate set meanwhile takes effect.
+        again on waking, so a pause or a new rate set meanwhile takes effect.  A token
+        granted late keeps the schedule when the lateness is a stall (a waiter overslept:
+        the event loop was busy), catching up at most ``CATCH_UP`` seconds; when it is an
+        idle spell (nobody was waiting), the schedule starts afresh from now.  The first
+        token after a pause is due when the pause ends.
         """
         async with self._lock:
+            slept = False
             while True:
                 now = self._clock()
                 wait = self._paused_until - now
@@ -107,13 +122,19 @@ class RateLimiter:
                     rate = self.current_rate
                     if rate is None:
                         return self._granted(now)
-                    interval = 1.0 / rate  # at the rate in force now, whatever came before
-                    due = self._due + interval
+                    interval = 1.0 / rate  # at the rate in force now
+                    due = max(self._due + interval, self._paused_until)
                     wait = due - (self._burst - 1.0) * interval - now
-                    if wait <= 0:  # keep the schedule through a late wake-up, not an idle spell
-                        self._due = due if now - due < interval else now
+                    if wait <= 0:
+                        late = now - due
+                        if slept or self._behind:  # a stall
+                            self._due = due if late < CATCH_UP else now - CATCH_UP
+                            self._behind = now - self._due >= interval
+                        else:  # an idle spell, or on time
+                            self._due = due if late < interval else now
                         return self._granted(now)
                 await self._sleep(wait)
+                slept = True
 
     def pause(self, seconds: float) -> None:
         """Hold every worker until ``seconds`` from now (at most ``MAX_PAUSE``)."""
@@ -129,46 +150,55 @@ class RateLimiter:
         decreases are at most one per second.
         """
         now = self._clock()
-        self._warming = False
         self._last_throttle = now
+        self._probe = 0.0
         if self._adaptive and self._new_episode(now, sent_at):
-            self._decrease(now)
+            self._decrease(now, sent_at)
         self.pause(DEFAULT_PAUSE if retry_after is None else retry_after)
 
-    def on_success(self) -> None:
-        """A non-429 answer: count it, and after a calm second, increase the rate."""
+    def on_success(self, *, sent_at: float | None = None) -> None:
+        """A non-429 answer: count it, and increase the rate when calm (see the module).
+
+        ``sent_at`` (the grant time of the request answered) tells the slow start whether
+        the answer is about the current rate.
+        """
         now = self._clock()
-        self._warming = False
         self._accepted.append(now)
         self._prune(self._accepted, now)
         if not self._adaptive or self._rate is None:
             return
+        if self._slow_start:
+            fresh = sent_at is None or sent_at >= self._last_change
+            if fresh and now - self._last_change >= SLOW_START_STEP:
+                self._calm = self._rate
+                self._set_rate(min(self._ceiling(), 2 * self._rate), now)
+                self._slow_start = self._rate < self._ceiling()
+            return
         if now - self._last_change < WINDOW or now - self._last_throttle < WINDOW:
             return
-        self._last_change = now
         rate = self._rate
-        if self._throttled_at is None or rate < CAUTION * self._throttled_at:
-            step = max(1.0, 0.02 * (self._configured or 0.0), 0.05 * rate)
+        if self._wall is None or rate < CAUTION * self._wall:
+            step = FAST_STEP * rate
+        elif now - self._last_throttle >= HOLD:
+            self._probe += PROBE_STEP
+            step = self._probe * rate
         else:
-            step = max(1.0, 0.01 * rate)
-        ceiling = min(self._configured or math.inf, self._announced or math.inf)
-        self._rate = max(rate, min(ceiling, rate + step))
+            return
+        self._set_rate(max(rate, min(self._ceiling(), rate + max(1.0, step))), now)
 
     def observe(self, info: RateLimitInfo) -> None:
-        """Use the API's ``X-RateLimit-*`` headers to slow down before a 429."""
+        """Use the API's ``X-RateLimit-*`` headers: its limit, and how much is left."""
         if not self._adaptive:
             return
         now = self._clock()
-        self._warming = False
         if info.limit is not None and info.limit > 0:
-            # A --rate within the announced limit is the user's choice: keep it.  Above it
-            # (the limit was unknown), stay a little under the limit.
-            within = self._configured is not None and self._configured <= info.limit
-            share = 1.0 if within else LIMIT_SHARE
-            self._announced = max(self._min_rate, share * info.limit)
-            if self._rate is None or self._rate > self._announced:
-                self._rate = self._announced  # a decrease: 429s of earlier requests are its own
-                self._last_decrease = self._last_change = now
+            self._announced = max(self._min_rate, info.limit)
+            if self._slow_start:  # the limit is known: no need to look for it
+                self._slow_start = False
+                self._set_rate(self._ceiling(), now)
+            elif self._rate is None or self._rate > self._announced:
+                self._set_rate(self._announced, now)  # 429s of earlier requests are its own
+                self._last_decrease = now
         if info.remaining is None or info.reset is None or info.reset <= 0:
             return
         if info.remaining <= 0:
@@ -182,24 +212,38 @@ class RateLimiter:
 
     # -- internals --------------------------------------------------------------------
 
+    def _ceiling(self) -> float:
+        return min(self._configured or math.inf, self._announced or math.inf)
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        self._rate = rate
+        self._last_change = now
+
     def _new_episode(self, now: float, sent_at: float | None) -> bool:
         if sent_at is not None:
             return sent_at >= self._last_decrease
         return now - self._last_decrease >= WINDOW
 
-    def _decrease(self, now: float) -> None:
-        sent = self._measured(self._sent, now)
-        base = sent if self._rate is None else min(self._rate, sent or self._rate)
-        gentle = self._announced is not None and base <= self._announced
-        new = (GENTLE_DECREASE if gentle else DECREASE) * base
-        clean = now - self._start >= WINDOW and now - self._paused_until >= WINDOW
-        if clean:  # a full second without a pause: the accepted rate is meaningful
-            new = max(new, GOODPUT_SHARE * self._measured(self._accepted, now))
-        if self._announced is not None:
-            new = min(new, self._announced)
-        self._throttled_at = base
-        self._rate = max(self._min_rate, new)
-        self._last_decrease = self._last_change = now
+    def _decrease(self, now: float, sent_at: float | None) -> None:
+        at = now if sent_at is None else sent_at
+        if self._slow_start and self._calm is not None and at >= self._last_change:
+            # Throttled at the rate just doubled: the one before drew no 429; it is the wall.
+            new = self._wall = self._calm
+        else:
+            sent = self._measured(self._sent, now)
+            base = sent if self._rate is None else min(self._rate, sent or self._rate)
+            gentle = self._announced is not None and base <= self._announced
+            new = (GENTLE_DECREASE if gentle else DECREASE) * base
+            clean = now - self._start >= WINDOW and now - self._paused_until >= WINDOW
+            if clean:  # a full second without a pause: the accepted rate is meaningful
+                accepted = self._measured(self._accepted, now)
+                new = max(new, GOODPUT_SHARE * min(accepted, base))
+            if self._announced is not None:
+                new = min(new, self._announced)
+            self._wall = base
+        self._slow_start = False
+        self._set_rate(max(self._min_rate, new), now)
+        self._last_decrease = now
 
     def _granted(self, now: float) -> float:
         self._sent.append(now)

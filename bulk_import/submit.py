@@ -290,7 +290,7 @@ class _Run:
             self.report.throttled += 1
             self.limiter.on_throttled(answer.retry_after, sent_at=sent_at)
         else:
-            self.limiter.on_success()
+            self.limiter.on_success(sent_at=sent_at)
         if not answer.ok:
             row.last_error = f"HTTP {answer.status}: {answer.message}"
         if answer.retryable:

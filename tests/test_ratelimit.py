@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bulk_import.api import RateLimitInfo
-from bulk_import.ratelimit import RateLimiter
+from bulk_import.ratelimit import HOLD, SLOW_START_STEP, START_RATE, RateLimiter
 
 from support import FakeTime
 
@@ -51,13 +51,87 @@ def test_unlimited_never_waits() -> None:
     assert lim.current_rate is None
 
 
-def test_warm_up_sends_slowly_until_the_first_answer() -> None:
+def test_a_stall_is_caught_up_but_an_idle_spell_is_not() -> None:
+    t = FakeTime()
+    lim = limiter(100, t, adaptive=False)
+    grants(lim, 1)
+
+    async def oversleep(seconds: float) -> None:
+        await t.sleep(seconds + 0.03)  # the event loop was busy for 30 ms
+
+    lim._sleep = oversleep
+    assert grants(lim, 1) == [0.04]  # due at 0.01, woke at 0.04
+    lim._sleep = t.sleep
+    assert grants(lim, 4) == [0.04, 0.04, 0.04, 0.05]  # 0.02, 0.03, 0.04 caught up
+    t.now = 5.0  # nobody asked for a token for seconds: no catching up
+    assert grants(lim, 2) == [5.0, 5.01]
+
+
+def test_a_long_stall_is_caught_up_only_for_catch_up_seconds() -> None:
+    t = FakeTime()
+    lim = limiter(100, t, adaptive=False)
+    grants(lim, 1)
+
+    async def oversleep(seconds: float) -> None:
+        await t.sleep(seconds + 1.0)
+
+    lim._sleep = oversleep
+    assert grants(lim, 1) == [1.01]
+    lim._sleep = t.sleep
+    assert grants(lim, 7) == [1.01] * 5 + [1.02, 1.03]  # 50 ms: 5 tokens, then the rate
+
+
+def test_many_workers_at_the_start_get_no_burst() -> None:
+    t = FakeTime()
+    lim = limiter(100, t, adaptive=False)
+
+    async def go() -> list[float]:
+        return list(await asyncio.gather(*(lim.acquire() for _ in range(4))))
+
+    assert [round(g, 9) for g in asyncio.run(go())] == [0.0, 0.01, 0.02, 0.03]
+
+
+def test_slow_start_doubles_from_start_rate_after_calm_answers() -> None:
     t = FakeTime()
     lim = limiter(1000, t)
-    assert grants(lim, 2) == [0.0, 0.1]  # 10/s before any answer
-    lim.on_success()
-    assert grants(lim, 2) == [0.101, 0.102]
-    assert lim.current_rate == 1000
+    assert lim.current_rate == START_RATE
+    t.now = 0.3
+    lim.on_success(sent_at=0.0)  # a calm answer, 0.3 s after the last change
+    assert lim.current_rate == 2 * START_RATE
+    t.now = 0.6
+    lim.on_success(sent_at=0.2)  # sent before the doubling: says nothing of the new rate
+    assert lim.current_rate == 2 * START_RATE
+    lim.on_success(sent_at=0.35)
+    assert lim.current_rate == 4 * START_RATE
+    t.now = 0.7
+    lim.on_success(sent_at=0.65)  # too soon after the last doubling
+    assert lim.current_rate == 4 * START_RATE
+    for step in range(1, 5):
+        t.now = 0.6 + step * SLOW_START_STEP
+        lim.on_success(sent_at=t.now - 0.01)
+    assert lim.current_rate == 1000  # never above --rate
+
+
+def test_a_429_in_slow_start_falls_back_to_the_last_calm_rate() -> None:
+    t = FakeTime()
+    lim = limiter(1000, t)
+    t.now = 0.3
+    lim.on_success(sent_at=0.0)  # 100 -> 200
+    t.now = 0.4
+    lim.on_throttled(1.0, sent_at=0.35)  # sent at 200/s: throttled
+    assert lim.current_rate == START_RATE
+    assert grants(lim, 1) == [1.4]  # and everyone paused for Retry-After
+    for i in range(1, 10):  # calm seconds, near the wall (the calm rate): held, no probe
+        t.now = 1.4 + i
+        lim.on_success(sent_at=t.now)
+    assert lim.current_rate == START_RATE
+
+
+def test_a_low_rate_is_not_slow_started() -> None:
+    t = FakeTime()
+    assert limiter(START_RATE / 2, t).current_rate == START_RATE / 2
+    assert limiter(None, t).current_rate is None
+    assert limiter(1000, t, adaptive=False).current_rate == 1000
 
 
 def test_a_pause_holds_every_worker_and_then_resumes_at_the_rate() -> None:
@@ -145,7 +219,7 @@ def test_decrease_is_floored_by_the_rate_the_api_accepted() -> None:
         lim.on_success()
     t.now = 5.0
     lim.on_throttled(0.0, sent_at=5.0)
-    assert lim.current_rate == pytest.approx(72)  # 90 % of 80, not half of 100
+    assert lim.current_rate == pytest.approx(76)  # 95 % of 80 accepted, not half of 100
 
 
 def test_decrease_uses_what_was_really_sent_not_an_unreached_rate() -> None:
@@ -185,32 +259,47 @@ def test_additive_increase_after_calm_seconds_up_to_the_configured_rate() -> Non
     assert lim.current_rate == 100
 
 
-def test_near_the_throttled_rate_the_increase_is_slow() -> None:
+def test_near_the_wall_the_rate_holds_then_probes_ever_faster() -> None:
     t = FakeTime()
     lim = started(100, t)
-    for i in range(1, 91):
-        t.now = 1.0 + i / 90
+    for i in range(1, 81):
+        t.now = 1.0 + i / 80
         lim.on_success()
     t.now = 2.0
-    lim.on_throttled(0.0, sent_at=2.0)  # throttled at 100; 90 % of 90 accepted = 81
-    assert lim.current_rate == pytest.approx(81)
+    lim.on_throttled(0.0, sent_at=2.0)  # the wall: 100; 95 % of 80 accepted = 76
+    assert lim.current_rate == pytest.approx(76)
     t.now = 3.0
     lim.on_success()
-    assert lim.current_rate == pytest.approx(85.05)  # under 85 % of 100: + 5 % of 81
+    assert lim.current_rate == pytest.approx(79.8)  # under 85 % of the wall: + 5 %
     t.now = 4.0
     lim.on_success()
-    assert lim.current_rate == pytest.approx(86.05)  # above it: + max(1, 1 %)
+    assert lim.current_rate == pytest.approx(83.79)
+    t.now = 5.0
+    lim.on_success()
+    assert lim.current_rate == pytest.approx(87.9795)  # + 5 % again: now near the wall
+    for second in range(6, int(2.0 + HOLD)):
+        t.now = second
+        lim.on_success()
+    assert lim.current_rate == pytest.approx(87.9795)  # held until HOLD calm seconds
+    rates = []
+    for second in range(int(2.0 + HOLD), int(2.0 + HOLD) + 3):
+        t.now = second
+        lim.on_success()
+        rates.append(lim.current_rate)
+    assert rates == pytest.approx([88.9795, 90.759090, 93.481863])  # +1 (floor), +2 %, +3 %
 
 
-def test_announced_limit_caps_the_rate_at_95_percent() -> None:
+def test_an_announced_limit_ends_the_slow_start_and_caps_the_rate() -> None:
     t = FakeTime()
     lim = limiter(1000, t)
+    lim.observe(RateLimitInfo(limit=300, remaining=50, reset=0.01))
+    assert lim.current_rate == 300  # straight to the limit: no need to look for it
     lim.observe(RateLimitInfo(limit=100, remaining=50, reset=0.01))
-    assert lim.current_rate == 95
+    assert lim.current_rate == 100
     for i in range(1, 5):
         t.now = i
         lim.on_success()
-    assert lim.current_rate == 95
+    assert lim.current_rate == 100
 
 
 def test_a_429_at_an_announced_limit_decreases_gently() -> None:
@@ -219,7 +308,7 @@ def test_a_429_at_an_announced_limit_decreases_gently() -> None:
     lim.observe(RateLimitInfo(limit=100))
     t.now = 2.0
     lim.on_throttled(1.0, sent_at=2.0)
-    assert lim.current_rate == pytest.approx(85.5)
+    assert lim.current_rate == pytest.approx(90)
 
 
 def test_remaining_zero_pauses_until_reset() -> None:
@@ -268,12 +357,9 @@ def test_rate_must_be_positive() -> None:
 
 
 def test_announced_limit_keeps_a_configured_rate_within_it() -> None:
-    from bulk_import.api import RateLimitInfo
-    from bulk_import.ratelimit import RateLimiter
-
     within = RateLimiter(100.0)
     within.observe(RateLimitInfo(limit=100, remaining=None, reset=None))
     assert within.current_rate == 100.0  # the user's --rate, at the limit: kept
     above = RateLimiter(1000.0)
     above.observe(RateLimitInfo(limit=100, remaining=None, reset=None))
-    assert above.current_rate == 95.0  # unknown limit: a little under it
+    assert above.current_rate == 100.0  # unknown limit: the announced one
