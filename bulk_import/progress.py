@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Never, TextIO
+from typing import TYPE_CHECKING, Never, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from .models import OK_STATUSES, RowResult, Status
 
@@ -38,6 +39,8 @@ class Progress:
         self._bar: tqdm[Never] | None = None
         self._plain = enabled and not _isatty(self.stream)
         if enabled and not self._plain:
+            from tqdm import tqdm  # here: cron and --no-progress never load it
+
             self._bar = tqdm(
                 total=total, unit="row", file=self.stream, dynamic_ncols=True, smoothing=0.1
             )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +287,22 @@ def test_no_secret_in_any_output(tmp_path: Path, sandbox_factory: Any) -> None:
     outputs += files_text(tmp_path / "numbers.results.csv")
     assert_no_secrets(*outputs)
     assert len(log.read_text().splitlines()) == 22 + 2  # start, a line per row, end
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_run_loads_only_what_it_needs(tmp_path: Path, api: Any, dry_run: bool) -> None:
+    """Start-up time is part of every run: no web server, progress bar or region data."""
+    path = tmp_path / "n.csv"
+    write_numbers(path, 3)
+    argv = ["run", str(path), "--no-progress", "--base-url", api.url]
+    argv += ["--dry-run"] if dry_run else []
+    code = (
+        "import sys; from bulk_import.cli import main; code = main(sys.argv[1:]); "
+        "unwanted = ['starlette', 'uvicorn', 'tqdm', 'phonenumbers']; "
+        "unwanted += ['httpx', 'aiohttp'] if '--dry-run' in sys.argv else []; "
+        "print(sorted(m for m in unwanted if m in sys.modules), code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], env=cli_env(), capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["[]", "0"], done.stderr
