@@ -22,12 +22,11 @@ Adaptation (``adaptive=True``), for an API that may or may not say what its limi
   at or under an announced limit), but not below ``GOODPUT_SHARE`` of the rate the API
   accepted over the last second (when that second had no pause); that is close to the
   API's real limit.  The rate that was throttled becomes the wall.
-- ``on_success``: after each calm second (no 429), increase: by 5 % while under 85 % of
-  the wall; near it, only after ``HOLD`` calm seconds, then by 1 %, 2 %, 3 % ... of the
-  rate (a probe that starts gently and speeds up), up to the configured rate and an
-  announced limit.  A probe above the real limit costs one 429 episode (a pause of
-  Retry-After), so it is rare.  With ``rate=None`` (no schedule until the first 429)
-  there is no ceiling.
+- ``on_success``: after each calm second (no 429), increase additively: by 5 % of the
+  wall while under 85 % of it; near it, only after ``HOLD`` calm seconds, then by 1 % of
+  it (at least 1/s), up to the configured rate and an announced limit.  A probe above the
+  real limit costs one 429 episode (a pause of Retry-After), so it is rare.  With
+  ``rate=None`` (no schedule until the first 429) there is no ceiling.
 """
 
 from __future__ import annotations
@@ -47,8 +46,8 @@ DECREASE = 0.5  # multiplicative decrease on a 429 ...
 GENTLE_DECREASE = 0.9  # ... at or under an announced limit (jitter, not an unknown limit)
 GOODPUT_SHARE = 0.95  # a decrease goes to this share of the accepted rate, if higher
 CAUTION = 0.85  # of the wall: above it, increases wait for HOLD calm seconds
-FAST_STEP = 0.05  # increase per calm second, far below the wall
-PROBE_STEP = 0.01  # near the wall: the first probe's increase; each next one adds as much
+FAST_STEP = 0.05  # of the wall: the increase per calm second, far below it
+PROBE_STEP = 0.01  # of the wall: the increase per calm second near it, after HOLD
 HOLD = 20.0  # calm seconds near the wall before probing above it
 DEFAULT_PAUSE = 1.0  # a 429 without Retry-After pauses this long
 MAX_PAUSE = 120.0
@@ -87,7 +86,6 @@ class RateLimiter:
         self._cap_until = -math.inf  # ... until its Reset
         self._wall: float | None = None  # the rate last throttled (near the real limit)
         self._calm: float | None = None  # slow start: the rate before the last doubling
-        self._probe = 0.0  # near the wall: the next increase, as a share of the rate
         self._start = clock()
         self._last_change = self._start
         self._last_throttle = -math.inf
@@ -151,7 +149,6 @@ class RateLimiter:
         """
         now = self._clock()
         self._last_throttle = now
-        self._probe = 0.0
         if self._adaptive and self._new_episode(now, sent_at):
             self._decrease(now, sent_at)
         self.pause(DEFAULT_PAUSE if retry_after is None else retry_after)
@@ -176,12 +173,11 @@ class RateLimiter:
             return
         if now - self._last_change < WINDOW or now - self._last_throttle < WINDOW:
             return
-        rate = self._rate
-        if self._wall is None or rate < CAUTION * self._wall:
-            step = FAST_STEP * rate
+        rate, wall = self._rate, self._wall or self._rate
+        if rate < CAUTION * wall:
+            step = FAST_STEP * wall
         elif now - self._last_throttle >= HOLD:
-            self._probe += PROBE_STEP
-            step = self._probe * rate
+            step = PROBE_STEP * wall
         else:
             return
         self._set_rate(max(rate, min(self._ceiling(), rate + max(1.0, step))), now)
@@ -193,12 +189,16 @@ class RateLimiter:
         now = self._clock()
         if info.limit is not None and info.limit > 0:
             self._announced = max(self._min_rate, info.limit)
+            old = new = self._rate
             if self._slow_start:  # the limit is known: no need to look for it
                 self._slow_start = False
-                self._set_rate(self._ceiling(), now)
-            elif self._rate is None or self._rate > self._announced:
-                self._set_rate(self._announced, now)  # 429s of earlier requests are its own
-                self._last_decrease = now
+                new = self._ceiling()
+            elif old is None or old > self._announced:
+                new = self._announced
+            if new is not None and new != old:
+                self._set_rate(new, now)
+                if old is None or new < old:  # a decrease: 429s of earlier requests are its own
+                    self._last_decrease = now
         if info.remaining is None or info.reset is None or info.reset <= 0:
             return
         if info.remaining <= 0:

@@ -252,14 +252,14 @@ def test_additive_increase_after_calm_seconds_up_to_the_configured_rate() -> Non
     assert lim.current_rate == 50
     t.now = 3.0
     lim.on_success()
-    assert lim.current_rate == pytest.approx(52.5)  # + max(1, 2 % of 100, 5 % of 50)
+    assert lim.current_rate == pytest.approx(55)  # + 5 % of the wall (100)
     for i in range(1, 60):
         t.now = 3.0 + i
         lim.on_success()
     assert lim.current_rate == 100
 
 
-def test_near_the_wall_the_rate_holds_then_probes_ever_faster() -> None:
+def test_near_the_wall_the_rate_holds_then_probes_additively() -> None:
     t = FakeTime()
     lim = started(100, t)
     for i in range(1, 81):
@@ -270,23 +270,20 @@ def test_near_the_wall_the_rate_holds_then_probes_ever_faster() -> None:
     assert lim.current_rate == pytest.approx(76)
     t.now = 3.0
     lim.on_success()
-    assert lim.current_rate == pytest.approx(79.8)  # under 85 % of the wall: + 5 %
+    assert lim.current_rate == pytest.approx(81)  # under 85 % of the wall: + 5 % of it
     t.now = 4.0
     lim.on_success()
-    assert lim.current_rate == pytest.approx(83.79)
-    t.now = 5.0
-    lim.on_success()
-    assert lim.current_rate == pytest.approx(87.9795)  # + 5 % again: now near the wall
-    for second in range(6, int(2.0 + HOLD)):
+    assert lim.current_rate == pytest.approx(86)  # now near the wall
+    for second in range(5, int(2.0 + HOLD)):
         t.now = second
         lim.on_success()
-    assert lim.current_rate == pytest.approx(87.9795)  # held until HOLD calm seconds
+    assert lim.current_rate == pytest.approx(86)  # held until HOLD calm seconds
     rates = []
     for second in range(int(2.0 + HOLD), int(2.0 + HOLD) + 3):
         t.now = second
         lim.on_success()
         rates.append(lim.current_rate)
-    assert rates == pytest.approx([88.9795, 90.759090, 93.481863])  # +1 (floor), +2 %, +3 %
+    assert rates == pytest.approx([87, 88, 89])  # + 1 % of the wall a second
 
 
 def test_an_announced_limit_ends_the_slow_start_and_caps_the_rate() -> None:
@@ -363,3 +360,15 @@ def test_announced_limit_keeps_a_configured_rate_within_it() -> None:
     above = RateLimiter(1000.0)
     above.observe(RateLimitInfo(limit=100, remaining=None, reset=None))
     assert above.current_rate == 100.0  # unknown limit: the announced one
+
+
+def test_a_limit_announced_by_a_429_in_slow_start_is_the_decrease() -> None:
+    t = FakeTime()
+    lim = limiter(1000, t)
+    t.now = 0.3
+    lim.on_success(sent_at=0.0)  # 100 -> 200
+    t.now = 0.4
+    lim.observe(RateLimitInfo(limit=100))  # the 429's headers come first ...
+    lim.on_throttled(1.0, sent_at=0.35)  # ... and its request was sent at 200/s
+    assert lim.current_rate == 100  # the limit, not 90 % of it
+    assert grants(lim, 1) == [1.4]
