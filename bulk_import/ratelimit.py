@@ -171,7 +171,8 @@ class RateLimiter:
                 self._set_rate(min(self._ceiling(), 2 * self._rate), now)
                 self._slow_start = self._rate < self._ceiling()
             return
-        if now - self._last_change < WINDOW or now - self._last_throttle < WINDOW:
+        calm_since = max(self._last_change, self._last_throttle, self._paused_until)
+        if now - calm_since < WINDOW:  # a calm second of sending, not of waiting
             return
         rate, wall = self._rate, self._wall or self._rate
         if rate < CAUTION * wall:
@@ -251,10 +252,14 @@ class RateLimiter:
         return now
 
     def _measured(self, times: deque[float], now: float) -> float:
-        """Events per second over the last window (or since the start, if shorter)."""
+        """Events per second over the last window, or since the start or the end of the
+        last pause if that is shorter (a pause is not a slow rate)."""
         self._prune(times, now)
-        span = min(WINDOW, now - self._start)
-        return len(times) / span if span > 0 else 0.0
+        since = max(self._start, min(self._paused_until, now))
+        span = min(WINDOW, now - since)
+        if span <= 0:
+            return 0.0
+        return sum(1 for t in times if t >= since) / span
 
     @staticmethod
     def _prune(times: deque[float], now: float) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import openpyxl
 import pytest
 
+from bulk_import.ratelimit import START_RATE
 from bulk_import.runner import RunOptions, run_import
 
 from support import (
@@ -125,6 +126,37 @@ def test_a_rate_limited_api_is_not_overrun(tmp_path: Path, sandbox_factory: Any)
     assert summary.exit_code == 0
     assert all(api.state.created[n] == 1 for n in numbers)
     assert api.state.status_counts[429] <= 3
+
+
+def test_a_silent_limit_above_the_start_rate_is_found_by_slow_start(
+    tmp_path: Path, sandbox_factory: Any
+) -> None:
+    # The API tells nothing of its limit (150/s); --rate is far above it.  Slow start
+    # doubles from 100/s until 429s come, then backs off to what the API takes.
+    api = sandbox_factory(api_key=API_KEY, rate=150, rate_headers="none")
+    path = tmp_path / "numbers.csv"
+    numbers = write_numbers(path, 400)
+    summary = run_import(options(path, api.url, concurrency=16, rate=1000))
+    assert summary.exit_code == 0, summary
+    assert all(api.state.created[n] == 1 for n in numbers)
+    assert 0 < api.state.status_counts[429] <= 0.05 * summary.requests
+    assert summary.settled_rate is not None
+    assert 0.75 * START_RATE <= summary.settled_rate <= 2 * START_RATE
+    assert summary.duration_seconds < 400 / 50  # it did not collapse to a crawl
+
+
+def test_a_silent_limit_below_the_start_rate_is_found_by_backing_off(
+    tmp_path: Path, sandbox_factory: Any
+) -> None:
+    api = sandbox_factory(api_key=API_KEY, rate=30, rate_headers="none", decimal_retry_after=True)
+    path = tmp_path / "numbers.csv"
+    numbers = write_numbers(path, 150)
+    summary = run_import(options(path, api.url, concurrency=8, rate=1000))
+    assert summary.exit_code == 0, summary
+    assert all(api.state.created[n] == 1 for n in numbers)
+    assert api.state.status_counts[429] <= 0.15 * summary.requests
+    assert summary.settled_rate is not None
+    assert summary.settled_rate <= 35
 
 
 def test_500s_are_retried(tmp_path: Path, sandbox_factory: Any) -> None:
