@@ -372,3 +372,17 @@ def test_a_limit_announced_by_a_429_in_slow_start_is_the_decrease() -> None:
     lim.on_throttled(1.0, sent_at=0.35)  # ... and its request was sent at 200/s
     assert lim.current_rate == 100  # the limit, not 90 % of it
     assert grants(lim, 1) == [1.4]
+
+
+def test_a_pause_does_not_count_as_a_slow_rate() -> None:
+    t = FakeTime()
+    lim = started(100, t)
+    t.now = 2.0
+    lim.on_throttled(1.0, sent_at=2.0)  # 50/s, everyone paused until 3.0
+    assert grants(lim, 10)[-1] == pytest.approx(3.18)  # 10 sent at 50/s after the pause
+    t.now = 3.2
+    lim.on_throttled(1.0, sent_at=3.19)
+    assert lim.current_rate == pytest.approx(25)  # half of 50/s, not of 10 per second
+    t.now = 4.2 + 0.5
+    lim.on_success()  # the pause ended at 4.2: half a calm second, no increase yet
+    assert lim.current_rate == pytest.approx(25)
