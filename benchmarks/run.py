@@ -490,13 +490,15 @@ def say(text: str) -> None:
 LIMIT_MODES = (("announced", "all"), ("silent", "none"))
 
 
-def known_limit(runner: Runner, sizes: Sizes) -> list[Result]:
-    """The API's limit is known: ``--rate`` equals it.  Wall near rows/limit, no 429."""
+def limited_runs(
+    runner: Runner, sizes: Sizes, scenario: str, *, concurrency: int, rate: float
+) -> list[Result]:
+    """The tool against the rate-limited sandbox, once for each of ``LIMIT_MODES``."""
     rows = sizes.limited
     file = make_csv(rows)
     results = []
     for mode, headers in LIMIT_MODES:
-        name = f"known-limit-{mode}"
+        name = f"{scenario}-{mode}"
         with Sandbox(
             runner.python,
             name,
@@ -504,9 +506,17 @@ def known_limit(runner: Runner, sizes: Sizes) -> list[Result]:
             latency_ms=SANDBOX_LATENCY_MS,
             rate_headers=headers,
         ) as sb:
-            result, _ = runner.run_tool(name, file, rows, sb, concurrency=16, rate=SANDBOX_RATE)
+            result, _ = runner.run_tool(name, file, rows, sb, concurrency=concurrency, rate=rate)
         result.ideal_s = rows / SANDBOX_RATE
         note_own_ratio(result)
+        results.append(result)
+    return results
+
+
+def known_limit(runner: Runner, sizes: Sizes) -> list[Result]:
+    """The API's limit is known: ``--rate`` equals it.  Wall near rows/limit, no 429."""
+    results = limited_runs(runner, sizes, "known-limit", concurrency=16, rate=SANDBOX_RATE)
+    for result in results:
         result.target = f"wall ≤ {KNOWN_LIMIT_RATIO:.2f}× ideal, 0 429s"
         ratio = result.ratio
         result.passed = (
@@ -515,27 +525,13 @@ def known_limit(runner: Runner, sizes: Sizes) -> list[Result]:
             and ratio <= KNOWN_LIMIT_RATIO
             and result.throttled == 0
         )
-        results.append(result)
     return results
 
 
 def unknown_limit(runner: Runner, sizes: Sizes) -> list[Result]:
     """``--rate`` 10× above the API's real limit: the tool must find the limit."""
-    rows = sizes.limited
-    file = make_csv(rows)
-    results = []
-    for mode, headers in LIMIT_MODES:
-        name = f"unknown-limit-{mode}"
-        with Sandbox(
-            runner.python,
-            name,
-            rate=SANDBOX_RATE,
-            latency_ms=SANDBOX_LATENCY_MS,
-            rate_headers=headers,
-        ) as sb:
-            result, _ = runner.run_tool(name, file, rows, sb, concurrency=64, rate=1000)
-        result.ideal_s = rows / SANDBOX_RATE
-        note_own_ratio(result)
+    results = limited_runs(runner, sizes, "unknown-limit", concurrency=64, rate=1000)
+    for result in results:
         result.target = (
             f"wall ≤ {UNKNOWN_LIMIT_RATIO:.2f}× ideal, "
             f"429s ≤ {UNKNOWN_LIMIT_429_SHARE:.0%} of requests"
@@ -548,7 +544,6 @@ def unknown_limit(runner: Runner, sizes: Sizes) -> list[Result]:
             and requests > 0
             and throttled <= UNKNOWN_LIMIT_429_SHARE * requests
         )
-        results.append(result)
     return results
 
 

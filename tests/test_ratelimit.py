@@ -112,12 +112,19 @@ def test_slow_start_doubles_from_start_rate_after_calm_answers() -> None:
     assert lim.current_rate == 1000  # never above --rate
 
 
-def test_a_429_in_slow_start_falls_back_to_the_last_calm_rate() -> None:
-    t = FakeTime()
+def doubled_once(t: FakeTime) -> RateLimiter:
+    """A limiter at --rate 1000, slow-started from 100/s to 200/s; the clock at 0.4 s."""
     lim = limiter(1000, t)
     t.now = 0.3
-    lim.on_success(sent_at=0.0)  # 100 -> 200
+    lim.on_success(sent_at=0.0)
+    assert lim.current_rate == 2 * START_RATE
     t.now = 0.4
+    return lim
+
+
+def test_a_429_in_slow_start_falls_back_to_the_last_calm_rate() -> None:
+    t = FakeTime()
+    lim = doubled_once(t)
     lim.on_throttled(1.0, sent_at=0.35)  # sent at 200/s: throttled
     assert lim.current_rate == START_RATE
     assert grants(lim, 1) == [1.4]  # and everyone paused for Retry-After
@@ -364,10 +371,7 @@ def test_announced_limit_keeps_a_configured_rate_within_it() -> None:
 
 def test_a_limit_announced_by_a_429_in_slow_start_is_the_decrease() -> None:
     t = FakeTime()
-    lim = limiter(1000, t)
-    t.now = 0.3
-    lim.on_success(sent_at=0.0)  # 100 -> 200
-    t.now = 0.4
+    lim = doubled_once(t)
     lim.observe(RateLimitInfo(limit=100))  # the 429's headers come first ...
     lim.on_throttled(1.0, sent_at=0.35)  # ... and its request was sent at 200/s
     assert lim.current_rate == 100  # the limit, not 90 % of it
