@@ -11,22 +11,25 @@ Adaptation (``adaptive=True``), for an API that may or may not say what its limi
   starts at ``START_RATE`` and doubles after each ``SLOW_START_STEP`` of answers to
   requests sent at the current rate, none of them a 429, up to the configured rate.  The
   first 429 ends it: the rate falls back to the last one that drew none, which is then
-  taken as the limit (the "wall").
+  taken as the limit (the "wall").  (An API's burst allowance can hide an overload for
+  a step; the next 429 then decreases as below.)
 - ``observe`` (``X-RateLimit-*``): an announced limit ends the slow start and is the
   highest rate used (the configured one if lower); ``Remaining: 0`` pauses until
   ``Reset``; a ``Remaining`` too small to last until ``Reset`` at the current rate slows
   it until then.  The limit is read as per second (a limit per minute or hour then simply
   does not bind).
 - ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
-  before the last decrease belongs to it): to half of what was really being sent (90 %
-  at or under an announced limit), but not below ``GOODPUT_SHARE`` of the rate the API
-  accepted over the last second (when that second had no pause); that is close to the
-  API's real limit.  The rate that was throttled becomes the wall.
-- ``on_success``: after each calm second (no 429), increase additively: by 5 % of the
-  wall while under 85 % of it; near it, only after ``HOLD`` calm seconds, then by 1 % of
-  it (at least 1/s), up to the configured rate and an announced limit.  A probe above the
-  real limit costs one 429 episode (a pause of Retry-After), so it is rare.  With
-  ``rate=None`` (no schedule until the first 429) there is no ceiling.
+  before the last decrease belongs to it): to half of what was really being sent since
+  the last pause ended (90 % at or under an announced limit), but not below
+  ``GOODPUT_SHARE`` of the rate the API accepted over the last second (when that second
+  had no pause); that is close to the API's real limit.  The rate that was throttled
+  becomes the wall.
+- ``on_success``: after each calm second of sending (no 429, no pause), increase
+  additively: by 5 % of the wall while under 85 % of it; near it, only after ``HOLD``
+  calm seconds, then by 1 % of it (at least 1/s), up to the configured rate and an
+  announced limit.  A probe above the real limit costs one 429 episode (a pause of
+  Retry-After), so it is rare.  With ``rate=None`` (no schedule until the first 429)
+  there is no ceiling.
 """
 
 from __future__ import annotations
