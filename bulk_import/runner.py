@@ -201,7 +201,8 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 say(f"note: --resume: no earlier results at {results_path}; sending every row")
         writer = ResultsWriter(results_path)
         log = RunLog(opts.log_file)
-        progress = Progress(table.estimated_rows(), enabled=opts.progress)
+        total = table.estimated_rows() if opts.progress else None  # a pass over the file
+        progress = Progress(total, enabled=opts.progress)
         run = _Run(opts, journal, writer, log, progress, say)
         log.line(
             f"start file={opts.file} results={results_path} dry_run=False "

@@ -242,11 +242,13 @@ class _Run:
                 with attempt:
                     return await self._attempt(row, send, stores=stores)
         except (Transient, ConnectionFailed) as exc:
-            self._exhausted(exc, answered_meanwhile=self.good_answers != good_before)
+            self._out_of_attempts(exc, answered_meanwhile=self.good_answers != good_before)
             raise
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
-    def _exhausted(self, exc: Transient | ConnectionFailed, *, answered_meanwhile: bool) -> None:
+    def _out_of_attempts(
+        self, exc: Transient | ConnectionFailed, *, answered_meanwhile: bool
+    ) -> None:
         """Abort when attempts ran out because the API is down, not because of this row.
 
         That is: no request got a usable answer while these attempts ran, and either they

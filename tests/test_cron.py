@@ -20,6 +20,7 @@ from bulk_import.runner import RunOptions, run_import
 
 from support import (
     API_KEY,
+    EVERY_FAULT,
     assert_no_secrets,
     cli_command,
     cli_env,
@@ -54,11 +55,7 @@ def wait_for_results(path: Path, rows: int, timeout: float = 60) -> None:
 def test_exactly_once_under_every_fault(tmp_path: Path, sandbox_factory: Any) -> None:
     api = sandbox_factory(
         api_key=API_KEY,
-        fail_rate=0.10,
-        reset_rate=0.05,
-        drop_after_store_rate=0.05,
-        late_rate=0.02,
-        late_ms=1500,
+        **EVERY_FAULT,
         seed=11,
     )
     path = tmp_path / "numbers.csv"

@@ -178,15 +178,9 @@ def test_unlimited_still_honours_a_pause() -> None:
     assert t.sleeps == [1.5]
 
 
-def started(rate: float | None, t: FakeTime, **kw: object) -> RateLimiter:
-    lim = limiter(rate, t, **kw)
-    lim.on_success()  # end the warm-up
-    return lim
-
-
 def test_throttled_halves_the_rate_and_pauses_everyone() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     t.now = 2.0
     lim.on_throttled(3.0, sent_at=2.0)
     assert lim.current_rate == 50
@@ -195,7 +189,7 @@ def test_throttled_halves_the_rate_and_pauses_everyone() -> None:
 
 def test_a_burst_of_429s_from_one_episode_decreases_once() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     t.now = 2.0
     lim.on_throttled(0.0, sent_at=1.9)
     lim.on_throttled(0.0, sent_at=1.95)  # sent before the decrease: same episode
@@ -207,7 +201,7 @@ def test_a_burst_of_429s_from_one_episode_decreases_once() -> None:
 
 def test_without_send_times_decreases_are_one_per_second() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     t.now = 2.0
     lim.on_throttled(0.0)
     t.now = 2.5
@@ -220,7 +214,7 @@ def test_without_send_times_decreases_are_one_per_second() -> None:
 
 def test_decrease_is_floored_by_the_rate_the_api_accepted() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     for i in range(1, 81):  # 80 answers over the last second, no pause in it
         t.now = 4.0 + i / 80
         lim.on_success()
@@ -231,7 +225,7 @@ def test_decrease_is_floored_by_the_rate_the_api_accepted() -> None:
 
 def test_decrease_uses_what_was_really_sent_not_an_unreached_rate() -> None:
     t = FakeTime()
-    lim = started(1000, t)
+    lim = limiter(1000, t)
     for i in range(40):  # concurrency-bound: 40/s really sent
         t.now = 2.0 + i * 0.025
         asyncio.run(lim.acquire())
@@ -241,7 +235,7 @@ def test_decrease_uses_what_was_really_sent_not_an_unreached_rate() -> None:
 
 def test_the_rate_never_drops_below_min_rate() -> None:
     t = FakeTime()
-    lim = started(2, t, min_rate=1.5)
+    lim = limiter(2, t, min_rate=1.5)
     for i in range(3):
         t.now = 2.0 + 2 * i
         lim.on_throttled(0.0, sent_at=t.now)
@@ -250,7 +244,7 @@ def test_the_rate_never_drops_below_min_rate() -> None:
 
 def test_additive_increase_after_calm_seconds_up_to_the_configured_rate() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     t.now = 2.0
     lim.on_throttled(0.0, sent_at=2.0)
     assert lim.current_rate == 50
@@ -268,7 +262,7 @@ def test_additive_increase_after_calm_seconds_up_to_the_configured_rate() -> Non
 
 def test_near_the_wall_the_rate_holds_then_probes_additively() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     for i in range(1, 81):
         t.now = 1.0 + i / 80
         lim.on_success()
@@ -317,14 +311,14 @@ def test_a_429_at_an_announced_limit_decreases_gently() -> None:
 
 def test_remaining_zero_pauses_until_reset() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     lim.observe(RateLimitInfo(limit=1000, remaining=0, reset=0.75))
     assert grants(lim, 1) == [0.75]
 
 
 def test_low_remaining_slows_down_until_reset() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     lim.observe(RateLimitInfo(remaining=5, reset=1.0))
     assert lim.current_rate == 5
     t.now = 1.0
@@ -342,7 +336,7 @@ def test_not_adaptive_pauses_but_keeps_its_rate() -> None:
 
 def test_unknown_rate_is_set_from_what_was_sent_when_throttled() -> None:
     t = FakeTime()
-    lim = started(None, t)
+    lim = limiter(None, t)
     for _ in range(50):
         asyncio.run(lim.acquire())
         t.now += 0.01
@@ -380,7 +374,7 @@ def test_a_limit_announced_by_a_429_in_slow_start_is_the_decrease() -> None:
 
 def test_a_pause_does_not_count_as_a_slow_rate() -> None:
     t = FakeTime()
-    lim = started(100, t)
+    lim = limiter(100, t)
     t.now = 2.0
     lim.on_throttled(1.0, sent_at=2.0)  # 50/s, everyone paused until 3.0
     assert grants(lim, 10)[-1] == pytest.approx(3.18)  # 10 sent at 50/s after the pause

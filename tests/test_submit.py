@@ -19,10 +19,7 @@ from bulk_import.ratelimit import RateLimiter
 from bulk_import.retry import RetryPolicy
 from bulk_import.submit import SubmitOptions, SubmitReport, submit
 
-from support import FakeTime
-
-KEY = "sk-test-3b9c1d2e7f"
-PASSWORD = "Pw-9f8e7d6c5b4a"
+from support import API_KEY, EVERY_FAULT, PASSWORD, FakeTime
 
 
 def number(i: int) -> str:
@@ -148,7 +145,7 @@ class Harness:
     ) -> dict[int, RowResult]:
         async def go() -> SubmitReport:
             transport = httpx.MockTransport(self.api.handle)
-            async with SigmaMindAPI("https://api.test", KEY, transport=transport) as api:
+            async with SigmaMindAPI("https://api.test", API_KEY, transport=transport) as api:
                 opts = SubmitOptions(**options)
                 return await submit(
                     todo,
@@ -406,7 +403,7 @@ def test_jobs_are_pulled_lazily() -> None:
 
     async def go() -> SubmitReport:
         transport = httpx.MockTransport(h.api.handle)
-        async with SigmaMindAPI("https://api.test", KEY, transport=transport) as api:
+        async with SigmaMindAPI("https://api.test", API_KEY, transport=transport) as api:
             return await submit(
                 endless(),
                 api,
@@ -427,7 +424,7 @@ def test_cancelling_submit_cancels_the_workers() -> None:
 
     async def go() -> None:
         transport = httpx.MockTransport(h.api.handle)
-        async with SigmaMindAPI("https://api.test", KEY, transport=transport) as api:
+        async with SigmaMindAPI("https://api.test", API_KEY, transport=transport) as api:
             task = asyncio.ensure_future(
                 submit(
                     jobs(10),
@@ -456,7 +453,7 @@ def test_an_error_in_on_result_stops_the_run_and_is_raised() -> None:
 
     async def go() -> SubmitReport:
         transport = httpx.MockTransport(h.api.handle)
-        async with SigmaMindAPI("https://api.test", KEY, transport=transport) as api:
+        async with SigmaMindAPI("https://api.test", API_KEY, transport=transport) as api:
             return await submit(
                 jobs(50), api, SubmitOptions(concurrency=2), journal=h.journal, on_result=broken
             )
@@ -510,11 +507,7 @@ def test_sandbox_with_lost_and_late_answers_creates_every_number_exactly_once(
     sandbox_factory: Any,
 ) -> None:
     server = sandbox_factory(
-        fail_rate=0.1,
-        reset_rate=0.05,
-        drop_after_store_rate=0.05,
-        late_rate=0.02,
-        late_ms=1500,
+        **EVERY_FAULT,
         seed=7,
     )
     todo = jobs(300)
@@ -544,7 +537,7 @@ def test_sandbox_rate_limit_is_found_and_everything_is_imported(sandbox_factory:
 
 
 def test_sandbox_wrong_key_aborts_after_at_most_concurrency_requests(sandbox: Any) -> None:
-    results, report = run_against(sandbox.url, jobs(50), key=KEY, concurrency=4)
+    results, report = run_against(sandbox.url, jobs(50), key=API_KEY, concurrency=4)
     assert isinstance(report.aborted, AuthError)
     assert sandbox.state.requests <= 4
     outcomes = Counter((r.status, r.http_status) for r in results.values())
