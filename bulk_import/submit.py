@@ -287,7 +287,7 @@ class _Run:
             raise
         row.http_status, row.answered = answer.status, True
         if answer.rate_limit is not None:
-            self.limiter.observe(answer.rate_limit)
+            self.limiter.observe(answer.rate_limit, sent_at=sent_at)
         if answer.kind is AnswerKind.THROTTLED:
             self.report.throttled += 1
             self.limiter.on_throttled(answer.retry_after, sent_at=sent_at)

@@ -26,13 +26,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bulk_import.models import E164, OPTIONAL_FIELDS, SIP_URI_RE, ImportRequest
 from bulk_import.sandbox.config import Fault, SandboxConfig
-from bulk_import.sandbox.faults import (
-    TRANSPORT_KEY,
-    DropConnection,
-    FaultDice,
-    RateLimiter,
-    format_retry_after,
-)
+from bulk_import.sandbox.faults import TRANSPORT_KEY, DropConnection, FaultDice
+from bulk_import.sandbox.limits import RateLimit, format_retry_after
 
 #: The fields of a stored number that the API answers with (never the trunk credentials).
 PUBLIC_FIELDS = (
@@ -104,9 +99,8 @@ class SandboxState:
         self.requests = 0
         self.status_counts: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
-        self.reject_all = False
-        rate = self.config.rate
-        self.limiter = RateLimiter(rate) if rate is not None else None
+        self.reject_all = self.config.reject_all
+        self.limiter = RateLimit(self.config) if self.config.rate is not None else None
         self.dice = FaultDice(self.config)
 
     def stats(self) -> dict[str, Any]:
@@ -210,9 +204,7 @@ class SandboxApp:
         limit_headers: list[tuple[bytes, bytes]] = []
         if state.limiter is not None:
             wait = state.limiter.take()
-            announce = self.config.rate_headers
-            if announce == "all" or (announce == "429" and wait):
-                limit_headers = state.limiter.headers()
+            limit_headers = state.limiter.headers(throttled=wait > 0)
             if wait:
                 retry = format_retry_after(wait, self.config.decimal_retry_after)
                 response: Response = message(
