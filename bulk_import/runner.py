@@ -27,7 +27,7 @@ from .config import DEFAULT_BASE_URL, check_base_url
 from .errors import ApiError, UsageError
 from .load import Table, open_table
 from .lock import RunLock
-from .models import OK_STATUSES, Job, OnExisting, RowResult, Status
+from .models import OK_STATUSES, FailureLimit, Job, OnExisting, RowResult, Status
 from .progress import Progress
 from .record import (
     Journal,
@@ -64,6 +64,7 @@ class RunOptions:
     dry_run: bool = False
     resume: bool = False
     on_existing: OnExisting = "skip"
+    max_failures: FailureLimit | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, str] = field(default_factory=dict, repr=False)
     default_region: str | None = None
@@ -300,6 +301,8 @@ def _summarize(
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
     )
+    if aborted is not None:
+        log.line(f"aborted: {aborted}")
     log.line(f"end exit={exit_code} {summary.line()}")
     log.close()
     if opts.summary_json is not None:
@@ -332,6 +335,7 @@ async def _send(
                     concurrency=opts.concurrency,
                     max_attempts=opts.max_attempts,
                     on_existing=opts.on_existing,
+                    max_failures=opts.max_failures,
                 ),
                 journal=run.journal,
                 on_result=run.on_result,
