@@ -11,9 +11,10 @@ the headers are read for what their numbers do over time (``_Headers``):
 
 - a **bucket** (``Reset`` of a second or two; ``Remaining`` climbs back as it refills):
   ``Limit`` is the rate per second.  ``Remaining``/``Reset`` are never read as a budget
-  (that made a 50/s bucket run at 3/s); a bucket more than half empty on
-  ``DRAINED_ANSWERS`` answers in a row means the last increase went above its refill
-  rate, and it is undone before a 429 comes;
+  (that made a 50/s bucket run at 3/s); a bucket falling (by 2 or more since the rate
+  was set) to under half full on ``DRAINED_ANSWERS`` answers in a row means the rate is
+  above its refill rate (a bucket left half empty by a burst, but steady, is not): the last
+  increase is undone (or the rate steps down by ``GENTLE_DECREASE``) before a 429 comes;
 - a **fixed window** (``Reset`` counting down to the same instant on every answer,
   ``Remaining`` only falling): ``Limit`` is per window, not a rate.  The client sends at
   its rate while the window has quota, counting what it sends, and pauses until the
@@ -188,7 +189,8 @@ class RateLimiter:
         self._trusted = True  # no 429 at or under ``_announced`` yet
         self._binds = True  # ``_announced`` caps increases (until a bucket shows it does not)
         self._headers = _Headers()
-        self._drained = 0  # answers showing a drained bucket since the last change
+        self._drained = 0  # answers in a row showing the bucket draining at this rate ...
+        self._drain_ref: int | None = None  # ... from the Remaining of its first answer
         self._before_increase: float | None = None  # the rate before the last increase
         self._window_left: int | None = None  # a window's quota left, counted here
         self._recent: deque[float] = deque()  # grant times, to count those after an answer's
@@ -314,10 +316,16 @@ class RateLimiter:
             if sent >= headers.freshest and headers.window_end is not None:
                 self._window_left = info.remaining - self._granted_after(sent)
                 self._spend_window(now)
-        elif headers.drained(info.remaining) and sent >= self._last_change:
+        elif sent >= self._last_change and sent >= headers.freshest:
+            if self._drain_ref is None:
+                self._drain_ref = info.remaining  # where the bucket was at this rate's start
+            falling = info.remaining <= self._drain_ref - 2
+            if not (falling and headers.drained(info.remaining)):
+                self._drained = 0
+                return
             self._drained += 1
             if self._drained >= DRAINED_ANSWERS:
-                self._undo_increase(now)
+                self._drained_bucket(now)
 
     def _announce(self, info: RateLimitInfo, now: float) -> None:
         """An announced rate ends the slow start, and caps the rate while it is trusted."""
@@ -371,14 +379,17 @@ class RateLimiter:
         self._set_rate(new, now)
         return True
 
-    def _undo_increase(self, now: float) -> None:
-        """The bucket drains since the last increase: back to the rate before it."""
+    def _drained_bucket(self, now: float) -> None:
+        """The bucket drains: undo the last increase, or step down (before any 429)."""
         before, rate = self._before_increase, self._rate
-        if before is None or rate is None or rate <= before:
+        if rate is None:
             return
+        if self._announced is not None and rate <= self._announced * 1.01:
+            self._trusted = False  # draining at (or under) the announced rate: it is wrong
         self._wall = rate
         self._last_throttle = self._last_decrease = now
-        self._set_rate(before, now)
+        new = before if before is not None and before < rate else GENTLE_DECREASE * rate
+        self._set_rate(max(self._min_rate, new), now)
 
     def _spend_window(self, now: float) -> None:
         """A window's quota is spent: everyone waits for its end."""
@@ -408,6 +419,7 @@ class RateLimiter:
         self._rate = rate
         self._last_change = now
         self._drained = 0
+        self._drain_ref = None
 
     def _new_episode(self, now: float, sent_at: float | None) -> bool:
         if sent_at is not None:
