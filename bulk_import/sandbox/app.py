@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -100,6 +101,8 @@ class SandboxState:
         self.status_counts: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
         self.reject_all = self.config.reject_all
+        self.first_request: float | None = None  # time.monotonic() of the first API request
+        self.last_answer: float | None = None  # ... and of the last answer's start
         self.limiter = RateLimit(self.config) if self.config.rate is not None else None
         self.dice = FaultDice(self.config)
 
@@ -112,6 +115,8 @@ class SandboxState:
             "by_status": {str(s): n for s, n in sorted(self.status_counts.items())},
             "faults": dict(self.faults),
             "records": len(self.records),
+            "first_request": self.first_request,
+            "last_answer": self.last_answer,
         }
 
 
@@ -196,6 +201,8 @@ class SandboxApp:
             return
         state = self.state
         state.requests += 1
+        if state.first_request is None:
+            state.first_request = time.monotonic()
         # uvicorn's send is a bound method of the request cycle, which holds the transport.
         scope[TRANSPORT_KEY] = getattr(getattr(send, "__self__", None), "transport", None)
         if self._latency:
@@ -227,6 +234,7 @@ class SandboxApp:
         async def counted_send(msg: Message) -> None:
             if msg["type"] == "http.response.start":
                 state.status_counts[msg["status"]] += 1
+                state.last_answer = time.monotonic()
                 if limit_headers:
                     msg["headers"] = [*msg.get("headers", ()), *limit_headers]
             await send(msg)
@@ -242,6 +250,7 @@ class SandboxApp:
         extra_headers: list[tuple[bytes, bytes]],
     ) -> None:
         self.state.status_counts[response.status_code] += 1
+        self.state.last_answer = time.monotonic()
         response.raw_headers.extend(extra_headers)
         await response(scope, receive, send)
 
