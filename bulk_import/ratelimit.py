@@ -14,7 +14,8 @@ the headers are read for what their numbers do over time (``_Headers``):
   (that made a 50/s bucket run at 3/s); a bucket falling (by 2 or more since the rate
   was set) to under half full on ``DRAINED_ANSWERS`` answers in a row means the rate is
   above its refill rate (a bucket left half empty by a burst, but steady, is not): the last
-  increase is undone (or the rate steps down by ``GENTLE_DECREASE``) before a 429 comes;
+  increase is undone (or, above a trusted announced rate or without one, the rate steps
+  down by ``GENTLE_DECREASE``) before a 429 comes;
 - a **fixed window** (``Reset`` counting down to the same instant on every answer,
   ``Remaining`` only falling): ``Limit`` is per window, not a rate.  The client sends at
   its rate while the window has quota, counting what it sends, and pauses until the
@@ -38,7 +39,8 @@ Adaptation (``adaptive=True``):
   is raised by ``PROBE_FACTOR`` at a time until the bucket drains, then stays at the last
   rate that did not: an API announcing less than it accepts is not obeyed for long.
 - ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
-  before the last decrease belongs to it): to half of what was really being sent since
+  before the last decrease belongs to it): back to the rate before an increase that drew
+  it, else to half of what was really being sent since
   the last pause ended (90 % under a trusted announced limit), but not below
   ``GOODPUT_SHARE`` of the rate the API accepted over the last second (when that second
   had no pause); that is close to the API's real limit.  The rate that was throttled
@@ -81,7 +83,8 @@ WINDOW_EVIDENCE = 3  # answers agreeing on one window's end before it is believe
 WINDOW_SPAN = 2.0  # ... over at least this many seconds (a bucket's end slides by then)
 PROBE_AFTER = 0.5  # seconds at an announced rate, bucket never draining, before going above
 PROBE_FACTOR = 1.25  # each such step
-DRAINED_ANSWERS = 3  # answers showing the bucket under half full: above its refill rate
+DRAINED_ANSWERS = 3  # answers in a row showing the bucket falling under half full ...
+DRAIN_SPAN = 0.05  # ... for requests sent over this long (not one burst): above its refill
 USED_SHARE = 0.8  # an increase is earned only when at least this share of the rate is sent
 
 Style = Literal["unknown", "bucket", "window"]
@@ -191,6 +194,7 @@ class RateLimiter:
         self._headers = _Headers()
         self._drained = 0  # answers in a row showing the bucket draining at this rate ...
         self._drain_ref: int | None = None  # ... from the Remaining of its first answer
+        self._drain_since = -math.inf  # ... over requests sent since then
         self._before_increase: float | None = None  # the rate before the last increase
         self._window_left: int | None = None  # a window's quota left, counted here
         self._recent: deque[float] = deque()  # grant times, to count those after an answer's
@@ -323,8 +327,10 @@ class RateLimiter:
             if not (falling and headers.drained(info.remaining)):
                 self._drained = 0
                 return
+            if not self._drained:
+                self._drain_since = sent
             self._drained += 1
-            if self._drained >= DRAINED_ANSWERS:
+            if self._drained >= DRAINED_ANSWERS and sent - self._drain_since >= DRAIN_SPAN:
                 self._drained_bucket(now)
 
     def _announce(self, info: RateLimitInfo, now: float) -> None:
@@ -384,7 +390,10 @@ class RateLimiter:
         before, rate = self._before_increase, self._rate
         if rate is None:
             return
-        if self._announced is not None and rate <= self._announced * 1.01:
+        within = self._announced is not None and rate <= self._announced * 1.01
+        if before is None and within and self._trusted:
+            return  # a burst at a trusted limit (a stall caught up): 429s will tell
+        if within:
             self._trusted = False  # draining at (or under) the announced rate: it is wrong
         self._wall = rate
         self._last_throttle = self._last_decrease = now
@@ -431,6 +440,9 @@ class RateLimiter:
         if self._slow_start and self._calm is not None and at >= self._last_change:
             # Throttled at the rate just doubled: the one before drew no 429; it is the wall.
             new = self._wall = self._calm
+        elif self._before_increase is not None and at >= self._last_change and self._rate:
+            # Throttled at the rate just raised: back to the one before, which drew none.
+            new, self._wall = self._before_increase, self._rate
         else:
             sent = self._measured(self._sent, now)
             base = sent if self._rate is None else min(self._rate, sent or self._rate)
