@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,3 +228,12 @@ def test_a_limit_announced_too_low_is_passed_up_to_the_users_rate() -> None:
     out = simulate(1000, 100, rate_style="bucket", rate=100, announce_rate=50)
     assert out.throttled == 0
     assert out.span <= 1.10 * 1000 / 100
+
+
+def test_the_controller_loads_no_http_stack() -> None:
+    code = (
+        "import sys, bulk_import.ratelimit; "
+        "print(sorted(m for m in ('httpx', 'aiohttp', 'bulk_import.api') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
