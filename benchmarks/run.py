@@ -643,6 +643,7 @@ def max_failures(runner: Runner, sizes: Sizes) -> list[Result]:
     bound = MAX_FAILURES + concurrency
     result.target = f"≤ {bound} requests sent, exit 3"
     result.passed = not broken(result) and (result.requests or 0) <= bound
+    result.notes.insert(0, f"{result.requests} requests sent, exit {summary.get('exit_code')}")
     if summary.get("aborted"):
         result.notes.insert(0, f"aborted: {summary['aborted'][:120]}")
     return [result]
