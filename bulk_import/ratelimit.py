@@ -41,7 +41,8 @@ Adaptation (``adaptive=True``):
 - ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
   before the last decrease belongs to it): back to the rate before an increase that drew
   it, else to half of what was really being sent since
-  the last pause ended (90 % under a trusted announced limit), but not below
+  the last pause ended (the first at or under a trusted announced limit: 90 %, and back
+  to the limit after a calm second, for it may be jitter), but not below
   ``GOODPUT_SHARE`` of the rate the API accepted over the last second (when that second
   had no pause); that is close to the API's real limit.  The rate that was throttled
   becomes the wall.
@@ -196,6 +197,7 @@ class RateLimiter:
         self._drain_ref: int | None = None  # ... from the Remaining of its first answer
         self._drain_since = -math.inf  # ... over requests sent since then
         self._before_increase: float | None = None  # the rate before the last increase
+        self._recover_to: float | None = None  # after a first 429 at a trusted limit
         self._window_left: int | None = None  # a window's quota left, counted here
         self._recent: deque[float] = deque()  # grant times, to count those after an answer's
         self._wall: float | None = None  # the rate last throttled (near the real limit)
@@ -291,6 +293,10 @@ class RateLimiter:
             return
         calm_since = max(self._last_change, self._last_throttle, self._paused_until)
         if now - calm_since < WINDOW:  # a calm second of sending, not of waiting
+            return
+        if self._recover_to is not None:  # the one 429 at a trusted limit was jitter
+            recover, self._recover_to = self._recover_to, None
+            self._set_rate(max(self._rate, min(self._ceiling(), recover)), now)
             return
         rate, wall = self._rate, self._wall or self._rate
         if rate < CAUTION * wall:
@@ -451,6 +457,7 @@ class RateLimiter:
                 gentle = self._trusted  # once: it may be jitter at a true limit ...
                 self._trusted = False  # ... but the next one says the headers are wrong
             new = (GENTLE_DECREASE if gentle else DECREASE) * base
+            self._recover_to = base if gentle else None
             clean = now - self._start >= WINDOW and now - self._paused_until >= WINDOW
             if clean:  # a full second without a pause: the accepted rate is meaningful
                 accepted = self._measured(self._accepted, now)

@@ -237,3 +237,19 @@ def test_the_controller_loads_no_http_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_one_429_at_a_trusted_limit_is_jitter_but_a_second_one_is_not() -> None:
+    t = 0.0
+    lim = RateLimiter(1000, clock=lambda: t)
+    lim.observe(RateLimitInfo(limit=100, remaining=9, reset=1.0), sent_at=0.0)
+    t = 2.0
+    lim.on_throttled(0.0, sent_at=2.0)
+    assert lim.current_rate == pytest.approx(90)
+    t = 3.1
+    lim.on_success(sent_at=3.0)  # a calm second: back to the announced limit
+    assert lim.current_rate == 100
+    t = 4.0
+    lim.on_throttled(0.0, sent_at=3.9)  # again: the announced limit is not believed
+    assert lim.current_rate is not None
+    assert lim.current_rate < 90
