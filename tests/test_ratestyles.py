@@ -250,6 +250,8 @@ def test_one_429_at_a_trusted_limit_is_jitter_but_a_second_one_is_not() -> None:
     lim.on_success(sent_at=3.0)  # a calm second: back to the announced limit
     assert lim.current_rate == 100
     t = 4.0
-    lim.on_throttled(0.0, sent_at=3.9)  # again: the announced limit is not believed
-    assert lim.current_rate is not None
-    assert lim.current_rate < 90
+    lim.on_throttled(0.0, sent_at=3.9)  # again: back to the rate that drew none ...
+    assert lim.current_rate == pytest.approx(90)
+    t = 5.1
+    lim.on_success(sent_at=5.0)  # ... and held there: the limit is not believed any more
+    assert lim.current_rate == pytest.approx(90)
