@@ -9,7 +9,8 @@ every problem of the row, each naming its column by JSON name, in field order::
 
     phoneNumber: '4155552671' has no country code (+...); terminationSipURI: required
 
-The trunk password is never quoted in a message.  The same phone number later in the file
+A message quotes a cell only when it is a phone number; any other cell (a password may
+land in another column when a row is short) is described by its length and shape.  The same phone number later in the file
 is ``duplicate of row N``, whatever else is wrong with either row.
 """
 
@@ -232,7 +233,7 @@ def _describe(exc: ValidationError, body: Mapping[str, str]) -> list[tuple[str, 
             continue
         value = body.get(name, "")
         described.append(
-            (name, _problem(error["type"], error.get("ctx") or {}, value, spec.secret))
+            (name, _problem(error["type"], error.get("ctx") or {}, value, spec.secret, spec.phone))
         )
     merged: dict[str, list[str]] = {}
     for name, message in described:
@@ -240,7 +241,7 @@ def _describe(exc: ValidationError, body: Mapping[str, str]) -> list[tuple[str, 
     return [(name, ", ".join(messages)) for name, messages in merged.items()]
 
 
-def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool) -> str:
+def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool, phone: bool) -> str:
     if kind == "missing" or (kind in {"string_too_short", "too_short"} and not value):
         return "required"
     if kind in {"string_too_long", "too_long"}:
@@ -248,11 +249,24 @@ def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool) -> str
         return f"longer than {limit} characters" + ("" if secret else f" ({len(value)})")
     if secret:
         return "not accepted"
+    # A cell is quoted only when it is a phone number: any other cell may be a password
+    # that landed in the wrong column (a short row), so only its shape is told.
+    shown = quote(value) if phone else shape(value)
     if kind == "value_error" and "error" in ctx:
-        return f"{quote(value)} {ctx['error']}"
+        return f"{shown} {ctx['error']}"
     if kind == "string_pattern_mismatch":
-        return f"{quote(value)} is not E.164 (+ then 7 to 15 digits)"
-    return f"{quote(value)} is not accepted ({kind})"
+        return f"{shown} is not E.164 (+ then 7 to 15 digits)"
+    return f"{shown} is not accepted ({kind})"
+
+
+def shape(value: str) -> str:
+    """A cell described without its value: ``the value (12 characters, no dot)``."""
+    traits = [f"{len(value)} character{'' if len(value) == 1 else 's'}"]
+    if any(c.isspace() for c in value):
+        traits.append("with spaces")
+    if "." not in value:
+        traits.append("no dot")
+    return f"the value ({', '.join(traits)})"
 
 
 # --- column-wise (the dry run) -------------------------------------------------------

@@ -209,7 +209,7 @@ def test_length_and_uri_messages() -> None:
     )
     assert result.error == (
         "trunkUsername: longer than 128 characters (300); "
-        "terminationSipURI: 'bad uri' is not a SIP host or URI "
+        "terminationSipURI: the value (7 characters, with spaces, no dot) is not a SIP host or URI "
         "(e.g. sip.telnyx.com or sip:pbx.example.com:5060); "
         "friendlyName: longer than 128 characters (129); "
         "inboundAgentId: longer than 64 characters (65); "
@@ -222,7 +222,7 @@ def test_password_is_never_in_the_error() -> None:
     secret = "TOP-SECRET-" * 20
     result = invalid({**GOOD, "trunkPassword": secret, "terminationSipURI": "x y"})
     assert result.error.startswith(
-        "trunkPassword: longer than 128 characters; terminationSipURI: 'x y'"
+        "trunkPassword: longer than 128 characters; terminationSipURI: the value (3 characters, with spaces, no dot)"
     )
     assert "TOP-SECRET" not in result.error
     assert str(len(secret)) not in result.error
@@ -299,7 +299,7 @@ def test_bad_default_is_reported_per_row() -> None:
     result = invalid(
         GOOD | {"terminationSipURI": ""}, Validator(defaults={"terminationSipURI": "not a uri"})
     )
-    assert result.error.startswith("terminationSipURI: 'not a uri' is not a SIP host or URI")
+    assert result.error.startswith("terminationSipURI: the value (9 characters, with spaces, no dot) is not a SIP host or URI")
 
 
 # --- options and columns ---------------------------------------------------------------
