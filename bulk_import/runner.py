@@ -358,7 +358,9 @@ def _summarize(
         duration_seconds=round(time.monotonic() - t0, 3),
         dry_run=opts.dry_run,
         requests=requests,
-        achieved_rate=round(requests / sending_seconds, 1) if requests and sending_seconds else None,
+        achieved_rate=round(requests / sending_seconds, 1)
+        if requests and sending_seconds
+        else None,
         throttled=report.throttled if report else 0,
         settled_rate=report.settled_rate if report else None,
         aborted=str(aborted) if aborted else None,

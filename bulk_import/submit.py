@@ -330,7 +330,9 @@ async def _process_job(run: _Run, job: Job) -> RowResult:
     except (Transient, ConnectionFailed) as exc:
         if not row.answered and not row.attempts and not row.in_doubt:
             # no request of this row ever left: it was not sent, it did not fail
-            return row.result(Status.NOT_ATTEMPTED, error=f"not sent: {_exhausted(exc, run.policy)}")
+            return row.result(
+                Status.NOT_ATTEMPTED, error=f"not sent: {_exhausted(exc, run.policy)}"
+            )
         return row.result(Status.FAILED, error=_exhausted(exc, run.policy))
     except _Halted:
         reason = run.halt_reason

@@ -1,8 +1,10 @@
 """Check rows: a ``RawRow`` becomes a ``Job`` (ready to send) or an ``invalid`` result.
 
 SPEC sections 3 and 4.  Phone numbers lose spaces, dashes, dots and brackets (and a
-``(0)`` after the country code); a leading ``00`` becomes ``+``; the result must be E.164
-(``+`` then 7 to 15 digits).  Digits without ``+`` are read only with a default region,
+``(0)`` after the country code); a leading ``00`` becomes ``+``; full-width characters are
+read as ASCII (NFKC); a cell Excel stored as a float (``.0``, ``E+11``) is refused with a
+hint; the result must be E.164 (``+`` then 7 to 15 digits) with an assigned country code
+and a length possible for it (phones.py).  Digits without ``+`` are read only with a default region,
 through ``phonenumbers``, and must then be a valid number of that region.  Everything else
 is checked by ``ImportRequest`` (models.py); its errors are turned into one readable line,
 every problem of the row, each naming its column by JSON name, in field order::
@@ -10,8 +12,9 @@ every problem of the row, each naming its column by JSON name, in field order::
     phoneNumber: '4155552671' has no country code (+...); terminationSipURI: required
 
 A message quotes a cell only when it is a phone number; any other cell (a password may
-land in another column when a row is short) is described by its length and shape.  The same phone number later in the file
-is ``duplicate of row N``, whatever else is wrong with either row.
+land in another column when a row is short) is described by its length and shape.  The
+same phone number later in the file is ``duplicate of row N``, whatever else is wrong with
+either row.
 """
 
 from __future__ import annotations

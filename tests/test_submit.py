@@ -217,7 +217,8 @@ def test_a_connection_that_never_opened_leaves_no_doubt() -> None:
     h.api.script[("POST", number(0))] = ["refuse", "409"]
     r = only(h.run([job(0)]))
     assert (r.status, r.attempts) == (Status.ALREADY_EXISTS, 1)  # a refusal is no attempt
-    assert h.report is not None and h.report.requests == 1
+    assert h.report is not None
+    assert h.report.requests == 1
 
 
 def test_in_doubt_from_an_earlier_run_is_verified() -> None:
@@ -311,7 +312,8 @@ def test_an_unreachable_api_aborts_instead_of_failing_every_row() -> None:
     assert [r.attempts for r in results.values()] == [0] * 4
     assert h.report.requests == 0
     tried = [r for r in results.values() if "could not connect" in r.error]
-    assert tried and tried[0].error.startswith("not sent: could not connect")
+    assert tried
+    assert tried[0].error.startswith("not sent: could not connect")
 
 
 def test_an_api_failing_every_request_aborts_after_three_rows() -> None:
@@ -549,3 +551,53 @@ def test_sandbox_wrong_key_aborts_after_at_most_concurrency_requests(sandbox: An
     outcomes = Counter((r.status, r.http_status) for r in results.values())
     assert outcomes[(Status.FAILED, 403)] >= 1
     assert set(outcomes) <= {(Status.FAILED, 403), (Status.NOT_ATTEMPTED, None)}  # not sent
+
+
+# --- statuses that do not contradict themselves ---------------------------------------
+
+
+def test_attempts_never_exceed_max_attempts_with_a_get_check() -> None:
+    """Four 500s, then a 409: the row is in doubt, so a GET checks it (a 6th request).
+    ``attempts`` counts the POST's tries and stays at --max-attempts."""
+    h = Harness()
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "other"}
+    h.api.script[("POST", number(0))] = ["500", "500", "500", "500", "409"]
+    r = only(h.run([job(0)], max_attempts=5))
+    assert h.api.requests == 6
+    assert r.status is Status.ALREADY_EXISTS
+    assert r.attempts == 5
+
+
+def test_attempts_never_exceed_max_attempts_with_a_patch() -> None:
+    h = Harness()
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "old"}
+    h.api.script[("POST", number(0))] = ["503", "503", "409"]
+    h.api.script[("PATCH", number(0))] = ["503", "503"]
+    r = only(h.run([job(0)], max_attempts=3, on_existing="update"))
+    assert r.status is Status.UPDATED
+    assert h.api.requests == 7  # 3 POST + GET + 3 PATCH
+    assert r.attempts <= 3
+
+
+def test_a_refused_connection_is_not_an_attempt() -> None:
+    h = Harness()
+    h.api.script[("POST", number(0))] = ["refuse", "refuse"]
+    r = only(h.run([job(0)], max_attempts=3))
+    assert (r.status, r.attempts) == (Status.IMPORTED, 1)
+    assert h.report is not None
+    assert h.report.requests == 1
+
+
+def test_a_row_that_never_connected_is_not_attempted_not_failed() -> None:
+    h = Harness()
+    h.api.script[("POST", number(0))] = ["refuse", "refuse"]
+    r = only(h.run([job(0)], max_attempts=2))
+    assert (r.status, r.attempts, r.http_status) == (Status.NOT_ATTEMPTED, 0, None)
+    assert r.error == "not sent: could not connect: connection refused (2 tries)"
+
+
+def test_already_exists_has_the_sip_phone_number() -> None:
+    h = Harness()
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "x"}
+    r = only(h.run([job(0)]))
+    assert (r.status, r.sip_phone_number) == (Status.ALREADY_EXISTS, number(0))

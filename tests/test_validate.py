@@ -105,8 +105,10 @@ def test_normalize_phone(text: str, expected: str) -> None:
             "'+123456789012345' is too long for +1 (US): 14 digits after the country code, "
             "10 possible",
         ),
-        ("+15552671", "'+15552671' is too short for +1 (US): 7 digits after the country code, "
-         "10 possible"),  # possible only as a local number
+        (
+            "+15552671",
+            "'+15552671' is too short for +1 (US): 7 digits after the country code, 10 possible",
+        ),  # possible only as a local number
         (
             "+4402079460018",
             "'+4402079460018' is too long for +44 (GB): 11 digits after the country code, "
@@ -222,7 +224,8 @@ def test_password_is_never_in_the_error() -> None:
     secret = "TOP-SECRET-" * 20
     result = invalid({**GOOD, "trunkPassword": secret, "terminationSipURI": "x y"})
     assert result.error.startswith(
-        "trunkPassword: longer than 128 characters; terminationSipURI: the value (3 characters, with spaces, no dot)"
+        "trunkPassword: longer than 128 characters; "
+        "terminationSipURI: the value (3 characters, with spaces, no dot)"
     )
     assert "TOP-SECRET" not in result.error
     assert str(len(secret)) not in result.error
@@ -299,7 +302,9 @@ def test_bad_default_is_reported_per_row() -> None:
     result = invalid(
         GOOD | {"terminationSipURI": ""}, Validator(defaults={"terminationSipURI": "not a uri"})
     )
-    assert result.error.startswith("terminationSipURI: the value (9 characters, with spaces, no dot) is not a SIP host or URI")
+    assert result.error.startswith(
+        "terminationSipURI: the value (9 characters, with spaces, no dot) is not a SIP host or URI"
+    )
 
 
 # --- options and columns ---------------------------------------------------------------

@@ -195,7 +195,8 @@ def serve(config: SandboxConfig, port: int, *, log_level: str = "warning") -> No
     """Serve the sandbox on 127.0.0.1:``port`` in this thread until Ctrl-C (or SIGTERM).
 
     Prints ``sandbox listening on http://127.0.0.1:PORT`` on stdout once it can accept
-    connections (``port`` 0 picks a free port), then the API key it accepts.  Raises ``OSError`` if the port is taken.
+    connections (``port`` 0 picks a free port), then the API key it accepts.  Raises
+    ``OSError`` if the port is taken.
     """
     _quiet_uvicorn()
     sock = bind(port)
