@@ -235,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(API_KEY_FLAG_REFUSED, file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {_shown(unknown)}")
     _setup_logging(quiet=getattr(args, "quiet", False))
     try:
         if args.command == "sandbox":
@@ -270,6 +272,16 @@ def _gives_api_key(argv: Sequence[str]) -> bool:
         if arg == "--api-key" or arg.startswith("--api-key="):
             return True
     return False
+
+
+def _shown(unknown: Sequence[str]) -> str:
+    """Unrecognized arguments as options only: a value next to a mistyped option (say
+    ``--api-keyfile SECRET``) may be a secret, so values are counted, never shown."""
+    options = [arg.partition("=")[0] for arg in unknown if arg.startswith("-")]
+    values = len(unknown) - len(options) + sum("=" in arg for arg in unknown)
+    if values:
+        options.append(f"(and {values} value(s), not shown)")
+    return " ".join(options)
 
 
 def console() -> None:

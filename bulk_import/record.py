@@ -316,8 +316,10 @@ class Summary:
     #: requests per second achieved: ``requests`` over the time spent sending
     achieved_rate: float | None = None
     throttled: int = 0
-    #: the limit the rate controller settled on, when it found or was given one
+    #: the rate in force at the end: the limit the rate controller found, else ``--rate``
     settled_rate: float | None = None
+    #: ``--rate`` (a ceiling, not a limit found)
+    rate_ceiling: float | None = None
     aborted: str | None = None
     interrupted: bool = False
     extra: dict[str, object] = field(default_factory=dict)
@@ -342,7 +344,8 @@ class Summary:
         if self.requests:
             achieved = f"{self.achieved_rate:.1f}" if self.achieved_rate is not None else "?"
             rate = f", {self.requests} {_plural(self.requests, 'request')} at {achieved} req/s"
-            if self.settled_rate:
+            found = self.throttled or self.settled_rate != self.rate_ceiling
+            if self.settled_rate and found:
                 rate += f" (limit settled at {self.settled_rate:.0f} req/s)"
         return (
             f"bulk-import: {self.rows} {_plural(self.rows, 'row')}: {what} in "

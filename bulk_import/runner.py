@@ -136,6 +136,7 @@ class _Run:
         self.pending: dict[int, Job] = {}
         self.say = say
         self.earlier: Counter[str] = Counter()  # rows --resume found done by earlier runs
+        self.sent: Counter[int] = Counter()  # requests that may store, by row (cut rows)
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
         self.journal.record(result, durable=durable)
@@ -145,6 +146,14 @@ class _Run:
             self.earlier[result.status.value] += 1
         else:
             self.log.row(result)
+
+    # -- the submit.Journal protocol: the journal's, counting the requests each row sent
+    def sending(self, job: Job) -> None:
+        self.journal.sending(job)
+        self.sent[job.row] += 1
+
+    def in_doubt(self, job: Job) -> bool:
+        return self.journal.in_doubt(job)
 
     def tell(self, text: str) -> None:
         """A message while the progress bar may be showing: printed above it."""
@@ -177,7 +186,9 @@ class _Run:
         self.progress.close()
         for job in sorted(self.pending.values(), key=lambda j: j.row):
             if self.journal.was_sent(job):
-                self.finish(RowResult(job.row, job.phone_number, Status.FAILED, error=CUT))
+                tries = self.sent[job.row]
+                cut = RowResult(job.row, job.phone_number, Status.FAILED, attempts=tries, error=CUT)
+                self.finish(cut)
             else:
                 self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
         self.pending.clear()
@@ -363,6 +374,7 @@ def _summarize(
         else None,
         throttled=report.throttled if report else 0,
         settled_rate=report.settled_rate if report else None,
+        rate_ceiling=opts.rate,
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
     )
@@ -400,7 +412,7 @@ async def _send(
                     max_attempts=opts.max_attempts,
                     on_existing=opts.on_existing,
                 ),
-                journal=run.journal,
+                journal=run,
                 on_result=run.on_result,
                 limiter=RateLimiter(opts.rate),
                 retry=RetryPolicy(max_attempts=opts.max_attempts),

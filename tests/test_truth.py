@@ -187,6 +187,9 @@ def test_the_summary_shows_the_achieved_rate_and_the_limit_apart() -> None:
     assert "(limit settled at 300 req/s)" in line
     assert ", 300 req/s;" not in line
     assert "limit" not in _summary(settled_rate=None).line()
+    # --rate 300 and no 429: that is the ceiling given, not a limit found
+    assert "limit" not in _summary(rate_ceiling=300.0).line()
+    assert "limit settled at 300" in _summary(rate_ceiling=300.0, throttled=2).line()
 
 
 def test_the_summary_says_1_row() -> None:

@@ -83,6 +83,7 @@ CASES = [
     Case("--api-key VALUE", run_("--api-key", TYPED_KEY), 2, "--api-key-file PATH"),
     Case("--api-key=VALUE", run_(f"--api-key={TYPED_KEY}"), 2, "SIGMAMIND_API_KEY"),
     Case("--api-key -VALUE", run_("--api-key", f"-{TYPED_KEY}"), 2, "SIGMAMIND_API_KEY"),
+    Case("mistyped key flag", run_("--api-keyfile", TYPED_KEY), 2, "arguments: --api-keyfile"),
     Case("abbreviated flag", run_("--api-key-f", "key.txt"), 2, "unrecognized arguments"),
     Case("key file missing", run_("--api-key-file", "/nonexistent/k"), 2, "a file you can read"),
     Case(
