@@ -68,6 +68,12 @@ class Progress:
             f"{self.done / elapsed:.0f} rows/s"
         )
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
