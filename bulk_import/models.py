@@ -217,8 +217,9 @@ class Job:
 
     ``importable`` is the full import body when the row has every field needed to create
     the number (``request`` is that body, and an error without it); ``wanted`` is every
-    field the row gives (JSON names, the number included), which is all an update needs.  ``before`` is the record to put back (``Action.RESTORE``);
-    ``changed`` the fields the earlier run changed.
+    field the row gives (JSON names, the number included), which is all an update needs.
+    ``before`` is the record to put back (``Action.RESTORE``); ``changed`` the fields the
+    earlier run changed.
     """
 
     row: int

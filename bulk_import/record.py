@@ -211,7 +211,7 @@ class Journal:
             # starts empty and is keyed by this run's row numbers.
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR REPLACE INTO previous "
+                "INSERT OR REPLACE INTO previous "  # noqa: S608 - our own constants
                 "SELECT phone, status, sip, http_status, attempts, error FROM results "
                 f"WHERE status IN ({_DONE_SQL})"
             )

@@ -103,9 +103,7 @@ def test_done_statuses_match_the_journal_sql() -> None:
         "deleted",
         "restored",
     }
-    assert sorted(_DONE_SQL.replace("'", "").split(", ")) == sorted(
-        s.value for s in DONE_STATUSES
-    )
+    assert sorted(_DONE_SQL.replace("'", "").split(", ")) == sorted(s.value for s in DONE_STATUSES)
 
 
 def test_journal_resume_carries_done_rows_and_in_doubt_marks(tmp_path: Path) -> None:
