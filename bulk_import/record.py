@@ -185,6 +185,24 @@ def journal_path(results: Path) -> Path:
     return results.with_name(results.name + ".journal")
 
 
+Before = tuple[dict[str, str | None], dict[str, str | None], list[str]]
+
+
+def read_befores(path: Path) -> dict[str, Before]:
+    """The records a run kept before its PATCHes (read-only; empty without a journal)."""
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT phone, record, sent, changed FROM before").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise ResultsFileError(f"the journal {path} can't be read: {exc}") from exc
+    return {p: (json.loads(r), json.loads(s), json.loads(c)) for p, r, s, c in rows}
+
+
 class Journal:
     """The durable state of a run, in SQLite (WAL): results, in-doubt numbers, earlier runs.
 

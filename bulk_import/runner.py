@@ -17,17 +17,19 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_BASE_URL, check_base_url
+from .decide import changed_fields, fingerprint
 from .errors import ApiError, UsageError
 from .load import Table, open_table
 from .lock import RunLock
-from .models import OK_STATUSES, Job, OnExisting, RowResult, Status
+from .models import DONE_STATUSES, OK_BY_COMMAND, Action, Job, OnExisting, RowResult, Status
 from .progress import Progress
 from .record import (
     Journal,
@@ -35,6 +37,7 @@ from .record import (
     RunLog,
     Summary,
     journal_path,
+    read_befores,
     read_results_csv,
     write_results_frames,
     write_summary_json,
@@ -72,12 +75,30 @@ class RunOptions:
     progress: bool = True
     allow_insecure_http: bool = False
     sandbox: bool = False
+    #: ``run``, ``plan``, ``update`` or ``undo`` (``file`` is then a results file).
+    command: str = "run"
+    #: undo: go ahead without asking.
+    yes: bool = False
+    #: undo on a terminal: asked with what will be done; True to go ahead.
+    confirm: Callable[[str], bool] | None = field(default=None, repr=False)
 
     @property
     def results_path(self) -> Path:
         if self.output is not None:
             return self.output
-        return self.file.with_name(f"{self.file.stem}.results.csv")
+        suffix = {"plan": "plan", "undo": "undo"}.get(self.command, "results")
+        return self.file.with_name(f"{self.file.stem}.{suffix}.csv")
+
+    @property
+    def partial(self) -> bool:
+        """Only ``phoneNumber`` is required: an update, or an import that may update."""
+        return self.command == "update" or self.on_existing == "update"
+
+    @property
+    def shows_changes(self) -> bool:
+        return self.command in ("plan", "update") or (
+            self.command == "run" and self.on_existing == "update"
+        )
 
     def check(self) -> None:
         if self.concurrency < 1:
@@ -90,6 +111,8 @@ class RunOptions:
             raise UsageError("--timeout must be above 0 seconds")
         if self.results_path.resolve() == self.file.resolve():
             raise UsageError("--output must not be the input file")
+        if self.command == "plan" and self.dry_run:
+            raise UsageError("plan never writes; it has no --dry-run (it is one)")
         if not self.dry_run and not self.sandbox:
             check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
             if not self.api_key:
@@ -126,10 +149,16 @@ class _Run:
         self.log.row(result)
 
     def on_result(self, result: RowResult) -> None:
-        self.pending.pop(result.row, None)
+        job = self.pending.pop(result.row, None)
+        if job is not None and result.status in DONE_STATUSES and self.opts.command != "plan":
+            self.journal.keep_fingerprint(job.phone_number, fingerprint(job.fields(), self.salt))
         self.finish(result)
 
-    def jobs(self, rows: Iterator[RowResult | Job]) -> Iterator[Job]:
+    @property
+    def salt(self) -> bytes:
+        return self.journal.salt
+
+    def jobs(self, rows: Iterable[RowResult | Job]) -> Iterator[Job]:
         """The valid rows still to send; every other row is recorded on the way."""
         for checked in rows:
             if isinstance(checked, RowResult):
@@ -138,10 +167,31 @@ class _Run:
             if self.opts.resume:
                 earlier = self.journal.done_before(checked.phone_number, checked.row)
                 if earlier is not None:
-                    self.finish(earlier, durable=False)
-                    continue
+                    edited = self.edited(checked)
+                    if not edited:
+                        self.finish(earlier, durable=False)
+                        continue
+                    if self.opts.on_existing != "update":
+                        note = (
+                            f"changed since it was done: {', '.join(edited)} "
+                            "(not applied; --on-existing update applies it)"
+                        )
+                        self.finish(
+                            dataclasses.replace(earlier, status=Status.ALREADY_EXISTS, error=note),
+                            durable=False,
+                        )
+                        continue
             self.pending[checked.row] = checked
             yield checked
+
+    def edited(self, job: Job) -> list[str]:
+        """The fields of ``job`` that differ from the request of the run that did it."""
+        if job.action is not Action.IMPORT and job.action is not Action.UPDATE:
+            return []
+        earlier = self.journal.fingerprint_of(job.phone_number)
+        if earlier is None:
+            return []
+        return changed_fields(earlier, fingerprint(job.fields(), self.salt))
 
     def not_attempted(self, jobs: Iterator[Job], why: str) -> None:
         """Mark what was never sent, in flight when cut, or never reached."""
@@ -181,63 +231,130 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
     t0 = time.monotonic()
     results_path = opts.results_path
     with RunLock(results_path):
-        table = open_table(
-            opts.file, sheet=opts.sheet, mapping=opts.mapping, encoding=opts.encoding
-        )
-        check_columns(table.columns, opts.defaults.keys(), table.header)
-        if table.ignored:
-            shown = ", ".join(repr(h) for h in table.ignored)
-            say(f"warning: ignoring column(s) that match no field: {shown} (map one with --map)")
-        validator = Validator(defaults=opts.defaults, default_region=opts.default_region)
-        if opts.dry_run:
-            return _dry_run(opts, table, validator, say, started, t0)
-        had_journal = journal_path(results_path).exists()
-        journal = Journal(journal_path(results_path), resume=opts.resume)
-        if opts.resume and not had_journal:
-            # The journal has every done row; without it, the results file is what is left.
-            if results_path.exists():
-                journal.import_previous(read_results_csv(results_path))
-            else:
-                say(f"note: --resume: no earlier results at {results_path}; sending every row")
-        writer = ResultsWriter(results_path)
-        log = RunLog(opts.log_file)
-        total = table.estimated_rows() if opts.progress else None  # a pass over the file
-        progress = Progress(total, enabled=opts.progress)
-        run = _Run(opts, journal, writer, log, progress, say)
-        log.line(
-            f"start file={opts.file} results={results_path} dry_run=False "
-            f"resume={opts.resume} on_existing={opts.on_existing}"
-        )
-        checked = (validator.check(raw) for raw in table.rows())
-        jobs = run.jobs(checked)
-        report: SubmitReport | None = None
-        interrupted = False
-        try:
-            report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals))
-        finally:
-            aborted = report.aborted if report is not None else None
-            why = (
-                "interrupted before this row was sent"
-                if interrupted
-                else f"not sent: the run stopped ({aborted})"
-                if aborted
-                else "not sent"
+        if opts.command == "undo":
+            rows: Iterable[RowResult | Job] = _undo_rows(opts, say)
+            total: int | None = None
+        else:
+            table = open_table(
+                opts.file, sheet=opts.sheet, mapping=opts.mapping, encoding=opts.encoding
             )
-            run.not_attempted(jobs, why)
-            run.progress.close()
-            writer.finalize(journal.results_in_order())
-            counts = _counts(journal)
-            journal.close()
-        return _summarize(
-            opts,
-            log,
-            counts,
-            started,
-            t0,
-            report=report,
-            aborted=aborted,
-            interrupted=interrupted,
-        )
+            if opts.partial:
+                check_columns(table.columns, opts.defaults.keys(), table.header, ("phoneNumber",))
+            else:
+                check_columns(table.columns, opts.defaults.keys(), table.header)
+            if table.ignored:
+                shown = ", ".join(repr(h) for h in table.ignored)
+                say(
+                    f"warning: ignoring column(s) that match no field: {shown} (map one with --map)"
+                )
+            validator = Validator(
+                defaults=opts.defaults, default_region=opts.default_region, partial=opts.partial
+            )
+            if opts.dry_run:
+                return _dry_run(opts, table, validator, say, started, t0)
+            rows = (validator.check(raw) for raw in table.rows())
+            total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
+        with ExitStack() as stack:
+            had_journal = journal_path(results_path).exists()
+            journal = stack.enter_context(Journal(journal_path(results_path), resume=opts.resume))
+            if opts.resume and not had_journal:
+                # The journal has every done row; without it, the results file is what is left.
+                if results_path.exists():
+                    journal.import_previous(read_results_csv(results_path))
+                else:
+                    say(f"note: --resume: no earlier results at {results_path}; sending every row")
+            writer = stack.enter_context(ResultsWriter(results_path, changes=opts.shows_changes))
+            log = stack.enter_context(RunLog(opts.log_file))
+            progress = stack.enter_context(Progress(total, enabled=opts.progress))
+            run = _Run(opts, journal, writer, log, progress, say)
+            log.line(
+                f"start command={opts.command} file={opts.file} results={results_path} "
+                f"dry_run={opts.dry_run} resume={opts.resume} on_existing={opts.on_existing}"
+            )
+            jobs = run.jobs(rows)
+            report: SubmitReport | None = None
+            interrupted = False
+            try:
+                report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals, total))
+            finally:
+                aborted = report.aborted if report is not None else None
+                why = (
+                    "interrupted before this row was sent"
+                    if interrupted
+                    else f"not sent: the run stopped ({aborted})"
+                    if aborted
+                    else "not sent"
+                )
+                run.not_attempted(jobs, why)
+                progress.close()
+                writer.finalize(journal.results_in_order())
+                counts = _counts(journal)
+            return _summarize(
+                opts,
+                log,
+                counts,
+                started,
+                t0,
+                report=report,
+                aborted=aborted,
+                interrupted=interrupted,
+            )
+
+
+def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult | Job]:
+    """The work of ``undo RESULTS``: its ``imported`` rows (DELETE) and ``updated`` rows
+    (PATCH back to the record its journal kept); every other row is left alone, unlisted.
+
+    Says how many of each and where before anything is sent, and asks (``confirm``) unless
+    ``yes``; refuses when it can't ask.
+    """
+    source = opts.file
+    if not source.exists():
+        raise UsageError(f"no results file at {source}", hint="give the results CSV of a run")
+    befores = read_befores(journal_path(source))
+    rows: list[RowResult | Job] = []
+    deletes = restores = 0
+    for result in read_results_csv(source):
+        phone = result.phone_number
+        if result.status is Status.IMPORTED:
+            rows.append(Job(result.row, None, Action.DELETE, number=phone))
+            deletes += 1
+        elif result.status is Status.UPDATED:
+            kept = befores.get(phone)
+            if kept is None:
+                rows.append(
+                    RowResult(
+                        result.row,
+                        phone,
+                        Status.FAILED,
+                        error=f"no record of its old values: the journal "
+                        f"{journal_path(source)} has none; restore it by hand",
+                    )
+                )
+                continue
+            before, _sent, changed = kept
+            rows.append(
+                Job(
+                    result.row,
+                    None,
+                    Action.RESTORE,
+                    number=phone,
+                    before=before,
+                    changed=tuple(changed),
+                )
+            )
+            restores += 1
+    where = "(dry run: nothing is sent)" if opts.dry_run else f"at {opts.base_url}"
+    what = f"undo: will delete {deletes} number(s) and restore {restores} {where}"
+    say(what)
+    if not opts.dry_run and not opts.resume and deletes + restores and not opts.yes:
+        if opts.confirm is None:
+            raise UsageError(
+                f"{what}: confirm with --yes (not asked: not on a terminal); nothing was sent"
+            )
+        if not opts.confirm(what):
+            raise UsageError("undo cancelled: nothing was sent")
+    return rows
 
 
 #: Rows per chunk in the dry run: larger chunks make the column-wise checks cheaper.
@@ -284,7 +401,7 @@ def _summarize(
     interrupted: bool = False,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
-    exit_code = _exit_code(counts, aborted, interrupted)
+    exit_code = _exit_code(counts, aborted, interrupted, OK_BY_COMMAND[opts.command])
     summary = Summary(
         rows=sum(counts.values()),
         counts=counts,
@@ -294,6 +411,7 @@ def _summarize(
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_seconds=round(time.monotonic() - t0, 3),
         dry_run=opts.dry_run,
+        command=opts.command,
         requests=report.requests if report else 0,
         throttled=report.throttled if report else 0,
         settled_rate=report.settled_rate if report else None,
@@ -308,11 +426,15 @@ def _summarize(
 
 
 async def _send(
-    opts: RunOptions, jobs: Iterator[Job], run: _Run, handle_signals: bool
+    opts: RunOptions,
+    jobs: Iterator[Job],
+    run: _Run,
+    handle_signals: bool,
+    total: int | None = None,
 ) -> tuple[SubmitReport | None, bool]:
     """Submit ``jobs``; first SIGINT/SIGTERM drains in-flight rows, the second cuts."""
     # Imported here: a dry run never loads the HTTP stack.
-    from .api import SigmaMindAPI
+    from .api import PAGE_SIZE, SigmaMindAPI
     from .ratelimit import RateLimiter
     from .retry import RetryPolicy
     from .submit import SubmitOptions, submit
@@ -320,10 +442,21 @@ async def _send(
     stop = asyncio.Event()
     signals = 0
     loop = asyncio.get_running_loop()
-    assert opts.api_key is not None
     async with SigmaMindAPI(
-        opts.base_url, opts.api_key, timeout=opts.timeout, max_connections=opts.concurrency
+        opts.base_url, opts.api_key or "", timeout=opts.timeout, max_connections=opts.concurrency
     ) as api:
+        limiter = RateLimiter(opts.rate)
+        retry = RetryPolicy(max_attempts=opts.max_attempts)
+        snapshot = None
+        if opts.command == "plan" and (total is None or total > PAGE_SIZE):
+            # A list of the whole account costs a request per PAGE_SIZE numbers, a GET per
+            # row one per row: for more rows than a page holds, listing is the cheaper.
+            from .actions import list_account
+
+            listed = await list_account(api, limiter, retry)
+            snapshot = {r["phoneNumber"] or "": r for r in listed}
+            run.say(f"plan: read {len(snapshot)} number(s) of the account")
+        writes = not (opts.command == "plan" or opts.dry_run)
         task = asyncio.ensure_future(
             submit(
                 jobs,
@@ -332,11 +465,13 @@ async def _send(
                     concurrency=opts.concurrency,
                     max_attempts=opts.max_attempts,
                     on_existing=opts.on_existing,
+                    writes=writes,
+                    snapshot=snapshot,
                 ),
                 journal=run.journal,
                 on_result=run.on_result,
-                limiter=RateLimiter(opts.rate),
-                retry=RetryPolicy(max_attempts=opts.max_attempts),
+                limiter=limiter,
+                retry=retry,
                 stop=stop,
             )
         )
@@ -383,12 +518,17 @@ def _counts(journal: Journal) -> dict[str, int]:
     return counts
 
 
-def _exit_code(counts: dict[str, int], aborted: ApiError | None, interrupted: bool) -> int:
+def _exit_code(
+    counts: dict[str, int],
+    aborted: ApiError | None,
+    interrupted: bool,
+    ok_statuses: frozenset[Status] = OK_BY_COMMAND["run"],
+) -> int:
     if aborted is not None:
         return EXIT_ABORTED
     if interrupted:
         return EXIT_INTERRUPTED
-    ok = {s.value for s in OK_STATUSES}
+    ok = {s.value for s in ok_statuses}
     return EXIT_OK if all(n == 0 or s in ok for s, n in counts.items()) else EXIT_ROWS
 
 

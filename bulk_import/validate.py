@@ -74,10 +74,13 @@ def quote(value: str) -> str:
 
 
 def check_columns(
-    columns: Collection[str], defaults: Collection[str], found_headers: Sequence[str]
+    columns: Collection[str],
+    defaults: Collection[str],
+    found_headers: Sequence[str],
+    required: Collection[str] = REQUIRED_FIELDS,
 ) -> None:
     """Raise ``MissingColumnsError`` for required fields with neither column nor default."""
-    missing = [f for f in REQUIRED_FIELDS if f not in columns and f not in defaults]
+    missing = [f for f in required if f not in columns and f not in defaults]
     if missing:
         raise MissingColumnsError(missing, list(found_headers))
 
