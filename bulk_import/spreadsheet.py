@@ -142,9 +142,8 @@ def _write_xlsx(path: Path, columns: Sequence[str], rows: Sequence[Sequence[str]
         if name in _PHONE_COLUMNS:
             # Text format ("@") on the column and on each cell: Excel keeps the "+".
             sheet.column_dimensions[letter].number_format = "@"
-            for (cell,) in sheet.iter_rows(
-                min_col=i, max_col=i, min_row=1, max_row=max(1000, len(rows) + 1)
-            ):
+            last = len(rows) + 1 if rows else 1000  # a template: rows to be typed in
+            for (cell,) in sheet.iter_rows(min_col=i, max_col=i, min_row=1, max_row=last):
                 cell.number_format = "@"
     sheet.freeze_panes = "A2"
     book.save(path)
