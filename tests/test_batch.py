@@ -50,7 +50,11 @@ def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
 
 
 def test_decide_patches_only_what_differs_and_never_shows_the_password() -> None:
-    record = {"phoneNumber": "+14155550100", "friendlyName": "Old", "inboundAgentId": "a1"}
+    record: dict[str, str | None] = {
+        "phoneNumber": "+14155550100",
+        "friendlyName": "Old",
+        "inboundAgentId": "a1",
+    }
     wanted = {"phoneNumber": "+14155550100", "friendlyName": "New", "inboundAgentId": "a1"}
     decision = decide_update(wanted, record)
     assert decision.body == {"friendlyName": "New"}
@@ -58,7 +62,8 @@ def test_decide_patches_only_what_differs_and_never_shows_the_password() -> None
     assert decide_update({"phoneNumber": "+14155550100"}, record).body == {}
     with_secret = {**wanted, "trunkPassword": PASSWORD, "terminationSipURI": "a.example"}
     text = describe(diff(with_secret, record))
-    assert "trunkPassword: (changed)" in text and PASSWORD not in text
+    assert "trunkPassword: (changed)" in text
+    assert PASSWORD not in text
     assert decide_update(with_secret, record).body["terminationSipUri"] == "a.example"
     back = restore_body(record, ["friendlyName", "trunkPassword", "outboundAgentId"])
     assert back == {"friendlyName": "Old", "outboundAgentId": None}
@@ -179,7 +184,8 @@ def test_round_trip_export_edit_update_undo(api: Any, tmp_path: Path) -> None:
     undo = _run(api, "undo", tmp_path / "account.results.csv", "--yes")
     assert undo.code == 0, undo.stderr
     undone = read_results(tmp_path / "account.results.undo.csv")
-    assert len(undone) == 25 and {r["status"] for r in undone} == {"restored"}
+    assert len(undone) == 25
+    assert {r["status"] for r in undone} == {"restored"}
     for i in range(20):
         assert api.state.records[number(i)]["inboundAgentId"] is None
     assert api.state.records[number(22)]["friendlyName"] == "Line 22"
@@ -202,18 +208,21 @@ def test_undo_deletes_exactly_what_was_imported(api: Any, tmp_path: Path) -> Non
 
     api.state.methods.clear()
     refused = run_cli("undo", str(results), "--base-url", api.url, "--no-progress")
-    assert refused.code == 2 and "--yes" in refused.stderr
+    assert refused.code == 2
+    assert "--yes" in refused.stderr
     assert sum(api.state.methods.values()) == 0
 
     dry = _run(api, "undo", results, "--dry-run")
-    assert dry.code == 0 and sum(api.state.methods.values()) == 0
+    assert dry.code == 0
+    assert sum(api.state.methods.values()) == 0
     assert {r["status"] for r in read_results(tmp_path / "numbers.results.undo.csv")} == {
         "would_delete"
     }
 
     done = _run(api, "undo", results, "--yes")
     assert done.code == 0, done.stderr
-    assert "delete 150 number(s)" in done.stderr and api.url in done.stderr
+    assert "delete 150 number(s)" in done.stderr
+    assert api.url in done.stderr
     assert len(read_results(tmp_path / "numbers.results.undo.csv")) == 150
     assert set(api.state.records) == {number(i) for i in range(50)}
     assert set(api.state.deleted) == {number(i) for i in range(50, 200)}
