@@ -280,7 +280,13 @@ class Journal:
 
     # -- fingerprints and records from before (resume, undo) ------------------------------
     def keep_fingerprint(self, phone: str, fields: dict[str, str]) -> None:
-        """Remember the per-field fingerprint of a done row's request."""
+        """Remember the per-field fingerprint of a done row's request.
+
+        Written in the transaction that ``record`` commits with the row's result.
+        """
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
         self._db.execute(
             "INSERT OR REPLACE INTO fingerprints VALUES (?, ?)", (phone, json.dumps(fields))
         )

@@ -150,7 +150,8 @@ class _Run:
 
     def on_result(self, result: RowResult) -> None:
         job = self.pending.pop(result.row, None)
-        if job is not None and result.status in DONE_STATUSES and self.opts.command != "plan":
+        keeps = self.opts.command in ("run", "update")
+        if job is not None and keeps and result.status in DONE_STATUSES:
             self.journal.keep_fingerprint(job.phone_number, fingerprint(job.fields(), self.salt))
         self.finish(result)
 
@@ -347,7 +348,7 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
     where = "(dry run: nothing is sent)" if opts.dry_run else f"at {opts.base_url}"
     what = f"undo: will delete {deletes} number(s) and restore {restores} {where}"
     say(what)
-    if not opts.dry_run and not opts.resume and deletes + restores and not opts.yes:
+    if not opts.dry_run and deletes + restores and not opts.yes:
         if opts.confirm is None:
             raise UsageError(
                 f"{what}: confirm with --yes (not asked: not on a terminal); nothing was sent"

@@ -376,7 +376,12 @@ async def _existing(run: _Run, row: _Row) -> RowResult:
         found = await run.request(row, lambda: run.api.get(req.phone_number), stores=False)
         if found.kind is AnswerKind.AUTH:
             return row.result(Status.FAILED, error="API key rejected")
-        if found.record is not None and found.record.matches(req):
+        # A kept record from before means what was in doubt is a PATCH: reconcile it as
+        # one, so a PATCH that landed is ``updated``, never ``imported``.
+        patched = run.journal.before_of(req.phone_number) is not None
+        if patched and run.options.on_existing == "update":
+            return await actions.update_existing(run, row, found)
+        if not patched and found.record is not None and found.record.matches(req):
             return row.result(Status.IMPORTED, sip=_sip(found))
     mode = run.options.on_existing
     if mode == "skip":

@@ -406,3 +406,86 @@ def test_library_undo_refuses_without_yes(api: Any, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         run_import(opts, say=lambda _t: None, handle_signals=False)
     assert len(api.state.records) == 3
+
+
+def test_a_patch_in_doubt_resumes_as_updated(api: Any, tmp_path: Path) -> None:
+    """Killed after the PATCH was sent, before its answer: the resume finds the record as
+    sent and reports ``updated`` (not ``imported``), keeping the record from before."""
+    from bulk_import.models import ImportRequest, Job
+    from bulk_import.record import Journal, journal_path
+
+    file = tmp_path / "numbers.csv"
+    write_numbers(file, 1)
+    n = number(0)
+    old = {"sipPhoneNumber": n, "friendlyName": "Old", "terminationSipURI": "sip.telnyx.com"}
+    api.state.records[n] = {**old, "active": True}
+    results = tmp_path / "numbers.results.csv"
+    request = ImportRequest.model_validate(
+        {
+            "phoneNumber": n,
+            "trunkUsername": "user0",
+            "trunkPassword": PASSWORD,
+            "terminationSipURI": "sip.telnyx.com",
+            "friendlyName": "Line 0",
+        }
+    )
+    with Journal(journal_path(results), resume=False) as journal:
+        journal.sending(Job(2, request))
+        journal.keep_before(
+            n,
+            {"phoneNumber": n, "friendlyName": "Old", "terminationSipURI": "sip.telnyx.com"},
+            {"friendlyName": "Line 0", "trunkPassword": None},
+            ["friendlyName", "trunkPassword"],
+        )
+    api.state.records[n]["friendlyName"] = "Line 0"  # the PATCH landed; its answer was lost
+    done = _run(api, "run", file, "--resume", "--on-existing", "update")
+    (row,) = read_results(results)
+    assert row["status"] == "updated", done.stderr
+    assert "friendlyName: 'Old' -> 'Line 0'" in row["changes"]
+    assert api.state.methods["PATCH"] == 0
+    undo = _run(api, "undo", results, "--yes")
+    assert undo.code == 0, undo.stderr
+    assert api.state.records[n]["friendlyName"] == "Old"
+    (undone,) = read_results(tmp_path / "numbers.results.undo.csv")
+    assert "trunkPassword: can't be put back" in undone["error"]
+
+
+def test_pager_follows_every_shape_and_stops_on_a_loop() -> None:
+    from bulk_import.api import Pager
+
+    def rec(i: int) -> dict[str, str]:
+        return {"sipPhoneNumber": number(i)}
+
+    pager = Pager(page_size=2)
+    assert pager.next_request() == (None, {"limit": "2"})
+    pager.take({"items": [rec(0), rec(1)], "next": "http://h/v1/phone-numbers?offset=2"})
+    assert pager.next_request() == ("http://h/v1/phone-numbers?offset=2", None)
+    pager.take({"phoneNumbers": [rec(1), rec(2)], "cursor": "c3"})  # rec(1) again: once only
+    assert pager.next_request() == (None, {"limit": "2", "cursor": "c3"})
+    got = pager.take({"results": [rec(3)], "page": 4, "totalPages": 5})
+    assert [r.sip_phone_number for r in got] == [number(3)]
+    assert pager.next_request() == (None, {"limit": "2", "page": "5"})
+    pager.take({"results": [rec(4)], "page": 5, "hasMore": False})
+    assert pager.next_request() is None
+
+    looping = Pager()
+    looping.take({"data": [rec(0)], "nextCursor": "same"})
+    looping.take({"data": [rec(1)], "nextCursor": "same"})
+    assert looping.next_request() is None
+    plain = Pager()
+    assert len(plain.take([rec(0), rec(1)])) == 2
+    assert plain.next_request() is None
+
+
+def test_a_next_page_on_another_host_is_not_followed() -> None:
+    import asyncio
+
+    from bulk_import.api import SigmaMindAPI
+    from bulk_import.errors import ApiError
+
+    async def go() -> None:
+        async with SigmaMindAPI("http://127.0.0.1:9", API_KEY) as api:
+            with pytest.raises(ApiError, match="another host"):
+                await api.list_page("http://evil.example/v1/phone-numbers?cursor=x")
+
+    asyncio.run(go())
