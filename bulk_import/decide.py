@@ -73,6 +73,9 @@ def record_fields(record: PhoneNumberRecord | Mapping[str, object] | None) -> Re
         if name in data:
             value = data[name]
             out[name] = None if value is None else str(value)
+    active = data.get("active")
+    if isinstance(active, bool):
+        out["active"] = "true" if active else "false"
     number = data.get("sipPhoneNumber", data.get("phoneNumber"))
     if number is not None:
         out["phoneNumber"] = str(number)

@@ -243,8 +243,10 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 check_columns(table.columns, opts.defaults.keys(), table.header, ("phoneNumber",))
             else:
                 check_columns(table.columns, opts.defaults.keys(), table.header)
-            if table.ignored:
-                shown = ", ".join(repr(h) for h in table.ignored)
+            # An export's own "active" column is not an input field, and not a surprise.
+            ignored = [h for h in table.ignored if h.strip().lower() != "active"]
+            if ignored:
+                shown = ", ".join(repr(h) for h in ignored)
                 say(
                     f"warning: ignoring column(s) that match no field: {shown} (map one with --map)"
                 )

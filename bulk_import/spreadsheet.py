@@ -88,10 +88,7 @@ def _export(opts: ExportOptions, base_url: str, api_key: str) -> int:
     records = asyncio.run(_list(opts, base_url, api_key))
     rows = []
     for record in sorted(records, key=lambda r: r.get("phoneNumber") or ""):
-        row = [record.get(name) or "" for name in EXPORT_COLUMNS[:-1]]
-        active = record.get("active")
-        row.append("" if active is None else str(active).lower())
-        rows.append(row)
+        rows.append([record.get(name) or "" for name in EXPORT_COLUMNS])
     write_table(opts.out, EXPORT_COLUMNS, rows)
     return len(rows)
 

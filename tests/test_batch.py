@@ -148,6 +148,7 @@ def test_round_trip_export_edit_update_undo(api: Any, tmp_path: Path) -> None:
     assert done.code == 0, done.stderr
     rows = read_results(export)
     assert [r["phoneNumber"] for r in rows] == sorted(number(i) for i in range(300))
+    assert {r["active"] for r in rows} == {"true"}
     assert list(rows[0]) == [
         "phoneNumber",
         "friendlyName",
