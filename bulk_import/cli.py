@@ -374,7 +374,8 @@ def _run(args: argparse.Namespace) -> int:
     password = resolve_trunk_password(args.trunk_password_env, args.trunk_password_file, env, _warn)
     if password is not None:
         defaults["trunkPassword"] = password
-    needs_key = not (args.dry_run or args.sandbox) or args.command_name == "plan"
+    # plan reads the account even though it writes nothing: it needs the key.
+    needs_key = not args.sandbox and (not args.dry_run or args.command_name == "plan")
     api_key = resolve_api_key(args.api_key_file, env, _warn) if needs_key else None
     opts = RunOptions(
         file=args.file,

@@ -221,7 +221,8 @@ def run_import(
 
         key = secrets.token_urlsafe(24)
         with SandboxServer(SandboxConfig(api_key=key)) as server:
-            say(f"sandbox: importing into a local emulator of the API at {server.url}")
+            doing = "importing into" if opts.command == "run" else f"{opts.command} against"
+            say(f"sandbox: {doing} a local emulator of the API at {server.url}")
             local = dataclasses.replace(opts, base_url=server.url, api_key=key, sandbox=False)
             return _run_import(local, say, handle_signals)
     return _run_import(opts, say, handle_signals)
@@ -380,16 +381,12 @@ def _dry_run(
     """
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
-    log = RunLog(opts.log_file)
-    log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
-    try:
+    with RunLog(opts.log_file) as log:
+        log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
         table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
         frames = (validator.check_frame(frame) for frame in table.chunks())
         counts = write_results_frames(opts.results_path, frames)
-    except BaseException:
-        log.close()
-        raise
-    return _summarize(opts, log, counts, started, t0)
+        return _summarize(opts, log, counts, started, t0)
 
 
 def _summarize(

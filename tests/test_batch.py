@@ -171,7 +171,9 @@ def test_round_trip_export_edit_update_undo(api: Any, tmp_path: Path) -> None:
     assert sum(r["status"] == "unchanged" for r in planned) == 275
     assert api.state.writes == 0
 
-    update = _run(api, "update", export)
+    log = tmp_path / "update.log"
+    summary = tmp_path / "update.json"
+    update = _run(api, "update", export, "--log-file", str(log), "--summary-json", str(summary))
     assert update.code == 0, update.stderr
     updated = read_results(tmp_path / "account.results.csv")
     assert sum(r["status"] == "updated" for r in updated) == 25
@@ -191,6 +193,8 @@ def test_round_trip_export_edit_update_undo(api: Any, tmp_path: Path) -> None:
         assert api.state.records[number(i)]["inboundAgentId"] is None
     assert api.state.records[number(22)]["friendlyName"] == "Line 22"
     assert len(api.state.records) == 300
+    assert log.exists()
+    assert summary.exists()
     outputs = [p for p in tmp_path.iterdir() if p != file]
     assert_no_secrets(*files_text(*outputs), undo.stderr, update.stderr)
 
