@@ -494,3 +494,54 @@ def test_a_next_page_on_another_host_is_not_followed() -> None:
                 await api.list_page("http://evil.example/v1/phone-numbers?cursor=x")
 
     asyncio.run(go())
+
+
+def test_kill_during_update_then_resume_patches_each_once(api: Any, tmp_path: Path) -> None:
+    api.state.records.update(
+        {
+            number(i): {"sipPhoneNumber": number(i), "friendlyName": f"Old {i}", "active": True}
+            for i in range(300)
+        }
+    )
+    edits = tmp_path / "edits.csv"
+    _write(edits, ["phoneNumber", "friendlyName"], [[number(i), f"New {i}"] for i in range(300)])
+    args = ["update", str(edits), "--base-url", api.url, "--no-progress", "--rate", "150"]
+    proc = subprocess.Popen(cli_command(*args), env=cli_env(), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while api.state.methods["PATCH"] < 40 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < api.state.methods["PATCH"] < 300
+    done = run_cli(*args, "--resume")
+    assert done.code == 0, done.stderr
+    rows = read_results(tmp_path / "edits.results.csv")
+    assert len(rows) == 300
+    assert {r["status"] for r in rows} == {"updated"}
+    assert all(len(api.state.patches[number(i)]) == 1 for i in range(300))
+    assert all(api.state.records[number(i)]["friendlyName"] == f"New {i}" for i in range(300))
+    undo = run_cli("undo", str(tmp_path / "edits.results.csv"), "--base-url", api.url, "--yes")
+    assert undo.code == 0, undo.stderr
+    assert all(api.state.records[number(i)]["friendlyName"] == f"Old {i}" for i in range(300))
+
+
+def test_run_on_existing_update_with_only_the_number_column(api: Any, tmp_path: Path) -> None:
+    seed = tmp_path / "seed.csv"
+    write_numbers(seed, 2)
+    assert _run(api, "run", seed).code == 0
+    file = tmp_path / "agents.csv"
+    _write(
+        file,
+        ["Phone Number", "Inbound Agent ID"],
+        [[number(0), "agt-9"], [number(1), ""], [number(5), "agt-9"]],
+    )
+    done = _run(api, "run", file, "--on-existing", "update")
+    rows = {r["phone_number"]: r for r in read_results(tmp_path / "agents.results.csv")}
+    assert rows[number(0)]["status"] == "updated"
+    assert rows[number(0)]["changes"] == "inboundAgentId: (none) -> 'agt-9'"
+    assert rows[number(1)]["status"] == "unchanged"
+    assert rows[number(5)]["status"] == "invalid"
+    assert rows[number(5)]["error"].startswith("trunkUsername: required to import a new number")
+    assert done.code == 1
+    assert api.state.patches[number(0)] == [{"inboundAgentId": "agt-9"}]
+    assert number(5) not in api.state.records
