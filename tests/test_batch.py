@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import signal
 import subprocess
@@ -95,6 +96,7 @@ def test_plan_against_an_account_writes_nothing(api: Any, tmp_path: Path, mode: 
     status = {r["phone_number"]: r["status"] for r in rows}
     changes = {r["phone_number"]: r["changes"] for r in rows}
     assert all(status[number(i)] == "would_import" for i in range(20, 30))
+    assert api.state.methods["GET"] == 30  # 30 rows: a GET each is cheaper than listing
     if mode == "skip":
         assert all(status[number(i)] == "already_exists" for i in range(20))
         assert done.code == 0
@@ -333,6 +335,7 @@ def test_export_and_plan_over_many_pages(sandbox_factory: Any, tmp_path: Path, s
     plan = _run(api, "plan", file)
     rows = read_results(tmp_path / "numbers.plan.csv")
     assert sum(r["status"] == "already_exists" for r in rows) == 2500, plan.stderr
+    assert api.state.methods["GET"] == (1 if style == "array" else 25)  # listed, page by page
     assert sum(r["status"] == "would_import" for r in rows) == 100
     assert api.state.writes == 0
 
@@ -411,6 +414,34 @@ def test_library_undo_refuses_without_yes(api: Any, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         run_import(opts, say=lambda _t: None, handle_signals=False)
     assert len(api.state.records) == 3
+    asked: list[str] = []
+
+    def no(what: str) -> bool:
+        asked.append(what)
+        return False
+
+    with pytest.raises(UsageError, match="cancelled"):
+        run_import(dataclasses.replace(opts, confirm=no), say=lambda _t: None)
+    assert asked == [f"undo: will delete 3 number(s) and restore 0 at {api.url}"]
+    assert len(api.state.records) == 3
+    summary = run_import(dataclasses.replace(opts, confirm=lambda _what: True), say=lambda _t: None)
+    assert summary.exit_code == 0
+    assert summary.counts["deleted"] == 3
+    assert not api.state.records
+
+
+def test_undo_of_an_update_without_its_journal_says_so(api: Any, tmp_path: Path) -> None:
+    api.state.records[number(0)] = {"sipPhoneNumber": number(0), "friendlyName": "Old"}
+    edits = tmp_path / "edits.csv"
+    _write(edits, ["phoneNumber", "friendlyName"], [[number(0), "New"]])
+    assert _run(api, "update", edits).code == 0
+    (tmp_path / "edits.results.csv.journal").unlink()
+    done = _run(api, "undo", tmp_path / "edits.results.csv", "--yes")
+    (row,) = read_results(tmp_path / "edits.results.undo.csv")
+    assert row["status"] == "failed"
+    assert "no record of its old values" in row["error"]
+    assert done.code == 1
+    assert api.state.records[number(0)]["friendlyName"] == "New"
 
 
 def test_a_patch_in_doubt_resumes_as_updated(api: Any, tmp_path: Path) -> None:
