@@ -93,7 +93,11 @@ async def _read(run: _Run, row: _Row) -> Record | None:
     number = row.job.phone_number
     if run.options.snapshot is not None:
         return run.options.snapshot.get(number)
-    answer = await run.request(row, lambda: run.api.get(number), stores=False)
+    counting, row.counting = row.counting, False  # ``attempts`` counts the write's tries
+    try:
+        answer = await run.request(row, lambda: run.api.get(number), stores=False)
+    finally:
+        row.counting = counting
     return _record_of(row, answer)
 
 

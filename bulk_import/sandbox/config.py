@@ -6,6 +6,7 @@ build the sandbox's options without importing starlette or uvicorn.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -75,6 +76,9 @@ class SandboxConfig:
             raise ValueError(f"list_style must be one of {', '.join(LIST_STYLES)}")
         if self.page_size < 1:
             raise ValueError("page_size must be at least 1")
+        numbers = (self.latency_ms, self.late_ms, self.fault_retry_after)
+        if not all(math.isfinite(n) for n in (*numbers, self.rate or 1.0)):
+            raise ValueError("rate, latency_ms, late_ms and fault_retry_after must be finite")
         if self.rate is not None and self.rate <= 0:
             raise ValueError("rate must be positive (or None for no limit)")
         if self.rate_headers not in RATE_HEADERS:
