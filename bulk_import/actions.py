@@ -31,6 +31,7 @@ from .decide import (
     describe,
     diff,
     matches_body,
+    not_restorable,
     record_fields,
     restore_body,
 )
@@ -43,10 +44,7 @@ if TYPE_CHECKING:
     from .submit import _Row, _Run
 
 _AUTH = "API key rejected"
-_NOT_RESTORABLE = (
-    "trunkPassword: can't be put back (the API never returns it); "
-    "set it again at the carrier's value if the old one is still needed"
-)
+_NOT_RESTORABLE = "can't be put back (the API never returns its old value)"
 
 
 class _Unreadable(Exception):
@@ -209,7 +207,8 @@ async def _delete(run: _Run, row: _Row) -> RowResult:
 async def _restore(run: _Run, row: _Row) -> RowResult:
     job = row.job
     body = restore_body(job.before, job.changed)
-    note = _NOT_RESTORABLE if any(f in SECRET_FIELDS for f in job.changed) else ""
+    lost = not_restorable(job.before, job.changed)
+    note = "; ".join(f"{name}: {_NOT_RESTORABLE}" for name in lost)
     if not run.options.writes:
         return row.result(Status.WOULD_RESTORE, error=note)
     if not body:

@@ -40,11 +40,14 @@ class Change:
     field: str
     old: str | None
     new: str
+    #: False when the account does not return this field (its old value is unknown)
+    known: bool = True
 
     def text(self) -> str:
         if self.field in SECRET_FIELDS:
             return f"{self.field}: (changed)"
-        return f"{self.field}: {_shown(self.old)} -> {_shown(self.new)}"
+        old = _shown(self.old) if self.known else "(unknown)"
+        return f"{self.field}: {old} -> {_shown(self.new)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +98,10 @@ def diff(wanted: Mapping[str, str], record: Record) -> tuple[Change, ...]:
         new = wanted[name]
         if name in SECRET_FIELDS:
             changes.append(Change(name, None, new))
-        elif name not in record or record[name] != new:
-            changes.append(Change(name, record.get(name), new))
+        elif name not in record:
+            changes.append(Change(name, None, new, known=False))
+        elif record[name] != new:
+            changes.append(Change(name, record[name], new))
     return tuple(changes)
 
 
@@ -115,14 +120,20 @@ def decide_update(wanted: Mapping[str, str], record: Record) -> Decision:
 def restore_body(before: Record, changed: tuple[str, ...] | list[str]) -> dict[str, str | None]:
     """The PATCH body that puts ``before``'s values of the ``changed`` fields back.
 
-    Secret fields can't be put back (their old value was never known) and are left out; a
-    field that was absent before is sent as ``null`` (cleared).
+    A field whose old value was never known (a secret, or one the API does not return)
+    can't be put back and is left out (``not_restorable``); a field the record had as
+    empty is sent as ``null`` (cleared).
     """
     return {
-        PATCH_NAMES[name]: before.get(name)
+        PATCH_NAMES[name]: before[name]
         for name in changed
-        if name in PATCH_NAMES and name not in SECRET_FIELDS
+        if name in PATCH_NAMES and name not in not_restorable(before, changed)
     }
+
+
+def not_restorable(before: Record, changed: tuple[str, ...] | list[str]) -> list[str]:
+    """The changed fields whose old value is unknown: secrets, and fields not returned."""
+    return [name for name in changed if name in SECRET_FIELDS or name not in before]
 
 
 def matches_body(record: Record, body: Mapping[str, str | None]) -> bool:

@@ -66,8 +66,9 @@ def test_decide_patches_only_what_differs_and_never_shows_the_password() -> None
     assert "trunkPassword: (changed)" in text
     assert PASSWORD not in text
     assert decide_update(with_secret, record).body["terminationSipUri"] == "a.example"
-    back = restore_body(record, ["friendlyName", "trunkPassword", "outboundAgentId"])
-    assert back == {"friendlyName": "Old", "outboundAgentId": None}
+    record["outboundAgentId"] = None
+    changed = ["friendlyName", "trunkPassword", "outboundAgentId", "trunkUsername"]
+    assert restore_body(record, changed) == {"friendlyName": "Old", "outboundAgentId": None}
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -107,9 +108,9 @@ def test_plan_against_an_account_writes_nothing(api: Any, tmp_path: Path, mode: 
     else:
         # The file gives a trunk password: it can't be compared, so every row changes it.
         assert all(status[number(i)] == "would_update" for i in range(20))
-        assert changes[number(3)] == "trunkUsername: (none) -> 'user3'; trunkPassword: (changed)"
+        assert changes[number(3)] == "trunkUsername: (unknown) -> 'user3'; trunkPassword: (changed)"
         assert changes[number(12)] == (
-            "trunkUsername: (none) -> 'user12'; trunkPassword: (changed); "
+            "trunkUsername: (unknown) -> 'user12'; trunkPassword: (changed); "
             "friendlyName: 'Other 12' -> 'Line 12'"
         )
         assert done.code == 0
@@ -576,3 +577,22 @@ def test_run_on_existing_update_with_only_the_number_column(api: Any, tmp_path: 
     assert done.code == 1
     assert api.state.patches[number(0)] == [{"inboundAgentId": "agt-9"}]
     assert number(5) not in api.state.records
+
+
+def test_undo_of_run_on_existing_update_leaves_unknown_fields(api: Any, tmp_path: Path) -> None:
+    file = tmp_path / "numbers.csv"
+    write_numbers(file, 2)
+    assert _run(api, "run", file).code == 0
+    write_numbers(file, 2, friendly="Moved")
+    done = _run(api, "run", file, "--on-existing", "update")
+    assert done.code == 0, done.stderr
+    assert {r["status"] for r in read_results(tmp_path / "numbers.results.csv")} == {"updated"}
+    undo = _run(api, "undo", tmp_path / "numbers.results.csv", "--yes")
+    assert undo.code == 0, undo.stderr
+    rows = read_results(tmp_path / "numbers.results.undo.csv")
+    assert {r["status"] for r in rows} == {"restored"}
+    assert all("trunkPassword: can't be put back" in r["error"] for r in rows)
+    assert all("trunkUsername: can't be put back" in r["error"] for r in rows)
+    assert api.state.records[number(1)]["friendlyName"] == "Line 1"
+    assert api.state.records[number(1)]["trunkUsername"] == "user1"  # never cleared
+    assert api.state.patches[number(1)][-1] == {"friendlyName": "Line 1"}
