@@ -369,14 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: The command line's word for each library parameter an error may name
 #: (``BulkImportError.param``): the first mention of the parameter in the message (and
-#: in its hint) is replaced by this.
+#: in its hint) is replaced by this, and so is any ``name=True`` (a switch).
 FLAGS: dict[str, str] = {
     "file": "FILE",
     "output": "--output",
     "sheet": "--sheet",
     "encoding": "--encoding",
     "base_url": "--base-url",
-    "api_key": "an API key",
+    "api_key": f"an API key ({API_KEY_ENV} or --api-key-file PATH)",
     "concurrency": "--concurrency",
     "rate": "--rate",
     "max_attempts": "--max-attempts",
@@ -397,8 +397,6 @@ FLAGS: dict[str, str] = {
 #: The command line's own hint for a parameter, where the library's (which may name other
 #: parameters, or say "None") would not read right on a terminal.
 HINTS: dict[str, str] = {
-    "api_key": f"set {API_KEY_ENV} or use --api-key-file PATH; or try --dry-run to check "
-    "the file, or --sandbox for a demo",
     "rate": "leave --rate out for no limit",
     "yes": "confirm with --yes (not asked: not on a terminal)",
 }
@@ -406,16 +404,22 @@ HINTS: dict[str, str] = {
 
 def describe(exc: BulkImportError) -> str:
     """The error as the command line says it: the parameter it names becomes its flag."""
+    message, hint = _switches(exc.message), exc.hint and _switches(exc.hint)
     param = exc.param
-    if param is None or param not in FLAGS:
-        return str(exc)
-    name = re.compile(rf"(?<![\w-]){re.escape(param)}(?![\w-])")
-    flag = FLAGS[param]
-    message = name.sub(lambda _m: flag, exc.message, count=1)
-    hint = HINTS.get(param) or exc.hint
-    if hint is not None and param not in HINTS:
-        hint = name.sub(lambda _m: flag, hint, count=1)
+    if param in FLAGS:
+        name = re.compile(rf"(?<![\w-]){re.escape(param)}(?![\w-])")
+        flag = FLAGS[param]
+        message = name.sub(lambda _m: flag, message, count=1)
+        if param in HINTS:
+            hint = HINTS[param]
+        elif hint:
+            hint = name.sub(lambda _m: flag, hint, count=1)
     return f"{message} ({hint})" if hint else message
+
+
+def _switches(text: str) -> str:
+    """``dry_run=True`` as ``--dry-run``."""
+    return re.sub(r"(?<![\w-])([a-z_]+)=True\b", lambda m: FLAGS.get(m[1], m[0]), text)
 
 
 def _gives_api_key(argv: Sequence[str]) -> bool:
@@ -524,7 +528,7 @@ def _run(args: argparse.Namespace) -> int:
         confirm=_ask if _on_terminal() else None,
     )
     say = (lambda _text: None) if args.quiet else _warn
-    summary = run_import(opts, say=say)
+    summary = run_import(opts, say=say, handle_signals=True)
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
 
