@@ -480,6 +480,10 @@ def _setup_logging(*, quiet: bool) -> None:
         logger.addHandler(_Stderr())
         logger.propagate = False
     logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    for name in ("httpx", "httpcore"):  # their INFO lines would log every request URL
+        other = logging.getLogger(name)
+        if other.level < logging.WARNING:
+            other.setLevel(logging.WARNING)
 
 
 def _warn(text: str) -> None:

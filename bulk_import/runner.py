@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -357,7 +357,7 @@ def run_import(
         step = next(steps)
         while True:
             try:
-                sent = asyncio.run(_awaited(step()))
+                sent = _in_a_loop(_awaited(step()))
             except BaseException as exc:  # noqa: BLE001 - the run cleans up, then re-raises
                 step = steps.throw(exc)
             else:
@@ -395,6 +395,25 @@ async def arun_import(
 
 async def _awaited(step: Awaitable[_Sent]) -> _Sent:
     return await step
+
+
+def _in_a_loop(coro: Coroutine[object, object, _Sent]) -> _Sent:
+    """``asyncio.run(coro)`` without its SIGINT handler: a library leaves its caller's
+    signals alone (Ctrl-C raises ``KeyboardInterrupt`` as anywhere else in Python)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
 
 
 def _import_steps(opts: RunOptions, say: Callable[[str], None], handle_signals: bool) -> _Steps:
