@@ -422,3 +422,15 @@ def test_the_typed_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "3 imported" in done.stderr
     assert "3 done earlier" in done.stderr
+
+
+def test_the_readme_example_uses_only_public_names() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    imported = [line for line in code.splitlines() if line.startswith("from bulk_import")]
+    names = imported[0].split(" import ", 1)[1].split(", ")
+    assert set(names) <= set(bulk_import.__all__)
+    assert callable(namespace["nightly_import"])
