@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_BASE_URL, check_base_url
-from .errors import ApiError, UsageError
+from .errors import ApiError, BulkImportError, InputChangedError, MissingColumnsError, UsageError
 from .load import Table, open_table
 from .lock import RunLock
 from .models import OK_STATUSES, Job, OnExisting, RowResult, Status
@@ -39,9 +39,12 @@ from .record import (
     write_results_frames,
     write_summary_json,
 )
+from .sheets import XlsxResults, is_workbook_path, write_failed_rows
 from .validate import Validator, check_columns
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .submit import SubmitReport
 
 EXIT_OK, EXIT_ROWS, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 3, 130
@@ -54,6 +57,8 @@ class RunOptions:
     file: Path
     output: Path | None = None
     sheet: str | None = None
+    header_row: int | None = None
+    failed_rows: Path | None = None
     encoding: str | None = None
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
@@ -90,6 +95,11 @@ class RunOptions:
             raise UsageError("--timeout must be above 0 seconds")
         if self.results_path.resolve() == self.file.resolve():
             raise UsageError("--output must not be the input file")
+        if self.failed_rows is not None:
+            if self.failed_rows.suffix.lower() not in {".csv", ".xlsx"}:
+                raise UsageError("--failed-rows must name a .csv or .xlsx file")
+            if self.failed_rows.resolve() in {self.file.resolve(), self.results_path.resolve()}:
+                raise UsageError("--failed-rows must not be the input or the results file")
         if not self.dry_run and not self.sandbox:
             check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
             if not self.api_key:
@@ -106,7 +116,7 @@ class _Run:
         self,
         opts: RunOptions,
         journal: Journal,
-        writer: ResultsWriter,
+        writer: ResultsWriter | _XlsxWriter,
         log: RunLog,
         progress: Progress,
         say: Callable[[str], None],
@@ -118,6 +128,7 @@ class _Run:
         self.progress = progress
         self.pending: dict[int, Job] = {}
         self.say = say
+        self.input_changed: InputChangedError | None = None
 
     def finish(self, result: RowResult, *, durable: bool = True) -> None:
         self.journal.record(result, durable=durable)
@@ -130,7 +141,18 @@ class _Run:
         self.finish(result)
 
     def jobs(self, rows: Iterator[RowResult | Job]) -> Iterator[Job]:
-        """The valid rows still to send; every other row is recorded on the way."""
+        """The valid rows still to send; every other row is recorded on the way.
+
+        An input file that changes under the run ends the rows here (``input_changed``):
+        the rows in flight finish, and the run ends aborted, saying where it stopped.
+        """
+        try:
+            yield from self._jobs(rows)
+        except InputChangedError as exc:
+            self.input_changed = exc
+            self.say(f"stopping: {exc}")
+
+    def _jobs(self, rows: Iterator[RowResult | Job]) -> Iterator[Job]:
         for checked in rows:
             if isinstance(checked, RowResult):
                 self.finish(checked, durable=False)
@@ -180,14 +202,28 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
     started = datetime.now(UTC)
     t0 = time.monotonic()
     results_path = opts.results_path
-    with RunLock(results_path):
-        table = open_table(
-            opts.file, sheet=opts.sheet, mapping=opts.mapping, encoding=opts.encoding
-        )
-        check_columns(table.columns, opts.defaults.keys(), table.header)
+    with (
+        RunLock(results_path),
+        contextlib.closing(
+            open_table(
+                opts.file,
+                sheet=opts.sheet,
+                mapping=opts.mapping,
+                encoding=opts.encoding,
+                header_row=opts.header_row,
+            )
+        ) as table,
+    ):
+        try:
+            check_columns(table.columns, opts.defaults.keys(), table.header)
+        except MissingColumnsError as exc:
+            exc.message += f"; {table.header_note(exc.missing)}"
+            raise
         if table.ignored:
-            shown = ", ".join(repr(h) for h in table.ignored)
-            say(f"warning: ignoring column(s) that match no field: {shown} (map one with --map)")
+            say(
+                f"warning: ignoring {table.ignored_summary()}: they match no field "
+                "(map one with --map)"
+            )
         validator = Validator(defaults=opts.defaults, default_region=opts.default_region)
         if opts.dry_run:
             return _dry_run(opts, table, validator, say, started, t0)
@@ -199,7 +235,11 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 journal.import_previous(read_results_csv(results_path))
             else:
                 say(f"note: --resume: no earlier results at {results_path}; sending every row")
-        writer = ResultsWriter(results_path)
+        writer: ResultsWriter | _XlsxWriter = (
+            _XlsxWriter(results_path)
+            if is_workbook_path(results_path)
+            else ResultsWriter(results_path)
+        )
         log = RunLog(opts.log_file)
         total = table.estimated_rows() if opts.progress else None  # a pass over the file
         progress = Progress(total, enabled=opts.progress)
@@ -215,7 +255,11 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
         try:
             report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals))
         finally:
-            aborted = report.aborted if report is not None else None
+            aborted: ApiError | InputChangedError | None = (
+                report.aborted if report is not None else None
+            )
+            if aborted is None and run.input_changed is not None:
+                aborted = run.input_changed
             why = (
                 "interrupted before this row was sent"
                 if interrupted
@@ -227,8 +271,10 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             run.progress.close()
             writer.finalize(journal.results_in_order())
             counts = _counts(journal)
+            if opts.failed_rows is not None:
+                _failed_rows(opts.failed_rows, table, journal.results_in_order(), say)
             journal.close()
-        return _summarize(
+        summary = _summarize(
             opts,
             log,
             counts,
@@ -238,6 +284,68 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             aborted=aborted,
             interrupted=interrupted,
         )
+        if isinstance(writer, _XlsxWriter):
+            writer.finish(summary, _shown_options(opts))
+        return summary
+
+
+class _XlsxWriter:
+    """``--output X.xlsx`` during a run: nothing row by row (the journal has every finished
+    row); at the end the workbook is rendered from the journal, its summary sheet last."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._book: XlsxResults | None = None
+
+    def append(self, result: RowResult) -> None:
+        """Nothing: the journal holds the row."""
+
+    def finalize(self, results: Iterator[RowResult]) -> None:
+        self._book = XlsxResults(self.path)
+        try:
+            self._book.write(results)
+        except BaseException:
+            self._book.abandon()
+            raise
+
+    def finish(self, summary: Summary, options: dict[str, str]) -> None:
+        if self._book is not None:
+            self._book.finish(summary, options)
+
+
+def _shown_options(opts: RunOptions) -> dict[str, str]:
+    """The run's settings for a summary sheet: never the key or a trunk password."""
+    shown = {
+        "file": str(opts.file),
+        "sheet": opts.sheet or "",
+        "header row": "" if opts.header_row is None else str(opts.header_row),
+        "base url": "(sandbox)" if opts.sandbox else opts.base_url.split("@")[-1],
+        "concurrency": str(opts.concurrency),
+        "rate": "" if opts.rate is None else str(opts.rate),
+        "max attempts": str(opts.max_attempts),
+        "timeout": str(opts.timeout),
+        "dry run": str(opts.dry_run),
+        "resume": str(opts.resume),
+        "on existing": opts.on_existing,
+        "map": "; ".join(f"{k}={v}" for k, v in opts.mapping.items()),
+        "defaults": ", ".join(k for k in opts.defaults if k != "trunkPassword"),
+        "default region": opts.default_region or "",
+    }
+    return {k: v for k, v in shown.items() if v}
+
+
+def _failed_rows(
+    path: Path, table: Table, results: Iterator[RowResult], say: Callable[[str], None]
+) -> None:
+    """``--failed-rows``: written at the end; a failure to write it is said, not raised
+    (the results file and the journal already hold every row)."""
+    try:
+        count = write_failed_rows(path, table, results)
+    except BulkImportError as exc:
+        say(f"warning: --failed-rows {path} not written: {exc}")
+        return
+    if count:
+        say(f"failed rows: {count} row(s) to fix and run again are in {path}")
 
 
 #: Rows per chunk in the dry run: larger chunks make the column-wise checks cheaper.
@@ -262,14 +370,40 @@ def _dry_run(
         say("note: --resume is ignored by --dry-run: every row is checked")
     log = RunLog(opts.log_file)
     log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
+    failed: list[RowResult] = []
+    xlsx: XlsxResults | None = None
     try:
         table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
         frames = (validator.check_frame(frame) for frame in table.chunks())
-        counts = write_results_frames(opts.results_path, frames)
+        if opts.failed_rows is not None:
+            frames = (_keep_invalid(frame, failed) for frame in frames)
+        if is_workbook_path(opts.results_path):
+            xlsx = XlsxResults(opts.results_path)
+            xlsx.write_frames(frames)
+            counts = xlsx.counts
+        else:
+            counts = write_results_frames(opts.results_path, frames)
+        if opts.failed_rows is not None:
+            _failed_rows(opts.failed_rows, table, iter(failed), say)
     except BaseException:
+        if xlsx is not None:
+            xlsx.abandon()
         log.close()
         raise
-    return _summarize(opts, log, counts, started, t0)
+    summary = _summarize(opts, log, counts, started, t0)
+    if xlsx is not None:
+        xlsx.finish(summary, _shown_options(opts))
+    return summary
+
+
+def _keep_invalid(frame: pd.DataFrame, into: list[RowResult]) -> pd.DataFrame:
+    """Pass ``frame`` on, keeping its invalid rows (row and error) for ``--failed-rows``."""
+    for row, status, error in zip(
+        frame["row"].tolist(), frame["status"].tolist(), frame["error"].tolist(), strict=True
+    ):
+        if status == Status.INVALID.value:
+            into.append(RowResult(int(row), "", Status.INVALID, error=error))
+    return frame
 
 
 def _summarize(
@@ -280,7 +414,7 @@ def _summarize(
     t0: float,
     *,
     report: SubmitReport | None = None,
-    aborted: ApiError | None = None,
+    aborted: ApiError | InputChangedError | None = None,
     interrupted: bool = False,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
@@ -383,7 +517,9 @@ def _counts(journal: Journal) -> dict[str, int]:
     return counts
 
 
-def _exit_code(counts: dict[str, int], aborted: ApiError | None, interrupted: bool) -> int:
+def _exit_code(
+    counts: dict[str, int], aborted: ApiError | InputChangedError | None, interrupted: bool
+) -> int:
     if aborted is not None:
         return EXIT_ABORTED
     if interrupted:

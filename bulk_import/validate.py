@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from bulk_import.errors import MissingColumnsError, UsageError
-from bulk_import.load import match_header
+from bulk_import.load import ROW_PROBLEM, match_header
 from bulk_import.models import (
     E164,
     E164_RE,
@@ -143,6 +143,12 @@ class Validator:
 
     def check(self, raw: RawRow) -> Job | RowResult:
         """A ``Job`` for a good row, else a ``RowResult`` with status ``invalid``."""
+        if raw.problem:  # the row could not be read as a whole: its cells may be shifted
+            cell = raw.values.get("phoneNumber", "").strip()
+            phone = _phone_or_none(cell, self.region) or cell
+            return RowResult(
+                row=raw.row, phone_number=phone, status=Status.INVALID, error=raw.problem
+            )
         cells = {k: t for k, v in raw.values.items() if k in FIELD_BY_JSON and (t := v.strip())}
         values = {**self.defaults, **cells}  # an empty cell is absent: the default applies
         problems: dict[str, str] = {}
@@ -265,6 +271,11 @@ def _check_frame(validator: Validator, frame: pd.DataFrame) -> pd.DataFrame:
                 plain &= _lengths(cells) > 0
             if spec.json == "terminationSipURI":
                 plain &= _each_distinct(SIP_URI_RE.match, cells)
+    if ROW_PROBLEM in frame.columns:  # rows not read as a whole: ``check`` says why
+        troubled = np.array([bool(p) for p in frame[ROW_PROBLEM].tolist()], dtype=bool)
+        plain &= ~troubled
+        phones = phones.copy()
+        phones[troubled] = None
     readable = pd.notna(phones)
     plain &= _first_rows(validator._seen, phones, rows, readable) == rows  # else a duplicate
 
@@ -348,8 +359,10 @@ def _check_rows(
     if not len(positions):
         return
     part = frame.iloc[positions]
-    names = [str(c) for c in part.columns if c != "row"]
+    names = [str(c) for c in part.columns if c not in ("row", ROW_PROBLEM)]
     columns = [part[name].tolist() for name in names]
-    for i, row, *cells in zip(positions.tolist(), part["row"].tolist(), *columns, strict=True):
+    problems = part[ROW_PROBLEM].tolist() if ROW_PROBLEM in part.columns else [""] * len(part)
+    rows = zip(positions.tolist(), part["row"].tolist(), problems, *columns, strict=True)
+    for i, row, problem, *cells in rows:
         values = {name: c for name, c in zip(names, cells, strict=True) if c}
-        yield i, validator.check(RawRow(row, values))
+        yield i, validator.check(RawRow(row, values, problem))
