@@ -221,8 +221,8 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             raise
         if table.ignored:
             say(
-                f"warning: ignoring {table.ignored_summary()}: they match no field "
-                "(map one with --map)"
+                f"warning: ignoring {table.ignored_summary()} (no field of that name; "
+                "map one with --map)"
             )
         validator = Validator(defaults=opts.defaults, default_region=opts.default_region)
         if opts.dry_run:
