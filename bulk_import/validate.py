@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
 from pydantic import ValidationError
 
 from bulk_import.errors import MissingColumnsError, UsageError
@@ -39,6 +36,11 @@ from bulk_import.models import (
     RowResult,
     Status,
 )
+
+if TYPE_CHECKING:  # loaded by the column-wise checks only: a run row by row never needs them
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 _ORDER = {spec.json: i for i, spec in enumerate(FIELDS)}
 _PHONE_FIELDS = tuple(spec.json for spec in FIELDS if spec.phone)
@@ -250,6 +252,9 @@ _E164_FULL = re.compile(E164).fullmatch
 
 def _check_frame(validator: Validator, frame: pd.DataFrame) -> pd.DataFrame:
     """``Validator.check_frame``: the rules column by column, ``check`` for the other rows."""
+    import numpy as np
+    import pandas as pd
+
     rows = frame["row"].to_numpy(dtype=np.int64)
     size = len(rows)
     plain = np.ones(size, dtype=bool)  # passes every rule looked at so far
@@ -311,6 +316,8 @@ def _cells(frame: pd.DataFrame, name: str, default: str | None, size: int) -> li
 
 def _phone_numbers(cells: list[str], region: str | None) -> npt.NDArray[np.object_]:
     """Each cell as ``normalize_phone`` gives it, or None (empty, or not a number)."""
+    import numpy as np
+
     numbers = [c if _E164_FULL(c) else _phone_or_none(c, region) for c in cells]
     return np.array(numbers, dtype=object)
 
@@ -336,6 +343,8 @@ def _first_rows(
     Every readable number is claimed in row order, even on a row with other problems, so
     ``check`` on a later row (or chunk) finds the same first row.
     """
+    import numpy as np
+
     first = rows.copy()
     numbers, at = phones[readable].tolist(), rows[readable].tolist()
     first[readable] = np.fromiter(map(seen.setdefault, numbers, at), np.int64, len(at))
@@ -343,11 +352,15 @@ def _first_rows(
 
 
 def _lengths(cells: list[str]) -> npt.NDArray[np.int64]:
+    import numpy as np
+
     return np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
 
 
 def _each_distinct(test: Callable[[str], object], cells: list[str]) -> npt.NDArray[np.bool_]:
     """``bool(test(cell))`` for each cell, calling ``test`` once per distinct value."""
+    import numpy as np
+
     passed = {value: bool(test(value)) for value in set(cells)}
     return np.fromiter(map(passed.__getitem__, cells), dtype=bool, count=len(cells))
 

@@ -362,3 +362,63 @@ def test_xlsx_results_of_a_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture
     book = openpyxl.load_workbook(out)
     assert book["results"]["C2"].value == "valid"
     assert {r[0].value for r in book["summary"].iter_rows()} >= {"valid", "rows"}
+
+
+# --- one parser for both paths ------------------------------------------------------------
+
+
+MESSY = (
+    "Numbers, batch 3\n\n"
+    + ",".join(TEMPLATE)
+    + ",Notes\n"
+    + '+14155550001,u,p,sip.x.com,"two\nlines",n\n'
+    + "\n"
+    + "+14155550002,u,p,sip.x.com,Smith, John,x,y\n"
+    + ",,,,,only a note\n"
+    + '+14155550003,"u ""q""",p,sip.x.com\n'
+    + ",,,,,\n"
+    + " +1 415 555 0004 ,u,p,sip.x.com,a,,,\n"
+)
+
+
+def test_rows_and_chunks_read_the_same(tmp_path: Path) -> None:
+    """The streaming path (``rows``) and the dry run's frames (``chunks``) agree exactly."""
+    path = tmp_path / "in.csv"
+    path.write_text(MESSY)
+    for size in (1, 2, 100):
+        table = open_table(path, chunk_rows=size)
+        streamed = [(r.row, r.values, r.problem) for r in table.rows()]
+        framed = []
+        for frame in table.chunks():
+            names = [c for c in frame.columns if c not in ("row", "_problem")]
+            for i in range(len(frame)):
+                values = {n: frame[n].iloc[i] for n in names if frame[n].iloc[i]}
+                problem = frame["_problem"].iloc[i] if "_problem" in frame.columns else ""
+                framed.append((int(frame["row"].iloc[i]), values, problem))
+        assert streamed == framed
+    assert [row for row, _, _ in streamed] == [4, 6, 7, 8, 10]
+    assert streamed[0][1]["friendlyName"] == "two\nlines"
+    assert streamed[1][2].startswith("has 8 cells, the header has 6")
+    assert streamed[3][1]["trunkUsername"] == 'u "q"'
+    assert streamed[4][1]["phoneNumber"] == "+1 415 555 0004"
+
+
+def test_a_run_that_sends_never_loads_pandas(tmp_path: Path) -> None:
+    """Start-up: the streaming path reads the CSV with the stdlib (pandas costs ~0.4 s)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "in.csv"
+    path.write_text(MESSY)
+    script = (
+        "import sys\n"
+        "from bulk_import.cli import main\n"
+        f"code = main(['run', {str(path)!r}, '--sandbox', '--no-progress', '--quiet'])\n"
+        "assert code == 1, code\n"
+        "loaded = [m for m in ('pandas', 'numpy', 'openpyxl') if m in sys.modules]\n"
+        "print('LOADED', loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "LOADED []" in done.stdout, done.stdout + done.stderr
