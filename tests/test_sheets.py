@@ -58,7 +58,8 @@ def test_every_format_gives_the_same_results(
         code, err = _run([str(path), "--dry-run", "-o", str(out), "--default-region", "US"], capsys)
         assert code == 1, err
         texts[suffix] = out.read_text()
-    assert texts[".xls"] == texts[".xlsx"] == texts[".ods"]
+    assert set(texts) == {".xlsx", ".xls", ".xlsb", ".ods"}
+    assert texts[".xls"] == texts[".xlsx"] == texts[".ods"] == texts[".xlsb"]
     rows = {r["row"]: r for r in read_results(tmp_path / "out.xlsx.csv")}
     assert list(rows) == ["4", "5", "6", "7", "8", "10"]  # header on 3, row 9 blank
     assert rows["4"]["phone_number"] == "+14155552671"  # a number cell: its digits
