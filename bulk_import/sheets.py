@@ -109,38 +109,51 @@ class XlsxResults:
         self._sheet.freeze_panes(1, 0)
 
     def write(self, results: Iterable[RowResult]) -> None:
-        for r in results:
-            self._line(
-                [
-                    str(r.row),
-                    r.phone_number,
-                    r.status.value,
-                    r.sip_phone_number,
-                    "" if r.http_status is None else str(r.http_status),
-                    str(r.attempts),
-                    " ".join(r.error.split()),
-                ]
-            )
+        batch: list[RowResult] = []
+        for result in results:
+            batch.append(result)
+            if len(batch) == 10_000:
+                self._rows(_columns(batch))
+                batch = []
+        self._rows(_columns(batch))
 
     def write_frames(self, frames: Iterable[pd.DataFrame]) -> None:
         """``write`` for the dry run's frames (the columns of the results file)."""
         for frame in frames:
             columns = [frame[name].tolist() for name in RESULT_HEADER]
-            for cells in zip(*columns, strict=True):
-                self._line([str(c) for c in cells])
+            columns[6] = [" ".join(e.split()) if e else e for e in columns[6]]
+            self._rows(columns)
 
-    def _line(self, cells: list[str]) -> None:
-        self._row += 1
-        status = cells[2]
-        self.counts[status] = self.counts.get(status, 0) + 1
-        fill = self._fills.get(status, self._other)
-        for col, cell in enumerate(cells):
-            if cell:  # text, never a number: Excel must not retype a phone number
-                self._sheet.write_string(self._row, col, cell, fill)
-                if len(cell) > self._widths[col]:
-                    self._widths[col] = min(len(cell), _MAX_WIDTH)
-            else:
-                self._sheet.write_blank(self._row, col, None, fill)
+    def _rows(self, columns: list[list[Any]]) -> None:
+        """Rows given column-wise; ``row`` and ``attempts`` numbers, the rest text.
+
+        Every text cell is written as text, never a number: Excel must not retype a phone
+        number.  The status cell carries the status's fill.
+        """
+        if not columns[0]:
+            return
+        for col in (1, 3, 6):
+            longest = max(map(len, columns[col]), default=0)
+            self._widths[col] = max(self._widths[col], min(longest, _MAX_WIDTH))
+        sheet, fills, other = self._sheet, self._fills, self._other
+        write_number, write_string = sheet.write_number, sheet.write_string
+        counts = self.counts
+        r = self._row
+        for row, phone, status, sip, http, attempts, error in zip(*columns, strict=True):
+            r += 1
+            counts[status] = counts.get(status, 0) + 1
+            write_number(r, 0, int(row))
+            if phone:
+                write_string(r, 1, phone)
+            write_string(r, 2, status, fills.get(status, other))
+            if sip:
+                write_string(r, 3, sip)
+            if http != "" and http is not None:
+                write_string(r, 4, str(http))
+            write_number(r, 5, int(attempts))
+            if error:
+                write_string(r, 6, error)
+        self._row = r
 
     def finish(self, summary: Summary, options: dict[str, str]) -> None:
         """Write the summary sheet, close the workbook and move it into place."""
@@ -183,6 +196,18 @@ class XlsxResults:
             self._book.close()
         with contextlib.suppress(Exception):
             self._stack.__exit__(RuntimeError, RuntimeError("abandoned"), None)
+
+
+def _columns(results: list[RowResult]) -> list[list[Any]]:
+    return [
+        [r.row for r in results],
+        [r.phone_number for r in results],
+        [r.status.value for r in results],
+        [r.sip_phone_number for r in results],
+        ["" if r.http_status is None else str(r.http_status) for r in results],
+        [r.attempts for r in results],
+        [" ".join(r.error.split()) for r in results],
+    ]
 
 
 def _current() -> tuple[Any, Any, Any]:

@@ -335,7 +335,7 @@ def test_xlsx_results(tmp_path: Path, capsys: pytest.CaptureFixture[str], api: A
     assert values[1][2] == "imported"
     assert values[2][2] == "invalid"
     assert sheet["B2"].data_type == "s"
-    assert sheet["A2"].data_type == "s"
+    assert sheet["A2"].value == 2  # the row number: a number, for sorting
     fills = {sheet["C2"].fill.fgColor.rgb, sheet["C3"].fill.fgColor.rgb}
     assert len(fills) == 2  # one colour per status
     assert sheet.freeze_panes == "A2"
