@@ -46,6 +46,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
@@ -417,18 +418,24 @@ def _shape(
         else:
             batch[i] = cells + [""] * (width - len(cells))
     size = len(batch)
-    columns: list[Sequence[str]] = list(zip(*batch, strict=True)) if batch else [()] * width
-    for pos, column in enumerate(columns):
-        if max(map(len, column), default=0) > CELL_LIMIT:
-            long = [i for i, cell in enumerate(column) if len(cell) > CELL_LIMIT]
-            for i in long:
-                problems.setdefault(i, f"has a cell longer than {CELL_LIMIT} characters: not read")
-            columns[pos] = ["" if len(c) > CELL_LIMIT else c for c in column]
-    trimmed = {pos: [c.strip() for c in columns[pos]] for pos in set(positions.values())}
+    for pos in range(width):  # column by column (itemgetter: no Python call per cell)
+        if max(map(len, map(itemgetter(pos), batch)), default=0) > CELL_LIMIT:
+            for i, cells in enumerate(batch):
+                if len(cells[pos]) > CELL_LIMIT:
+                    problems.setdefault(
+                        i, f"has a cell longer than {CELL_LIMIT} characters: not read"
+                    )
+                    batch[i] = [*cells[:pos], "", *cells[pos + 1 :]]
+    trimmed = {
+        pos: list(map(str.strip, map(itemgetter(pos), batch))) for pos in set(positions.values())
+    }
     keep = [any(cells) for cells in zip(*trimmed.values(), strict=True)] or [False] * size
-    others = [column for pos, column in enumerate(columns) if pos not in trimmed]
+    if all(keep):  # the common case: no blank row to drop
+        shaped = {name: trimmed[pos] for name, pos in positions.items()}
+        kept_problems = [problems.get(i, "") for i in range(size)] if problems else None
+        return list(range(first_row, first_row + size)), shaped, kept_problems
     for i in (i for i, kept in enumerate(keep) if not kept):
-        keep[i] = i in problems or any(column[i].strip() for column in others)
+        keep[i] = i in problems or any(c.strip() for c in batch[i])  # a cell elsewhere
     rows = [first_row + i for i, kept in enumerate(keep) if kept]
     shaped = {name: list(compress(trimmed[pos], keep)) for name, pos in positions.items()}
     kept_problems = [problems.get(i, "") for i in compress(range(size), keep)] if problems else None
@@ -540,10 +547,7 @@ class _CsvReader(_Reader):
         first = self.header_row + 1
         try:
             with self._text() as stream:
-                rows = _csv_rows(stream, self.delimiter)
-                for _ in islice(rows, self.header_row):
-                    pass
-                while batch := list(islice(rows, size)):
+                for batch in _csv_batches(stream, self.delimiter, self.header_row, size):
                     self._check_unchanged(first)
                     yield first, batch, self._problems(batch)
                     first += len(batch)
@@ -612,17 +616,49 @@ def _csv_rows(stream: TextIO, delimiter: str) -> Iterator[list[str]]:
             yield from reader
             return
         except csv.Error as exc:
-            text = str(exc)
-            if "field larger than field limit" in text:
-                yield [_MARK, f"has a cell longer than {CELL_LIMIT} characters: not read"]
-            elif "unexpected end of data" in text:
-                raise
-            else:
-                yield [
-                    _MARK,
-                    "has a quoted cell with text after its closing quote: quote the whole "
-                    'cell, and double the quotes inside it ("")',
-                ]
+            yield _unreadable(exc)
+
+
+def _csv_batches(stream: TextIO, delimiter: str, skip: int, size: int) -> Iterator[list[list[str]]]:
+    """The records of ``_csv_rows`` after the first ``skip``, in lists of up to ``size``,
+    taken straight from the csv reader (no Python call per record)."""
+    reader = csv.reader(_capped_lines(stream), delimiter=delimiter, strict=True)
+    batch: list[list[str]] = []
+    skipping = True
+    while True:
+        try:
+            while skip:
+                skip -= 1
+                if next(reader, None) is None:
+                    return
+            skipping = False
+            while True:
+                want, before = size - len(batch), len(batch)
+                batch.extend(islice(reader, want))
+                if len(batch) - before < want:  # the reader is exhausted
+                    if batch:
+                        yield batch
+                    return
+                yield batch
+                batch = []
+        except csv.Error as exc:
+            mark = _unreadable(exc)
+            if not skipping:
+                batch.append(mark)
+
+
+def _unreadable(exc: csv.Error) -> list[str]:
+    """The marked record that stands for one the csv reader refused (see ``_csv_rows``)."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return [_MARK, f"has a cell longer than {CELL_LIMIT} characters: not read"]
+    if "unexpected end of data" in text:
+        raise exc
+    return [
+        _MARK,
+        "has a quoted cell with text after its closing quote: quote the whole "
+        'cell, and double the quotes inside it ("")',
+    ]
 
 
 def _detect_encoding(path: Path, stream: BinaryIO) -> tuple[str, str]:
