@@ -171,7 +171,8 @@ class Table:
         positions = _positions(self)
         width = len(self.header)
         for first, batch, problems in self._reader.batches(self.chunk_rows):
-            shaped = _shape(batch, first, problems, width, positions)
+            check_size = not isinstance(self._reader, _CsvReader)  # csv caps cells itself
+            shaped = _shape(batch, first, problems, width, positions, check_size)
             if shaped[0]:  # not a chunk of blank rows only
                 yield shaped
 
@@ -398,6 +399,7 @@ def _shape(
     problems: dict[int, str],
     width: int,
     positions: dict[str, int],
+    check_size: bool = True,
 ) -> tuple[list[int], dict[str, list[str]], list[str] | None]:
     """A batch of rows -> (row numbers, trimmed cells by field, problems): blank rows dropped.
 
@@ -418,7 +420,7 @@ def _shape(
         else:
             batch[i] = cells + [""] * (width - len(cells))
     size = len(batch)
-    for pos in range(width):  # column by column (itemgetter: no Python call per cell)
+    for pos in range(width if check_size else 0):  # by column: no Python call per cell
         if max(map(len, map(itemgetter(pos), batch)), default=0) > CELL_LIMIT:
             for i, cells in enumerate(batch):
                 if len(cells[pos]) > CELL_LIMIT:
@@ -465,6 +467,7 @@ class _CsvReader(_Reader):
     header_row: int = 1
     header: list[str] = field(default_factory=list)
     detected: bool = False
+    long_lines: bool = True  # a line may be over _LINE_LIMIT: read lines through the cap
 
     @classmethod
     def open(
@@ -495,6 +498,7 @@ class _CsvReader(_Reader):
                 self.encoding = encoding
             else:
                 self.encoding, self.errors = _detect_encoding(self.path, self.file)
+            self.long_lines = _longest_line(self.file) > _LINE_LIMIT // 4  # 4 bytes a char
             first_line = self._first_line()
             if first_line is None:
                 raise InputFileError(
@@ -547,7 +551,8 @@ class _CsvReader(_Reader):
         first = self.header_row + 1
         try:
             with self._text() as stream:
-                for batch in _csv_batches(stream, self.delimiter, self.header_row, size):
+                lines = _capped_lines(stream) if self.long_lines else stream
+                for batch in _csv_batches(lines, self.delimiter, self.header_row, size):
                     self._check_unchanged(first)
                     yield first, batch, self._problems(batch)
                     first += len(batch)
@@ -607,6 +612,20 @@ def _capped_lines(stream: TextIO) -> Iterator[str]:
         )
 
 
+def _longest_line(stream: BinaryIO) -> int:
+    """The length in bytes of the file's longest line (a C-speed pass over the bytes)."""
+    stream.seek(0)
+    longest = carry = 0
+    while block := stream.read(_SCAN_BLOCK):
+        first, sep, _ = block.partition(b"\n")
+        if not sep:
+            carry += len(block)
+            continue
+        longest = max(longest, carry + len(first), *map(len, block.split(b"\n")[1:-1]))
+        carry = len(block) - block.rindex(b"\n") - 1
+    return max(longest, carry)
+
+
 def _csv_rows(stream: TextIO, delimiter: str) -> Iterator[list[str]]:
     """Every record of the stream as cells (blank lines as ``[]``); a record that cannot be
     read is ``[_MARK, problem]``.  A quote left open at the end is an ``InputFileError``."""
@@ -619,10 +638,13 @@ def _csv_rows(stream: TextIO, delimiter: str) -> Iterator[list[str]]:
             yield _unreadable(exc)
 
 
-def _csv_batches(stream: TextIO, delimiter: str, skip: int, size: int) -> Iterator[list[list[str]]]:
+def _csv_batches(
+    lines: Iterable[str], delimiter: str, skip: int, size: int
+) -> Iterator[list[list[str]]]:
     """The records of ``_csv_rows`` after the first ``skip``, in lists of up to ``size``,
-    taken straight from the csv reader (no Python call per record)."""
-    reader = csv.reader(_capped_lines(stream), delimiter=delimiter, strict=True)
+    taken straight from the csv reader (no Python call per record).  ``lines`` is the text
+    stream itself when no line can be over ``_LINE_LIMIT``, else ``_capped_lines`` of it."""
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     batch: list[list[str]] = []
     skipping = True
     while True:
