@@ -173,7 +173,6 @@ class Table:
         for first, batch, problems in self._reader.batches(self.chunk_rows):
             check_size = not isinstance(self._reader, _CsvReader)  # csv caps cells itself
             shaped = _shape(batch, first, problems, width, positions, check_size)
-            batch.clear()  # free the row lists now: the columns hold what is needed
             if shaped[0]:  # not a chunk of blank rows only
                 yield shaped
 
