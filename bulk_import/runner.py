@@ -39,7 +39,7 @@ from .record import (
     write_results_frames,
     write_summary_json,
 )
-from .sheets import XlsxResults, is_workbook_path, write_failed_rows
+from .sheets import XlsxResults, is_workbook_path, read_results_xlsx, write_failed_rows
 from .validate import Validator, check_columns
 
 if TYPE_CHECKING:
@@ -232,7 +232,12 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
         if opts.resume and not had_journal:
             # The journal has every done row; without it, the results file is what is left.
             if results_path.exists():
-                journal.import_previous(read_results_csv(results_path))
+                earlier = (
+                    read_results_xlsx(results_path)
+                    if is_workbook_path(results_path)
+                    else read_results_csv(results_path)
+                )
+                journal.import_previous(earlier)
             else:
                 say(f"note: --resume: no earlier results at {results_path}; sending every row")
         writer: ResultsWriter | _XlsxWriter = (

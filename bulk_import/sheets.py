@@ -198,6 +198,49 @@ class XlsxResults:
             self._stack.__exit__(RuntimeError, RuntimeError("abandoned"), None)
 
 
+def read_results_xlsx(path: Path) -> Iterator[RowResult]:
+    """The rows of an earlier results workbook (``--resume`` when its journal is gone)."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        rows = book.get_sheet_by_name("results").iter_rows()
+        header = [str(c) for c in next(rows, [])]
+    except Exception as exc:  # a damaged or foreign workbook
+        raise ResultsFileError(
+            f"can't read the earlier results workbook {path}: {type(exc).__name__}: {exc}",
+            hint="delete it (every row is then sent again; the API answers 409 for the "
+            "numbers it has), or give another --output",
+        ) from exc
+    index = {name: i for i, name in enumerate(header)}
+    if any(name not in index for name in RESULT_HEADER):
+        return
+    for values in rows:
+        cells = {name: _text(values[i]) for name, i in index.items() if i < len(values)}
+        try:
+            status = Status(cells.get("status", ""))
+            row = int(cells.get("row", ""))
+        except ValueError:
+            continue
+        http, attempts = cells.get("http_status", ""), cells.get("attempts", "")
+        yield RowResult(
+            row=row,
+            phone_number=cells.get("phone_number", ""),
+            status=status,
+            sip_phone_number=cells.get("sip_phone_number", ""),
+            http_status=int(http) if http.isdigit() else None,
+            attempts=int(attempts) if attempts.isdigit() else 0,
+            error=cells.get("error", ""),
+        )
+
+
+def _text(value: object) -> str:
+    """A results-workbook cell as text (its numbers are whole: ``2.0`` -> ``2``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _columns(results: list[RowResult]) -> list[list[Any]]:
     return [
         [r.row for r in results],

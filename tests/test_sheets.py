@@ -352,6 +352,14 @@ def test_xlsx_results(tmp_path: Path, capsys: pytest.CaptureFixture[str], api: A
     code, err = _run([str(path), "--base-url", api.url, "-o", str(out), "--resume"], capsys)
     assert code == 1, err
     assert openpyxl.load_workbook(out)["results"]["C2"].value == "imported"
+    # and without its journal, from the workbook itself: nothing is sent again
+    for leftover in tmp_path.glob("results.xlsx.journal*"):
+        leftover.unlink()
+    before = api.state.requests
+    code, err = _run([str(path), "--base-url", api.url, "-o", str(out), "--resume"], capsys)
+    assert code == 1, err
+    assert openpyxl.load_workbook(out)["results"]["C2"].value == "imported"
+    assert api.state.requests == before
 
 
 def test_xlsx_results_of_a_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
