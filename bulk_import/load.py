@@ -42,6 +42,7 @@ import datetime as dt
 import math
 import os
 import re
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -813,6 +814,7 @@ class _BookReader(_Reader):
         mapping: Mapping[str, str],
     ) -> _BookReader:
         with _workbook_errors(path):
+            _check_expansion(path)
             from python_calamine import CalamineWorkbook
 
             book = CalamineWorkbook.from_path(str(path))
@@ -887,6 +889,28 @@ class _BookReader(_Reader):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.book.close()
+
+
+#: A part of a zipped workbook larger than this, and ``_MAX_RATIO`` times its compressed
+#: size, is refused before it is read: it is a few huge cells (a sheet of a million rows
+#: compresses about 10:1), and calamine would hold each of them whole.
+_MAX_PART = 64 * 1024 * 1024
+_MAX_RATIO = 100
+
+
+def _check_expansion(path: Path) -> None:
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > _MAX_PART and info.file_size > _MAX_RATIO * max(
+                info.compress_size, 1
+            ):
+                raise InputFileError(
+                    f"{path}: its part {info.filename!r} expands to {info.file_size >> 20} MB "
+                    f"from {max(info.compress_size >> 10, 1)} KB: cells that large are not read",
+                    hint="find the huge cell (a paste gone wrong?), clear it and save again",
+                )
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import os
 import stat
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import openpyxl
 import pytest
 from workbooks import WRITERS
 
+from bulk_import import load
 from bulk_import.cli import main
-from bulk_import.errors import InputChangedError, MissingColumnsError
+from bulk_import.errors import InputChangedError, InputFileError, MissingColumnsError
 from bulk_import.load import open_table
 from bulk_import.runner import RunOptions, run_import
 
@@ -197,6 +199,31 @@ def test_huge_cell_makes_its_row_invalid(
     assert rows["3"]["status"] == "invalid"
     assert "longer than" in rows["3"]["error"]
     assert rows["2"]["status"] == rows["4"]["status"] == "valid"
+
+
+def test_huge_cell_in_a_workbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell over the cap makes its row invalid; a part that would expand past the budget
+    (a few cells of hundreds of MB, highly compressed) is refused before calamine reads it."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(TEMPLATE)
+    sheet.append(["+14155550001", "u", "p", "sip.x.com", "a"])
+    sheet.append(["+14155550002", "u", "p", "sip.x.com", "PLACEHOLDER"])
+    sheet.append(["+14155550003", "u", "p", "sip.x.com", "c"])
+    small = tmp_path / "small.xlsx"
+    book.save(small)
+    path = tmp_path / "in.xlsx"  # writers cut cells at 32,767 characters; a hostile file won't
+    with zipfile.ZipFile(small) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            dst.writestr(info.filename, data.replace(b"PLACEHOLDER", b"x" * 2_000_000))
+    got = list(open_table(path).rows())
+    assert [r.problem for r in got][0::2] == ["", ""]
+    assert got[1].problem.startswith("has a cell longer than 131072 characters")
+    monkeypatch.setattr(load, "_MAX_PART", 1_000_000)
+    with pytest.raises(InputFileError, match=r"expands to .* MB .*not read"):
+        open_table(path)
 
 
 def test_many_unknown_columns_give_a_short_warning(
