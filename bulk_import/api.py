@@ -15,6 +15,7 @@ import email.utils
 import json
 import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -268,7 +269,7 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
 def _error_text(data: Any, response: httpx.Response) -> str:
@@ -395,6 +396,11 @@ def _describe(exc: httpx.TransportError, timeout: float) -> str:
     if isinstance(err, httpx.PoolTimeout):
         return f"no free connection within {timeout:g} s"
     detail = str(err) or type(err).__name__
-    if isinstance(err, aiohttp.ClientConnectorError | httpx.ConnectError):
+    if isinstance(err, aiohttp.ClientConnectorError):
+        # its str() says "ssl:default" even for http://: name the address and the reason
+        errno = err.os_error.errno
+        reason = os.strerror(errno) if errno else str(err.os_error) or "connection failed"
+        return f"could not connect to {err.host}:{err.port}: {reason}"
+    if isinstance(err, httpx.ConnectError):
         return f"could not connect: {detail}"
     return f"connection failed: {detail}"

@@ -332,9 +332,9 @@ HEADER_SCAN_ROWS = 50
 #: The longest cell read, in characters; a longer one makes its row invalid, unread.
 CELL_LIMIT = 131_072
 _LINE_LIMIT = 4 * CELL_LIMIT
-_MARK = "\ufdd0"  # a noncharacter: the first cell of a row that could not be read
-_SURROGATE = re.compile("[\udc80-\udcff]")
-_NON_ASCII = re.compile("[\x80-\ud7ff\ue000-\U0010ffff]")
+_MARK = chr(0xFDD0)  # a noncharacter: the first cell of a row that could not be read
+_SURROGATE = re.compile(r"[\udc80-\udcff]")
+_NON_ASCII = re.compile(r"[\x80-\ud7ff\ue000-\U0010ffff]")
 
 
 def _names_fields(header: Sequence[str], mapping: Mapping[str, str]) -> int:
