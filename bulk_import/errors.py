@@ -1,6 +1,6 @@
 """Every error bulk-import raises on purpose, in one tree.
 
-Third-party errors (httpx, pandas, openpyxl, pydantic) are caught at the boundary of the
+Third-party errors (httpx, pandas, python-calamine, pydantic) are caught at the boundary of the
 stage that uses the library and re-raised as one of these, ``from`` the original.  Only the
 CLI turns them into a message and an exit code (``exit_code`` below)::
 
