@@ -34,6 +34,7 @@ PUBLIC = [
     "ConnectionFailed",
     "ExportOptions",
     "FailureLimit",
+    "InputChangedError",
     "InputFileError",
     "LockedError",
     "MissingColumnsError",
