@@ -14,10 +14,9 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import LockedError, ResultsFileError
+from .outputs import describe, lock_path, open_own
 
-
-def lock_path(results: Path) -> Path:
-    return results.with_name(results.name + ".lock")
+__all__ = ["RunLock", "lock_path"]
 
 
 class RunLock:
@@ -30,10 +29,10 @@ class RunLock:
 
     def acquire(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_own(self.path)  # never through a link, never another user's file
         except OSError as exc:
             raise ResultsFileError(
-                f"can't create the lock file {self.path}: {exc.strerror}",
+                f"can't create the lock file {self.path}: {describe(exc)}",
                 hint="choose another place with --output",
             ) from exc
         try:
@@ -45,9 +44,17 @@ class RunLock:
                 f"another run ({holder}) is writing {self.results}",
                 hint="wait for it to finish, or choose another --output",
             ) from exc
-        os.ftruncate(fd, 0)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        os.write(fd, f"pid {os.getpid()} since {stamp}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} since {stamp}\n".encode())
+        except OSError as exc:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise ResultsFileError(
+                f"can't write the lock file {self.path}: {describe(exc)}",
+                hint="free some space, or choose another place with --output",
+            ) from exc
         self._fd = fd
 
     def release(self) -> None:

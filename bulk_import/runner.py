@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_BASE_URL, check_base_url
-from .errors import ApiError, UsageError
+from .errors import ApiError, ResultsFileError, UsageError, WriteError
 from .load import Table, open_table
 from .lock import RunLock
 from .models import OK_STATUSES, Job, OnExisting, RowResult, Status
+from .outputs import Kind, Output, check_outputs, results_outputs
 from .progress import Progress
 from .record import (
     Journal,
@@ -88,8 +89,6 @@ class RunOptions:
             raise UsageError("--max-attempts must be at least 1")
         if self.timeout <= 0:
             raise UsageError("--timeout must be above 0 seconds")
-        if self.results_path.resolve() == self.file.resolve():
-            raise UsageError("--output must not be the input file")
         if not self.dry_run and not self.sandbox:
             check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
             if not self.api_key:
@@ -97,6 +96,16 @@ class RunOptions:
                     "no API key: set SIGMAMIND_API_KEY or use --api-key-file PATH",
                     hint="or try --dry-run to check the file, or --sandbox for a demo",
                 )
+
+    def outputs(self) -> list[Output]:
+        """Every file this run writes, for ``check_outputs`` (before anything is touched)."""
+        outputs = results_outputs(self.results_path, journal=not self.dry_run)
+        if self.summary_json is not None:
+            outputs.append(Output("--summary-json", self.summary_json, Kind.REPLACED, streams=True))
+        if self.log_file is not None:
+            outputs.append(Output("--log-file", self.log_file, Kind.APPENDED, streams=True))
+        # --failed-rows, when it is an option: Output("--failed-rows", path, Kind.REPLACED)
+        return outputs
 
 
 class _Run:
@@ -165,6 +174,9 @@ def run_import(
     """
     say = say or _stderr
     opts.check()
+    # Every output is checked before the first request, and before anything is truncated,
+    # replaced or deleted (an earlier results file, its journal).
+    check_outputs(opts.outputs(), inputs=[("the input file", opts.file)])
     if opts.sandbox and not opts.dry_run:
         from .sandbox import SandboxConfig, SandboxServer
 
@@ -189,55 +201,81 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             shown = ", ".join(repr(h) for h in table.ignored)
             say(f"warning: ignoring column(s) that match no field: {shown} (map one with --map)")
         validator = Validator(defaults=opts.defaults, default_region=opts.default_region)
-        if opts.dry_run:
-            return _dry_run(opts, table, validator, say, started, t0)
-        had_journal = journal_path(results_path).exists()
-        journal = Journal(journal_path(results_path), resume=opts.resume)
-        if opts.resume and not had_journal:
-            # The journal has every done row; without it, the results file is what is left.
-            if results_path.exists():
-                journal.import_previous(read_results_csv(results_path))
-            else:
-                say(f"note: --resume: no earlier results at {results_path}; sending every row")
-        writer = ResultsWriter(results_path)
-        log = RunLog(opts.log_file)
-        total = table.estimated_rows() if opts.progress else None  # a pass over the file
-        progress = Progress(total, enabled=opts.progress)
-        run = _Run(opts, journal, writer, log, progress, say)
-        log.line(
-            f"start file={opts.file} results={results_path} dry_run=False "
-            f"resume={opts.resume} on_existing={opts.on_existing}"
-        )
-        checked = (validator.check(raw) for raw in table.rows())
-        jobs = run.jobs(checked)
-        report: SubmitReport | None = None
-        interrupted = False
+        journal: Journal | None = None
         try:
-            report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals))
-        finally:
-            aborted = report.aborted if report is not None else None
-            why = (
-                "interrupted before this row was sent"
-                if interrupted
-                else f"not sent: the run stopped ({aborted})"
-                if aborted
-                else "not sent"
+            if opts.dry_run:
+                return _dry_run(opts, table, validator, say, started, t0)
+            had_journal = journal_path(results_path).exists()
+            journal = Journal(journal_path(results_path), resume=opts.resume)
+            return _import_rows(
+                opts, table, validator, journal, had_journal, say, handle_signals, started, t0
             )
+        except WriteError as exc:  # a full disk: before the first request, nothing was sent
+            if journal is not None and journal.marked:
+                raise
+            raise ResultsFileError(exc.message, hint=exc.hint) from exc
+
+
+def _import_rows(
+    opts: RunOptions,
+    table: Table,
+    validator: Validator,
+    journal: Journal,
+    had_journal: bool,
+    say: Callable[[str], None],
+    handle_signals: bool,
+    started: datetime,
+    t0: float,
+) -> Summary:
+    """Send the rows and record them (called with the lock held and the journal open)."""
+    results_path = opts.results_path
+    if opts.resume and not had_journal:
+        # The journal has every done row; without it, the results file is what is left.
+        if results_path.exists():
+            journal.import_previous(read_results_csv(results_path))
+        else:
+            say(f"note: --resume: no earlier results at {results_path}; sending every row")
+    writer = ResultsWriter(results_path)
+    log = RunLog(opts.log_file)
+    total = table.estimated_rows() if opts.progress else None  # a pass over the file
+    progress = Progress(total, enabled=opts.progress)
+    run = _Run(opts, journal, writer, log, progress, say)
+    log.line(
+        f"start file={opts.file} results={results_path} dry_run=False "
+        f"resume={opts.resume} on_existing={opts.on_existing}"
+    )
+    checked = (validator.check(raw) for raw in table.rows())
+    jobs = run.jobs(checked)
+    report: SubmitReport | None = None
+    interrupted = False
+    try:
+        report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals))
+    finally:
+        aborted = report.aborted if report is not None else None
+        why = (
+            "interrupted before this row was sent"
+            if interrupted
+            else f"not sent: the run stopped ({aborted})"
+            if aborted
+            else "not sent"
+        )
+        try:
             run.not_attempted(jobs, why)
             run.progress.close()
             writer.finalize(journal.results_in_order())
             counts = _counts(journal)
-            journal.close()
-        return _summarize(
-            opts,
-            log,
-            counts,
-            started,
-            t0,
-            report=report,
-            aborted=aborted,
-            interrupted=interrupted,
-        )
+        finally:
+            journal.close()  # also when an output failed (a full disk): WriteError
+    return _summarize(
+        opts,
+        log,
+        counts,
+        started,
+        t0,
+        report=report,
+        aborted=aborted,
+        interrupted=interrupted,
+    )
 
 
 #: Rows per chunk in the dry run: larger chunks make the column-wise checks cheaper.
