@@ -248,11 +248,13 @@ class SigmaMindAPI:
     ) -> Answer:
         """What an answer means; never raises, whatever the body holds."""
         status = response.status_code
-        text = _decode(body, response)
+        secrets = [s for s in (secret, self._api_key) if s]
+        # Masked before anything else: reducing a page to its words could break a secret
+        # into pieces that no longer look like it.
+        text = scrub(_decode(body, response), secrets)
         data = _json_or_none(text)
         raw = "" if 200 <= status < 300 else _error_text(data, text)
         kind = classify(status, raw)
-        secrets = [s for s in (secret, self._api_key) if s]
         message = _one_line(scrub(raw, secrets), secrets) or scrub(
             response.reason_phrase or f"HTTP {status}", secrets
         )

@@ -30,7 +30,7 @@ class Seen:
     method: str
     path: str
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
 
     @property
     def number(self) -> str:
@@ -50,6 +50,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     stream: Callable[[HostileServer, Callable[[bytes], None]], None] | None = None
     length: int | None = None  # Content-Length for a stream
+    drop: bool = False  # close the connection without answering
 
 
 Answer = Callable[[Seen], Reply]
@@ -112,9 +113,12 @@ def _handler_class(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             seen = Seen(self.command, self.path, body if isinstance(body, dict) else {}, {})
-            seen.headers = {k: v for k, v in self.headers.items()}
+            seen.headers = {k.lower(): v for k, v in self.headers.items()}
             server.record(seen)
             reply = server.answer(seen)
+            if reply.drop:
+                self.close_connection = True
+                return
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
@@ -145,6 +149,11 @@ def _handler_class(server: HostileServer) -> type[BaseHTTPRequestHandler]:
 
 
 # -- ready-made answers ----------------------------------------------------------------
+
+
+def dropped(seen: Seen) -> Reply:
+    """No answer at all: the connection closes once the request is in."""
+    return Reply(0, drop=True)
 
 
 def json_reply(status: int, data: Any) -> Reply:
@@ -209,13 +218,17 @@ def many_titles(count: int = 40_000) -> Answer:
 
 
 def other_number(number: str, *, get_status: int = 404) -> Answer:
-    """201 naming ``number`` for every POST; GET answers ``get_status`` (200: as sent)."""
+    """201 naming ``number`` for every POST; GET answers ``get_status`` (200: the record
+    as it was sent)."""
+    stored: dict[str, dict[str, Any]] = {}
 
     def answer(seen: Seen) -> Reply:
         if seen.method == "POST":
+            stored[seen.number] = seen.body
             return json_reply(201, {"sipPhoneNumber": number, "active": True})
         if get_status == 200:
-            return json_reply(200, {"sipPhoneNumber": seen.number, "active": True})
+            sent = {k: v for k, v in stored.get(seen.number, {}).items() if "Password" not in k}
+            return json_reply(200, {**sent, "sipPhoneNumber": seen.number, "active": True})
         return json_reply(get_status, {"message": "not found"})
 
     return answer
@@ -265,7 +278,7 @@ def echo(encoding: str, *, status: int = 400, key: bool = False) -> Answer:
     """An error that writes back the trunk password sent (or the API key), encoded."""
 
     def answer(seen: Seen) -> Reply:
-        value = seen.headers.get("X-API-Key", "") if key else str(seen.body.get("trunkPassword"))
+        value = seen.headers.get("x-api-key", "") if key else str(seen.body.get("trunkPassword"))
         body, kind = ENCODINGS[encoding](value)
         content_type = "application/json" if kind == "json" else kind
         return Reply(status, body, content_type=content_type)
