@@ -236,6 +236,7 @@ class Journal:
         self._pending = 0
         self._in_tx = False
         self.marked = 0  # requests this run marked in doubt (so they may have been sent)
+        self._broken: WriteError | None = None
 
     # -- resume ---------------------------------------------------------------------------
     def import_previous(self, results: Iterable[RowResult]) -> int:
@@ -278,14 +279,21 @@ class Journal:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """A failed write (a full disk) is a ``WriteError``: the run can't go on."""
+        """A failed write (a full disk) is a ``WriteError``: the run can't go on.
+
+        After one, every later write raises that same error (SQLite rolled back what was
+        pending, so nothing more is recorded; the first cause is the one to report).
+        """
+        if self._broken is not None:
+            raise self._broken
         try:
             yield
         except sqlite3.Error as exc:
-            raise WriteError(
+            self._broken = WriteError(
                 f"can't write the journal {self.path}: {exc}",
                 hint="free some space, then run again with --resume",
-            ) from exc
+            )
+            raise self._broken from exc
 
     def _record(self, result: RowResult, *, durable: bool) -> None:
         if not self._in_tx:
