@@ -23,6 +23,7 @@ import html
 import json
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -363,7 +364,7 @@ def _one_line(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` on one line of at most ``MESSAGE_LIMIT`` characters, secrets still masked."""
     text = " ".join(text.split())
     text = scrub(text, [" ".join(s.split()) for s in secrets])  # a secret with spaces
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -525,6 +526,11 @@ def _describe(exc: httpx.TransportError, timeout: float) -> str:
     if isinstance(err, httpx.PoolTimeout):
         return f"no free connection within {timeout:g} s"
     detail = str(err) or type(err).__name__
-    if isinstance(err, aiohttp.ClientConnectorError | httpx.ConnectError):
+    if isinstance(err, aiohttp.ClientConnectorError):
+        # its str() says "ssl:default" even for http://: name the address and the reason
+        errno = err.os_error.errno
+        reason = os.strerror(errno) if errno else str(err.os_error) or "connection failed"
+        return f"could not connect to {err.host}:{err.port}: {reason}"
+    if isinstance(err, httpx.ConnectError):
         return f"could not connect: {detail}"
     return f"connection failed: {detail}"

@@ -19,6 +19,7 @@ from . import __version__
 from .config import (
     API_KEY_ENV,
     BASE_URL_ENV,
+    MAX_CONCURRENCY,
     resolve_api_key,
     resolve_base_url,
     resolve_trunk_password,
@@ -58,6 +59,7 @@ results file; 130 interrupted.
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulk-import",
+        allow_abbrev=False,
         description="Import BYO phone numbers from a spreadsheet into SigmaMind, "
         "concurrently and exactly once, with a results CSV row by row.",
     )
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="import every row of a CSV or Excel file",
+        allow_abbrev=False,
         description="Import every row of FILE (.csv, .tsv, .txt, .xlsx, .xlsm) and write a "
         "results CSV that says, row by row, what happened.",
         epilog=RUN_EXAMPLES,
@@ -162,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=8,
         metavar="N",
-        help="requests in flight at once (default: 8)",
+        help=f"requests in flight at once, 1 to {MAX_CONCURRENCY} (default: 8)",
     )
     send.add_argument(
         "--rate",
@@ -197,26 +200,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
 
+    from .sandbox.__main__ import DEFAULTS, add_arguments
+
     sandbox = sub.add_parser(
         "sandbox",
         help="serve a local emulator of the API (for tests and demos)",
+        allow_abbrev=False,
         description="Serve the SigmaMind phone-number API on 127.0.0.1, with its validation, "
         "409 for known numbers, 429 above --rate, and injected faults.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  bulk-import sandbox --port 8080 --api-key test --rate 50 "
+        epilog="It accepts one API key in the X-API-Key header: --api-key (default: "
+        f"{DEFAULTS.api_key!r}, a test value).\n\n"
+        "example:\n  bulk-import sandbox --port 8080 --api-key test --rate 50 "
         "--latency-ms 50 --fail-rate 0.1\n  SIGMAMIND_API_KEY=test bulk-import run "
         "samples/phone_numbers.csv --base-url http://127.0.0.1:8080\n",
     )
-    from .sandbox.__main__ import add_arguments
 
     add_arguments(sandbox)
     sandbox.set_defaults(parser=sandbox)
     return parser
 
 
+#: The message for ``--api-key VALUE`` (``run`` and the other API commands): never echoed.
+API_KEY_FLAG_REFUSED = (
+    "bulk-import: error: --api-key is not an option: a key on the command line is visible "
+    f"to every user in ps. Set {API_KEY_ENV} in the environment, or use --api-key-file PATH "
+    "(a file only you can read)"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _gives_api_key(argv):
+        print(API_KEY_FLAG_REFUSED, file=sys.stderr)
+        return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {_shown(unknown)}")
     _setup_logging(quiet=getattr(args, "quiet", False))
     try:
         if args.command == "sandbox":
@@ -239,6 +260,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _gives_api_key(argv: Sequence[str]) -> bool:
+    """True when a command other than ``sandbox`` is given ``--api-key`` (never parsed:
+    argparse would echo its value in an error message)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "sandbox":
+        return False
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--api-key" or arg.startswith("--api-key="):
+            return True
+    return False
+
+
+def _shown(unknown: Sequence[str]) -> str:
+    """Unrecognized arguments as options only: a value next to a mistyped option (say
+    ``--api-keyfile SECRET``) may be a secret, so values are counted, never shown."""
+    options = [arg.partition("=")[0] for arg in unknown if arg.startswith("-")]
+    values = len(unknown) - len(options) + sum("=" in arg for arg in unknown)
+    if values:
+        options.append(f"(and {values} value(s), not shown)")
+    return " ".join(options)
+
+
 def console() -> None:
     """The ``bulk-import`` command (and ``python -m bulk_import``): ``main``, then exit.
 
@@ -258,7 +303,12 @@ class _Stderr(logging.Handler):
     """Log records as ``bulk-import: message`` on whatever ``sys.stderr`` is now."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"bulk-import: {record.getMessage()}", file=sys.stderr)
+        text = f"bulk-import: {record.getMessage()}"
+        bar = sys.modules.get("tqdm")
+        if bar is not None:  # a progress bar may be showing: print above it, not on it
+            bar.tqdm.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
 
 
 def _setup_logging(*, quiet: bool) -> None:
@@ -322,5 +372,11 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port < 65536:
         raise UsageError("--port must be between 0 and 65535")
-    run(args, args.parser)
+    try:
+        run(args, args.parser)
+    except OSError as exc:
+        raise UsageError(
+            f"the sandbox can't listen on 127.0.0.1:{args.port}: {exc.strerror or exc}",
+            hint="choose another --port, or --port 0 for a free one",
+        ) from exc
     return 0

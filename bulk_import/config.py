@@ -19,6 +19,9 @@ from .errors import UsageError
 DEFAULT_BASE_URL = "https://api.sigmamind.ai"
 API_KEY_ENV = "SIGMAMIND_API_KEY"
 BASE_URL_ENV = "SIGMAMIND_BASE_URL"
+#: The most requests in flight a run allows (``--concurrency``): each one holds a
+#: connection and a task, and no API serves one client more usefully than this.
+MAX_CONCURRENCY = 1000
 
 
 def read_secret_file(path: Path, what: str, warn: Callable[[str], None]) -> str:
@@ -27,9 +30,15 @@ def read_secret_file(path: Path, what: str, warn: Callable[[str], None]) -> str:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise UsageError(f"can't read the {what} file {path}: {exc.strerror}") from exc
+        raise UsageError(
+            f"can't read the {what} file {path}: {exc.strerror}",
+            hint=f"give a file you can read whose first line is the {what}",
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise UsageError(f"the {what} file {path} is not UTF-8 text") from exc
+        raise UsageError(
+            f"the {what} file {path} is not UTF-8 text",
+            hint=f"save it as UTF-8 text, the {what} on the first line",
+        ) from exc
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         warn(
             f"warning: {path} (the {what}) can be read by other users; "
@@ -37,7 +46,9 @@ def read_secret_file(path: Path, what: str, warn: Callable[[str], None]) -> str:
         )
     value = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not value:
-        raise UsageError(f"the {what} file {path} is empty")
+        raise UsageError(
+            f"the {what} file {path} is empty", hint=f"put the {what} on its first line"
+        )
     return value
 
 

@@ -56,10 +56,21 @@ class MissingColumnsError(InputFileError):
         self.missing = missing
         self.found = found
         shown = ", ".join(repr(h) for h in found) if found else "(none)"
+        others = [name for name in missing if name != "trunkPassword"]
+        hints = []
+        if others:
+            hints.append(
+                "rename the column, add --map 'Your Header=field', or give a default "
+                "with --default field=value"
+            )
+        if "trunkPassword" in missing:
+            hints.append(
+                "trunkPassword: add a column, or give one password for every row with "
+                "--trunk-password-env VAR or --trunk-password-file PATH"
+            )
         super().__init__(
             f"missing required column(s): {', '.join(missing)}; the header has: {shown}",
-            hint="rename the column, add --map 'Your Header=field', or give a default "
-            "with --default field=value",
+            hint="; ".join(hints),
         )
 
 

@@ -46,8 +46,10 @@ class Progress:
             )
 
     def update(self, result: RowResult) -> None:
+        if result.status is Status.NOT_ATTEMPTED:
+            return  # not done: a stopped run's bar stays where it stopped
         self.done += 1
-        if result.status not in OK_STATUSES and result.status is not Status.NOT_ATTEMPTED:
+        if result.status not in OK_STATUSES:
             self.problems += 1
         if self._bar is not None:
             self._bar.update(1)
@@ -68,7 +70,16 @@ class Progress:
             f"{self.done / elapsed:.0f} rows/s"
         )
 
+    def write(self, text: str, fallback: Callable[[str], None]) -> None:
+        """Print ``text`` on a line of its own above the bar (else through ``fallback``)."""
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            fallback(text)
+
     def close(self) -> None:
+        """Stop where it is: later rows (marked not attempted) do not move it."""
+        self._plain = False
         if self._bar is not None:
             self._bar.close()
             self._bar = None

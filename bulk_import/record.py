@@ -272,6 +272,13 @@ class Journal:
         """True when an earlier run sent this number and got no definitive answer."""
         return job.phone_number in self._prior_doubt
 
+    def was_sent(self, job: Job) -> bool:
+        """True when a request that may store this number left without a definitive
+        answer (this run or an earlier one): it may have been stored."""
+        self._flush()
+        query = "SELECT 1 FROM in_doubt WHERE phone = ?"
+        return self._db.execute(query, (job.phone_number,)).fetchone() is not None
+
     # -- results --------------------------------------------------------------------------
     def record(self, result: RowResult, *, durable: bool = True) -> None:
         with self._writing():
@@ -362,27 +369,59 @@ class Summary:
     started_at: str
     finished_at: str
     duration_seconds: float
+    #: the rows this run finished (``counts`` less the rows ``--resume`` found done
+    #: earlier); None means the same as ``counts``
+    this_run: dict[str, int] | None = None
     dry_run: bool = False
     requests: int = 0
+    #: requests per second achieved: ``requests`` over the time spent sending
+    achieved_rate: float | None = None
     throttled: int = 0
+    #: the rate in force at the end: the limit the rate controller found, else ``--rate``
     settled_rate: float | None = None
+    #: ``--rate`` (a ceiling, not a limit found)
+    rate_ceiling: float | None = None
     aborted: str | None = None
     interrupted: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.this_run is None:
+            self.this_run = dict(self.counts)
+
+    @property
+    def done_earlier(self) -> int:
+        """Rows counted in ``counts`` that an earlier run finished (``--resume``)."""
+        this_run = self.this_run if self.this_run is not None else self.counts
+        return sum(self.counts.values()) - sum(this_run.values())
+
     def line(self) -> str:
-        parts = [f"{n} {status}" for status, n in self.counts.items() if n]
+        this_run = self.this_run if self.this_run is not None else self.counts
+        parts = [f"{n} {status}" for status, n in this_run.items() if n]
+        if self.done_earlier:
+            parts.append(f"{self.done_earlier} done earlier")
         what = ", ".join(parts) if parts else "nothing to do"
-        rate = f", {self.settled_rate:.0f} req/s" if self.settled_rate else ""
+        rate = ""
+        if self.requests:
+            achieved = f"{self.achieved_rate:.1f}" if self.achieved_rate is not None else "?"
+            rate = f", {self.requests} {_plural(self.requests, 'request')} at {achieved} req/s"
+            found = self.throttled or self.settled_rate != self.rate_ceiling
+            if self.settled_rate and found:
+                rate += f" (limit settled at {self.settled_rate:.0f} req/s)"
         return (
-            f"bulk-import: {self.rows} rows: {what} in {self.duration_seconds:.1f}s{rate}; "
-            f"results: {self.results} (exit {self.exit_code})"
+            f"bulk-import: {self.rows} {_plural(self.rows, 'row')}: {what} in "
+            f"{self.duration_seconds:.1f}s{rate}; results: {self.results} "
+            f"(exit {self.exit_code})"
         )
 
     def to_json(self) -> str:
         data = asdict(self)
         data.update(data.pop("extra"))
         return json.dumps(data, indent=2)
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 def count_statuses(results: Iterable[RowResult]) -> dict[str, int]:
@@ -442,7 +481,7 @@ class RunLog:
             http = "" if r.http_status is None else r.http_status
             self.line(
                 f"row={r.row} number={r.phone_number} status={r.status.value} http={http} "
-                f"attempts={r.attempts} error={json.dumps(r.error)}"
+                f"attempts={r.attempts} error={json.dumps(r.error, ensure_ascii=False)}"
             )
 
     def close(self) -> None:

@@ -4,7 +4,7 @@
 
 ``run_import(options)`` holds the results-file lock, streams rows from the file through
 validation into the submit stage, records every outcome as it finishes, handles
-SIGINT/SIGTERM, and returns the ``Summary`` (whose ``exit_code`` the CLI exits with).
+SIGINT/SIGTERM/SIGHUP, and returns the ``Summary`` (whose ``exit_code`` the CLI exits with).
 """
 
 from __future__ import annotations
@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import secrets
 import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_BASE_URL, check_base_url
+from .config import DEFAULT_BASE_URL, MAX_CONCURRENCY, check_base_url
 from .errors import ApiError, ResultsFileError, UsageError, WriteError
 from .load import Table, open_table
 from .lock import RunLock
@@ -46,6 +48,10 @@ if TYPE_CHECKING:
     from .submit import SubmitReport
 
 EXIT_OK, EXIT_ROWS, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 3, 130
+#: The error of a row whose request was cut in flight (a second interrupt).
+CUT = "interrupted in flight: may have been stored; --resume checks"
+#: The signals that stop a run like Ctrl-C: the first drains, the second cuts.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -81,14 +87,25 @@ class RunOptions:
         return self.file.with_name(f"{self.file.stem}.results.csv")
 
     def check(self) -> None:
-        if self.concurrency < 1:
-            raise UsageError("--concurrency must be at least 1")
-        if self.rate is not None and self.rate <= 0:
-            raise UsageError("--rate must be above 0 (requests per second)")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise UsageError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise UsageError(
+                f"--rate {self.rate}: give a number of requests per second above 0",
+                hint="leave --rate out for no limit",
+            )
         if self.max_attempts < 1:
             raise UsageError("--max-attempts must be at least 1")
-        if self.timeout <= 0:
-            raise UsageError("--timeout must be above 0 seconds")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise UsageError(f"--timeout {self.timeout}: give a number of seconds above 0")
+        if self.encoding is not None:
+            try:
+                "".encode(self.encoding)  # a text encoding, not a codec such as rot13
+            except LookupError:
+                raise UsageError(
+                    f"--encoding {self.encoding!r} is not a text encoding",
+                    hint="e.g. utf-8, cp1252, latin-1, utf-16",
+                ) from None
         if not self.dry_run and not self.sandbox:
             check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
             if not self.api_key:
@@ -127,12 +144,29 @@ class _Run:
         self.progress = progress
         self.pending: dict[int, Job] = {}
         self.say = say
+        self.earlier: Counter[str] = Counter()  # rows --resume found done by earlier runs
+        self.sent: Counter[int] = Counter()  # requests that may store, by row (cut rows)
 
-    def finish(self, result: RowResult, *, durable: bool = True) -> None:
+    def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
         self.journal.record(result, durable=durable)
         self.writer.append(result)
         self.progress.update(result)
-        self.log.row(result)
+        if earlier:
+            self.earlier[result.status.value] += 1
+        else:
+            self.log.row(result)
+
+    # -- the submit.Journal protocol: the journal's, counting the requests each row sent
+    def sending(self, job: Job) -> None:
+        self.journal.sending(job)
+        self.sent[job.row] += 1
+
+    def in_doubt(self, job: Job) -> bool:
+        return self.journal.in_doubt(job)
+
+    def tell(self, text: str) -> None:
+        """A message while the progress bar may be showing: printed above it."""
+        self.progress.write(text, self.say)
 
     def on_result(self, result: RowResult) -> None:
         self.pending.pop(result.row, None)
@@ -147,19 +181,29 @@ class _Run:
             if self.opts.resume:
                 earlier = self.journal.done_before(checked.phone_number, checked.row)
                 if earlier is not None:
-                    self.finish(earlier, durable=False)
+                    self.finish(earlier, durable=False, earlier=True)
                     continue
             self.pending[checked.row] = checked
             yield checked
 
     def not_attempted(self, jobs: Iterator[Job], why: str) -> None:
-        """Mark what was never sent, in flight when cut, or never reached."""
+        """Mark what was never sent or never reached ``not_attempted``, and a row cut in
+        flight (its request may have left) ``failed``, in doubt: ``--resume`` checks it.
+
+        The progress bar stops where it is: these rows are not done.
+        """
+        self.progress.close()
+        for job in sorted(self.pending.values(), key=lambda j: j.row):
+            if self.journal.was_sent(job):
+                tries = self.sent[job.row]
+                cut = RowResult(job.row, job.phone_number, Status.FAILED, attempts=tries, error=CUT)
+                self.finish(cut)
+            else:
+                self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
+        self.pending.clear()
         for job in jobs:
             self.pending.pop(job.row, None)
             self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
-        for job in sorted(self.pending.values(), key=lambda j: j.row):
-            self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
-        self.pending.clear()
 
 
 def run_import(
@@ -204,7 +248,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
         journal: Journal | None = None
         try:
             if opts.dry_run:
-                return _dry_run(opts, table, validator, say, started, t0)
+                return _dry_run(opts, table, validator, say, started, t0, handle_signals)
             had_journal = journal_path(results_path).exists()
             journal = Journal(journal_path(results_path), resume=opts.resume)
             return _import_rows(
@@ -248,9 +292,11 @@ def _import_rows(
     jobs = run.jobs(checked)
     report: SubmitReport | None = None
     interrupted = False
+    sending = time.monotonic()
     try:
         report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals))
     finally:
+        sending = time.monotonic() - sending
         aborted = report.aborted if report is not None else None
         why = (
             "interrupted before this row was sent"
@@ -266,6 +312,7 @@ def _import_rows(
             counts = _counts(journal)
         finally:
             journal.close()  # also when an output failed (a full disk): WriteError
+    this_run = {status: n - run.earlier[status] for status, n in counts.items()}
     return _summarize(
         opts,
         log,
@@ -275,6 +322,8 @@ def _import_rows(
         report=report,
         aborted=aborted,
         interrupted=interrupted,
+        this_run=this_run,
+        sending_seconds=sending,
     )
 
 
@@ -289,6 +338,7 @@ def _dry_run(
     say: Callable[[str], None],
     started: datetime,
     t0: float,
+    handle_signals: bool = True,
 ) -> Summary:
     """The dry run, column-wise: chunks -> ``Validator.check_frame`` -> the results file.
 
@@ -301,13 +351,33 @@ def _dry_run(
     log = RunLog(opts.log_file)
     log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
     try:
-        table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
-        frames = (validator.check_frame(frame) for frame in table.chunks())
-        counts = write_results_frames(opts.results_path, frames)
+        with _interrupting(handle_signals):
+            table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
+            frames = (validator.check_frame(frame) for frame in table.chunks())
+            counts = write_results_frames(opts.results_path, frames)
     except BaseException:
         log.close()
         raise
     return _summarize(opts, log, counts, started, t0)
+
+
+@contextlib.contextmanager
+def _interrupting(enabled: bool) -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the body, as Ctrl-C does, so that
+    it cleans up (no half-written file is left) and the CLI exits 130."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS[1:]}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _summarize(
@@ -320,21 +390,29 @@ def _summarize(
     report: SubmitReport | None = None,
     aborted: ApiError | None = None,
     interrupted: bool = False,
+    this_run: dict[str, int] | None = None,
+    sending_seconds: float = 0.0,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
     exit_code = _exit_code(counts, aborted, interrupted)
+    requests = report.requests if report else 0
     summary = Summary(
         rows=sum(counts.values()),
         counts=counts,
+        this_run=this_run,
         results=str(opts.results_path),
         exit_code=exit_code,
         started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_seconds=round(time.monotonic() - t0, 3),
         dry_run=opts.dry_run,
-        requests=report.requests if report else 0,
+        requests=requests,
+        achieved_rate=round(requests / sending_seconds, 1)
+        if requests and sending_seconds
+        else None,
         throttled=report.throttled if report else 0,
         settled_rate=report.settled_rate if report else None,
+        rate_ceiling=opts.rate,
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
     )
@@ -348,7 +426,8 @@ def _summarize(
 async def _send(
     opts: RunOptions, jobs: Iterator[Job], run: _Run, handle_signals: bool
 ) -> tuple[SubmitReport | None, bool]:
-    """Submit ``jobs``; first SIGINT/SIGTERM drains in-flight rows, the second cuts."""
+    """Submit ``jobs``; the first SIGINT/SIGTERM/SIGHUP drains in-flight rows, the second
+    cuts them."""
     # Imported here: a dry run never loads the HTTP stack.
     from .api import SigmaMindAPI
     from .ratelimit import RateLimiter
@@ -371,7 +450,7 @@ async def _send(
                     max_attempts=opts.max_attempts,
                     on_existing=opts.on_existing,
                 ),
-                journal=run.journal,
+                journal=run,
                 on_result=run.on_result,
                 limiter=RateLimiter(opts.rate),
                 retry=RetryPolicy(max_attempts=opts.max_attempts),
@@ -384,7 +463,7 @@ async def _send(
             signals += 1
             if signals == 1:
                 stop.set()
-                run.say(
+                run.tell(
                     f"stopping: letting {len(run.pending)} in-flight row(s) finish; "
                     "press Ctrl-C again to stop at once"
                 )
@@ -408,7 +487,7 @@ def _install(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> li
     if threading.current_thread() is not threading.main_thread():
         return []
     installed: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handler)
             installed.append(sig)

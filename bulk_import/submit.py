@@ -27,10 +27,11 @@ The run stops starting jobs and requests (in-flight requests finish and report) 
   the third request in a row to run out of attempts (one bad row alone does not abort);
 - ``stop`` is set (SIGINT/SIGTERM).
 
-A started job cut short that way is ``not_attempted`` if it never got an HTTP answer (its
-error says why, and after how many unanswered attempts), else ``failed``; a job whose
-request may have reached the API unanswered (a timeout, a lost connection) is ``failed``
-too, its error saying that it may have been stored and that ``--resume`` checks.  Jobs never
+A started job cut short that way is ``not_attempted`` if no request of it left, ``failed``
+if one got an answer, or left unanswered (it may have been stored: ``--resume`` checks).
+``attempts`` counts the tries of the import request that left (a refused connection is not
+one), so it never exceeds ``max_attempts``; a GET check or PATCH is counted in
+``requests`` only.  Jobs never
 started are not reported: the caller marks them ``not_attempted``.
 """
 
@@ -94,7 +95,8 @@ class _Row:
 
     job: Job
     in_doubt: bool
-    attempts: int = 0
+    attempts: int = 0  # tries of the import (POST) that left: at most max_attempts
+    counting: bool = True  # False once past the POST: a GET check or PATCH is extra
     http_status: int | None = None
     answered: bool = False
     last_error: str = ""
@@ -284,11 +286,14 @@ class _Run:
             raise _Halted
         if stores:
             self.journal.sending(row.job)
-        row.attempts += 1
+        row.attempts += row.counting  # counted before: a cut request may have left
         self.report.requests += 1
         try:
             answer = await send()
         except ConnectionFailed as exc:
+            if not exc.maybe_sent:  # it never left (refused): not an attempt
+                row.attempts -= row.counting
+                self.report.requests -= 1
             row.maybe_stored = row.maybe_stored or (stores and exc.maybe_sent)
             row.in_doubt = row.in_doubt or row.maybe_stored
             row.last_error = exc.message
@@ -330,17 +335,23 @@ async def _process_job(run: _Run, job: Job) -> RowResult:
     try:
         return await _import(run, row)
     except (Transient, ConnectionFailed) as exc:
+        if not row.answered and not row.attempts and not row.in_doubt:
+            # no request of this row ever left: it was not sent, it did not fail
+            return row.result(
+                Status.NOT_ATTEMPTED, error=f"not sent: {_exhausted(exc, run.policy)}"
+            )
         doubt = IN_DOUBT if isinstance(exc, ConnectionFailed) and row.maybe_stored else ""
         return row.result(Status.FAILED, error=_exhausted(exc, run.policy) + doubt)
     except _Halted:
         reason = run.halt_reason
-        if row.maybe_stored and not row.answered:
-            return row.result(Status.FAILED, error=f"{reason} in flight{IN_DOUBT}")
+        if not row.answered and row.in_doubt:  # a request left and got no answer
+            return row.result(
+                Status.FAILED,
+                error=f"{reason} after {row.attempts} unanswered attempt(s){IN_DOUBT}",
+            )
         if not row.answered:
-            detail = f" after {row.attempts} unanswered attempt(s)" if row.attempts else ""
-            return row.result(Status.NOT_ATTEMPTED, error=f"{reason}{detail}")
-        doubt = IN_DOUBT if row.maybe_stored else ""
-        return row.result(Status.FAILED, error=f"{reason} (last: {row.last_error}){doubt}")
+            return row.result(Status.NOT_ATTEMPTED, error=f"{reason} before this row was sent")
+        return row.result(Status.FAILED, error=f"{reason} (last: {row.last_error})")
 
 
 async def _import(run: _Run, row: _Row) -> RowResult:
@@ -364,6 +375,7 @@ async def _import(run: _Run, row: _Row) -> RowResult:
 async def _existing(run: _Run, row: _Row) -> RowResult:
     """The number exists: ours from a lost attempt (-> imported), or --on-existing."""
     req = row.job.request
+    row.counting = False  # ``attempts`` counts the POST's tries only
     found: Answer | None = None
     if row.in_doubt:
         found = await run.request(row, lambda: run.api.get(req.phone_number), stores=False)
@@ -372,8 +384,9 @@ async def _existing(run: _Run, row: _Row) -> RowResult:
         if found.record is not None and found.record.matches(req):
             return row.result(Status.IMPORTED, sip=_sip(found))
     mode = run.options.on_existing
-    if mode == "skip":
-        return row.result(Status.ALREADY_EXISTS, sip=_sip(found) if found else None)
+    if mode == "skip":  # the number that exists is the one sent, if no answer named it
+        sip = (_sip(found) if found else None) or req.phone_number
+        return row.result(Status.ALREADY_EXISTS, sip=sip)
     if mode == "fail":
         return row.result(Status.FAILED, error="already exists (--on-existing fail)")
     patched = await run.request(row, lambda: run.api.update(req.phone_number, req), stores=True)
@@ -428,4 +441,6 @@ def _exhausted(exc: Transient | ConnectionFailed, policy: RetryPolicy) -> str:
     attempts = f"{n} attempt" if n == 1 else f"{n} attempts"
     if isinstance(exc, Transient):
         return f"HTTP {exc.status} after {attempts}: {exc.message}"
+    if not exc.maybe_sent:  # none of them left: tries, not attempts
+        return f"{exc.message} ({n} {'try' if n == 1 else 'tries'})"
     return f"no answer after {attempts}: {exc.message}"

@@ -1,21 +1,26 @@
 """Check rows: a ``RawRow`` becomes a ``Job`` (ready to send) or an ``invalid`` result.
 
 SPEC sections 3 and 4.  Phone numbers lose spaces, dashes, dots and brackets (and a
-``(0)`` after the country code); a leading ``00`` becomes ``+``; the result must be E.164
-(``+`` then 7 to 15 digits).  Digits without ``+`` are read only with a default region,
+``(0)`` after the country code); a leading ``00`` becomes ``+``; full-width characters are
+read as ASCII (NFKC); a cell Excel stored as a float (``.0``, ``E+11``) is refused with a
+hint; the result must be E.164 (``+`` then 7 to 15 digits) with an assigned country code
+and a length possible for it (phones.py).  Digits without ``+`` are read only with a default region,
 through ``phonenumbers``, and must then be a valid number of that region.  Everything else
 is checked by ``ImportRequest`` (models.py); its errors are turned into one readable line,
 every problem of the row, each naming its column by JSON name, in field order::
 
-    phoneNumber: '4155552671' has no country code (+…); terminationSipURI: required
+    phoneNumber: '4155552671' has no country code (+...); terminationSipURI: required
 
-The trunk password is never quoted in a message.  The same phone number later in the file
-is ``duplicate of row N``, whatever else is wrong with either row.
+A message quotes a cell only when it is a phone number; any other cell (a password may
+land in another column when a row is short) is described by its length and shape.  The
+same phone number later in the file is ``duplicate of row N``, whatever else is wrong with
+either row.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import ValidationError
 
+from bulk_import import phones
 from bulk_import.errors import MissingColumnsError, UsageError
 from bulk_import.load import match_header
 from bulk_import.models import (
@@ -49,8 +55,14 @@ _QUOTE_LIMIT = 40
 _PHONE_NOISE = re.compile(r"[\s.()\[\]\-\u2010-\u2015\u2212]+")
 _TRUNK_ZERO = re.compile(r"^(\+|00)([1-9][0-9]{0,2})\s*\(0\)")
 _NO_CC_HINT = (
-    "has no country code (+…); if Excel dropped the '+', format the column as text "
+    "has no country code (+...); if Excel dropped the '+', format the column as text "
     "or use --default-region"
+)
+# A number cell Excel turned into a float: digits then ``.0``, or an ``E+`` exponent.
+_EXCEL_FLOAT = re.compile(r"^\+?(?:[0-9]+\.0+|[0-9]+(?:\.[0-9]+)?[eE]\+?[0-9]+)$")
+_FLOAT_HINT = (
+    "looks like a number Excel stored as a float (digits lost or added); format the "
+    "column as text and enter the numbers again"
 )
 
 
@@ -61,7 +73,7 @@ class PhoneError(ValueError):
 def quote(value: str) -> str:
     """A cell value for a message: quoted, at most ~40 characters, control chars escaped."""
     if len(value) > _QUOTE_LIMIT:
-        value = value[:_QUOTE_LIMIT] + "…"
+        value = value[:_QUOTE_LIMIT] + "..."
     return repr(value)
 
 
@@ -96,12 +108,22 @@ def parse_defaults(items: Sequence[str]) -> dict[str, str]:
 
 
 def normalize_phone(text: str, region: str | None) -> str:
-    """A phone cell -> E.164 (``+14155552671``); raises ``PhoneError`` saying what is wrong."""
-    cleaned = _PHONE_NOISE.sub("", _TRUNK_ZERO.sub(r"\1\2", text.strip()))
+    """A phone cell -> E.164 (``+14155552671``); raises ``PhoneError`` saying what is wrong.
+
+    Full-width ``+`` and digits are read as ASCII (NFKC); a number Excel stored as a float
+    (``+14155552672.0``, ``4.42079E+11``) is refused with the hint to format the column as
+    text; an E.164 number must have an assigned country code and a possible length.
+    """
+    folded = unicodedata.normalize("NFKC", text).strip()
+    if _EXCEL_FLOAT.match(folded):
+        raise PhoneError(f"{quote(text)} {_FLOAT_HINT}")
+    cleaned = _PHONE_NOISE.sub("", _TRUNK_ZERO.sub(r"\1\2", folded))
     if cleaned.startswith("00"):
         cleaned = "+" + cleaned[2:]
     if cleaned.startswith("+"):
-        if E164_RE.match(cleaned):
+        if E164_RE.match(cleaned) and cleaned.isascii():
+            if not phones.possible(cleaned):
+                raise PhoneError(f"{quote(text)} {phones.problem(cleaned)}")
             return cleaned
         digits = cleaned[1:]
         if not (digits.isascii() and digits.isdigit()):
@@ -214,7 +236,7 @@ def _describe(exc: ValidationError, body: Mapping[str, str]) -> list[tuple[str, 
             continue
         value = body.get(name, "")
         described.append(
-            (name, _problem(error["type"], error.get("ctx") or {}, value, spec.secret))
+            (name, _problem(error["type"], error.get("ctx") or {}, value, spec.secret, spec.phone))
         )
     merged: dict[str, list[str]] = {}
     for name, message in described:
@@ -222,7 +244,7 @@ def _describe(exc: ValidationError, body: Mapping[str, str]) -> list[tuple[str, 
     return [(name, ", ".join(messages)) for name, messages in merged.items()]
 
 
-def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool) -> str:
+def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool, phone: bool) -> str:
     if kind == "missing" or (kind in {"string_too_short", "too_short"} and not value):
         return "required"
     if kind in {"string_too_long", "too_long"}:
@@ -230,11 +252,24 @@ def _problem(kind: str, ctx: Mapping[str, Any], value: str, secret: bool) -> str
         return f"longer than {limit} characters" + ("" if secret else f" ({len(value)})")
     if secret:
         return "not accepted"
+    # A cell is quoted only when it is a phone number: any other cell may be a password
+    # that landed in the wrong column (a short row), so only its shape is told.
+    shown = quote(value) if phone else shape(value)
     if kind == "value_error" and "error" in ctx:
-        return f"{quote(value)} {ctx['error']}"
+        return f"{shown} {ctx['error']}"
     if kind == "string_pattern_mismatch":
-        return f"{quote(value)} is not E.164 (+ then 7 to 15 digits)"
-    return f"{quote(value)} is not accepted ({kind})"
+        return f"{shown} is not E.164 (+ then 7 to 15 digits)"
+    return f"{shown} is not accepted ({kind})"
+
+
+def shape(value: str) -> str:
+    """A cell described without its value: ``the value (12 characters, no dot)``."""
+    traits = [f"{len(value)} character{'' if len(value) == 1 else 's'}"]
+    if any(c.isspace() for c in value):
+        traits.append("with spaces")
+    if "." not in value:
+        traits.append("no dot")
+    return f"the value ({', '.join(traits)})"
 
 
 # --- column-wise (the dry run) -------------------------------------------------------
@@ -300,7 +335,8 @@ def _cells(frame: pd.DataFrame, name: str, default: str | None, size: int) -> li
 
 def _phone_numbers(cells: list[str], region: str | None) -> npt.NDArray[np.object_]:
     """Each cell as ``normalize_phone`` gives it, or None (empty, or not a number)."""
-    numbers = [c if _E164_FULL(c) else _phone_or_none(c, region) for c in cells]
+    possible = phones.possible
+    numbers = [c if _E164_FULL(c) and possible(c) else _phone_or_none(c, region) for c in cells]
     return np.array(numbers, dtype=object)
 
 

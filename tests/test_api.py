@@ -176,7 +176,8 @@ def test_message_from_a_non_json_body(text: str, expected: str) -> None:
 def test_message_is_trimmed() -> None:
     message = answer_to(httpx.Response(422, json={"message": "x" * 500})).message
     assert len(message) == 200
-    assert message.endswith("…")
+    assert message.endswith("...")
+    assert message.isascii()
 
 
 def test_secrets_are_scrubbed_from_messages_even_when_trimmed() -> None:

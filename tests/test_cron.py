@@ -217,7 +217,15 @@ def test_second_interrupt_stops_at_once(tmp_path: Path, sandbox_factory: Any) ->
     assert time.monotonic() - started < 1.5  # did not wait for the 2 s answers
     rows = read_results(results)
     assert len(rows) == 12
-    assert {r["status"] for r in rows} == {"not_attempted"}
+    # The four cut in flight reached the API: in doubt, so failed (never "not sent").
+    cut = [r for r in rows if r["status"] == "failed"]
+    assert len(cut) == 4, rows
+    assert {r["error"] for r in cut} == {
+        "interrupted in flight: may have been stored; --resume checks"
+    }
+    assert {r["attempts"] for r in cut} == {"1"}
+    assert {r["status"] for r in rows if r not in cut} == {"not_attempted"}
+    assert all("before this row was sent" in r["error"] for r in rows if r not in cut)
     # The cut requests may have been stored: the journal says so, and --resume reconciles.
     time.sleep(2.1)
     done = run_cli("run", str(path), "--base-url", api.url, "--resume", "--concurrency", "12")

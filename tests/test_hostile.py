@@ -268,7 +268,7 @@ def test_sigterm_gives_in_flight_rows_at_most_the_timeout(
     rows = read_results(tmp_path / "in.results.csv")
     cut = [r for r in rows if r["status"] == "failed"]
     assert len(cut) == 2
-    assert all(r["error"] == f"interrupted in flight: {IN_DOUBT}" for r in cut)
+    assert all(r["error"].startswith("interrupted") and IN_DOUBT in r["error"] for r in cut)
     assert [r["status"] for r in rows if r not in cut] == ["not_attempted"] * 3
     assert took < 30  # at most --timeout (3 s) for the rows in flight, plus shutting down
 

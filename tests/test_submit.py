@@ -190,7 +190,8 @@ def test_a_lost_answer_then_409_is_verified_by_get_and_imported_once() -> None:
     h = Harness()
     h.api.script[("POST", number(0))] = ["store+drop"]
     r = only(h.run([job(0)]))
-    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 200, 3)
+    # attempts counts the POST's tries (never above --max-attempts), not the GET check
+    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 200, 2)
     assert r.sip_phone_number == number(0)
     assert h.api.created[number(0)] == 1
     n = number(0)
@@ -215,14 +216,16 @@ def test_a_connection_that_never_opened_leaves_no_doubt() -> None:
     h = Harness()
     h.api.script[("POST", number(0))] = ["refuse", "409"]
     r = only(h.run([job(0)]))
-    assert (r.status, r.attempts) == (Status.ALREADY_EXISTS, 2)
+    assert (r.status, r.attempts) == (Status.ALREADY_EXISTS, 1)  # a refusal is no attempt
+    assert h.report is not None
+    assert h.report.requests == 1
 
 
 def test_in_doubt_from_an_earlier_run_is_verified() -> None:
     h = Harness(doubtful=[2])
     h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "sip.telnyx.com"}
     r = only(h.run([job(0)]))
-    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 200, 2)
+    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 200, 1)
 
 
 def test_in_doubt_but_the_record_differs_is_already_exists() -> None:
@@ -235,7 +238,7 @@ def test_on_existing_update_patches() -> None:
     h = Harness()
     h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "old.example"}
     r = only(h.run([job(0)], on_existing="update"))
-    assert (r.status, r.http_status, r.attempts) == (Status.UPDATED, 200, 2)
+    assert (r.status, r.http_status, r.attempts) == (Status.UPDATED, 200, 1)
     assert h.api.records[number(0)]["terminationSipURI"] == "sip.telnyx.com"
     n = number(0)
     assert h.events == [("sending", n), ("POST", n), ("sending", n), ("PATCH", n)]
@@ -304,11 +307,13 @@ def test_an_unreachable_api_aborts_instead_of_failing_every_row() -> None:
     assert "did not answer" in str(h.report.aborted)
     assert h.report.started == 4
     assert h.api.requests <= 4 * 5
-    statuses = Counter(r.status for r in results.values())
-    assert statuses[Status.FAILED] >= 1
-    assert statuses[Status.FAILED] + statuses[Status.NOT_ATTEMPTED] == 4
-    failed = next(r for r in results.values() if r.status is Status.FAILED)
-    assert failed.error.startswith("no answer after 5 attempts: could not connect")
+    # Nothing ever left: every started row is not_attempted, with no attempt counted.
+    assert [r.status for r in results.values()] == [Status.NOT_ATTEMPTED] * 4
+    assert [r.attempts for r in results.values()] == [0] * 4
+    assert h.report.requests == 0
+    tried = [r for r in results.values() if "could not connect" in r.error]
+    assert tried
+    assert tried[0].error.startswith("not sent: could not connect")
 
 
 def test_an_api_failing_every_request_aborts_after_three_rows() -> None:
@@ -381,10 +386,13 @@ def test_stop_cuts_retries_short() -> None:
     assert results[4].status is Status.IMPORTED
     assert (results[2].status, results[2].attempts) == (Status.FAILED, 1)
     assert results[2].error == "interrupted (last: HTTP 503: injected 503 for ***)"
+    # it left and got no answer: it may have been stored, so it is failed, not "not sent"
     assert (results[3].status, results[3].attempts) == (Status.FAILED, 1)
-    assert results[3].error == "interrupted in flight: may have been stored; --resume checks"
-    assert (results[5].status, results[5].attempts) == (Status.NOT_ATTEMPTED, 1)
-    assert results[5].error == "interrupted after 1 unanswered attempt(s)"
+    assert results[3].error == (
+        "interrupted after 1 unanswered attempt(s): may have been stored; --resume checks"
+    )
+    assert (results[5].status, results[5].attempts) == (Status.NOT_ATTEMPTED, 0)
+    assert results[5].error == "interrupted before this row was sent"
 
 
 def test_jobs_are_pulled_lazily() -> None:
@@ -546,3 +554,53 @@ def test_sandbox_wrong_key_aborts_after_at_most_concurrency_requests(sandbox: An
     outcomes = Counter((r.status, r.http_status) for r in results.values())
     assert outcomes[(Status.FAILED, 403)] >= 1
     assert set(outcomes) <= {(Status.FAILED, 403), (Status.NOT_ATTEMPTED, None)}  # not sent
+
+
+# --- statuses that do not contradict themselves ---------------------------------------
+
+
+def test_attempts_never_exceed_max_attempts_with_a_get_check() -> None:
+    """Four 500s, then a 409: the row is in doubt, so a GET checks it (a 6th request).
+    ``attempts`` counts the POST's tries and stays at --max-attempts."""
+    h = Harness()
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "other"}
+    h.api.script[("POST", number(0))] = ["500", "500", "500", "500", "409"]
+    r = only(h.run([job(0)], max_attempts=5))
+    assert h.api.requests == 6
+    assert r.status is Status.ALREADY_EXISTS
+    assert r.attempts == 5
+
+
+def test_attempts_never_exceed_max_attempts_with_a_patch() -> None:
+    h = Harness()
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "old"}
+    h.api.script[("POST", number(0))] = ["503", "503", "409"]
+    h.api.script[("PATCH", number(0))] = ["503", "503"]
+    r = only(h.run([job(0)], max_attempts=3, on_existing="update"))
+    assert r.status is Status.UPDATED
+    assert h.api.requests == 7  # 3 POST + GET + 3 PATCH
+    assert r.attempts <= 3
+
+
+def test_a_refused_connection_is_not_an_attempt() -> None:
+    h = Harness()
+    h.api.script[("POST", number(0))] = ["refuse", "refuse"]
+    r = only(h.run([job(0)], max_attempts=3))
+    assert (r.status, r.attempts) == (Status.IMPORTED, 1)
+    assert h.report is not None
+    assert h.report.requests == 1
+
+
+def test_a_row_that_never_connected_is_not_attempted_not_failed() -> None:
+    h = Harness()
+    h.api.script[("POST", number(0))] = ["refuse", "refuse"]
+    r = only(h.run([job(0)], max_attempts=2))
+    assert (r.status, r.attempts, r.http_status) == (Status.NOT_ATTEMPTED, 0, None)
+    assert r.error == "not sent: could not connect: connection refused (2 tries)"
+
+
+def test_already_exists_has_the_sip_phone_number() -> None:
+    h = Harness()
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "x"}
+    r = only(h.run([job(0)]))
+    assert (r.status, r.sip_phone_number) == (Status.ALREADY_EXISTS, number(0))

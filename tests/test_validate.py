@@ -19,8 +19,12 @@ from bulk_import.validate import (
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 NO_CC = (
-    "has no country code (+…); "
+    "has no country code (+...); "
     "if Excel dropped the '+', format the column as text or use --default-region"
+)
+EXCEL_FLOAT = (
+    "looks like a number Excel stored as a float (digits lost or added); format the column "
+    "as text and enter the numbers again"
 )
 GOOD = {
     "phoneNumber": "+14155552671",
@@ -62,8 +66,9 @@ def invalid(values: dict[str, str], validator: Validator | None = None, row: int
         ("00 44 20 7946 0123", "+442079460123"),
         ("+44 20 7946 0123", "+442079460123"),
         ("+44 (0)20 7946 0123", "+442079460123"),
-        ("+1234567", "+1234567"),  # E.164 by the SPEC's pattern, even if unassigned
-        ("+123456789012345", "+123456789012345"),
+        ("+3912345678", "+3912345678"),  # possible for Italy (6 to 12 digits)
+        ("＋１ ４１５ ５５５ ２６７１", "+14155552671"),  # full-width, read as ASCII
+        ("+80012345678", "+80012345678"),  # a non-geographic code (freephone)
     ],
 )
 def test_normalize_phone(text: str, expected: str) -> None:
@@ -88,6 +93,32 @@ def test_normalize_phone(text: str, expected: str) -> None:
         ),
         ("+04155552671", "'+04155552671' is not E.164: a country code never starts with 0"),
         ("+١٤١٥٥٥٥٢٦٧١", "'+١٤١٥٥٥٥٢٦٧١' is not a phone number"),
+        # E.164 in shape, but no such number can exist:
+        (
+            "+1 415 555 267",
+            "'+1 415 555 267' is too short for +1 (US): 9 digits after the country code, "
+            "10 possible",
+        ),
+        ("+999 1234567", "'+999 1234567' has no assigned country code (+999... starts none)"),
+        (
+            "+123456789012345",
+            "'+123456789012345' is too long for +1 (US): 14 digits after the country code, "
+            "10 possible",
+        ),
+        (
+            "+15552671",
+            "'+15552671' is too short for +1 (US): 7 digits after the country code, 10 possible",
+        ),  # possible only as a local number
+        (
+            "+4402079460018",
+            "'+4402079460018' is too long for +44 (GB): 11 digits after the country code, "
+            "7, 9 or 10 possible; did you mean +442079460018 (without the trunk prefix)?",
+        ),
+        # a number cell Excel turned into a float
+        ("+14155552672.0", f"'+14155552672.0' {EXCEL_FLOAT}"),
+        ("14155552672.0", f"'14155552672.0' {EXCEL_FLOAT}"),
+        ("4.42079E+11", f"'4.42079E+11' {EXCEL_FLOAT}"),
+        ("4.42079e11", f"'4.42079e11' {EXCEL_FLOAT}"),
     ],
 )
 def test_normalize_phone_errors(text: str, message: str) -> None:
@@ -123,7 +154,7 @@ def test_normalize_phone_invalid_in_region(text: str, region: str) -> None:
 def test_long_values_are_shortened_in_messages() -> None:
     with pytest.raises(PhoneError) as caught:
         normalize_phone("x" * 500, None)
-    assert str(caught.value) == f"'{'x' * 40}…' is not a phone number"
+    assert str(caught.value) == f"'{'x' * 40}...' is not a phone number"
 
 
 def test_default_region_is_checked() -> None:
@@ -180,7 +211,7 @@ def test_length_and_uri_messages() -> None:
     )
     assert result.error == (
         "trunkUsername: longer than 128 characters (300); "
-        "terminationSipURI: 'bad uri' is not a SIP host or URI "
+        "terminationSipURI: the value (7 characters, with spaces, no dot) is not a SIP host or URI "
         "(e.g. sip.telnyx.com or sip:pbx.example.com:5060); "
         "friendlyName: longer than 128 characters (129); "
         "inboundAgentId: longer than 64 characters (65); "
@@ -193,7 +224,8 @@ def test_password_is_never_in_the_error() -> None:
     secret = "TOP-SECRET-" * 20
     result = invalid({**GOOD, "trunkPassword": secret, "terminationSipURI": "x y"})
     assert result.error.startswith(
-        "trunkPassword: longer than 128 characters; terminationSipURI: 'x y'"
+        "trunkPassword: longer than 128 characters; "
+        "terminationSipURI: the value (3 characters, with spaces, no dot)"
     )
     assert "TOP-SECRET" not in result.error
     assert str(len(secret)) not in result.error
@@ -270,7 +302,9 @@ def test_bad_default_is_reported_per_row() -> None:
     result = invalid(
         GOOD | {"terminationSipURI": ""}, Validator(defaults={"terminationSipURI": "not a uri"})
     )
-    assert result.error.startswith("terminationSipURI: 'not a uri' is not a SIP host or URI")
+    assert result.error.startswith(
+        "terminationSipURI: the value (9 characters, with spaces, no dot) is not a SIP host or URI"
+    )
 
 
 # --- options and columns ---------------------------------------------------------------

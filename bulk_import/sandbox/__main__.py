@@ -1,6 +1,7 @@
 """``python -m bulk_import.sandbox`` (and ``bulk-import sandbox``): serve the sandbox.
 
-Prints ``sandbox listening on http://127.0.0.1:PORT`` once it accepts connections.
+Prints ``sandbox listening on http://127.0.0.1:PORT`` once it accepts connections, then
+the API key it accepts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The sandbox's options, shared by both ways of starting it."""
     add = parser.add_argument
     add("--port", type=int, default=0, help="0 picks a free port (printed)")
-    add("--api-key", default=DEFAULTS.api_key, help="the key it accepts (a test value)")
+    add(
+        "--api-key",
+        default=DEFAULTS.api_key,
+        help="the one key it accepts in X-API-Key (a test value; default: %(default)s)",
+    )
     add("--rate", type=float, default=None, help="requests/second before it answers 429")
     add(
         "--rate-headers",
@@ -60,9 +65,19 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bulk_import.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bulk_import.sandbox", description=__doc__, allow_abbrev=False
+    )
     add_arguments(parser)
-    run(parser.parse_args(argv), parser)
+    args = parser.parse_args(argv)
+    try:
+        run(args, parser)
+    except OSError as exc:
+        parser.exit(
+            2,
+            f"{parser.prog}: error: can't listen on 127.0.0.1:{args.port}: "
+            f"{exc.strerror or exc} (choose another --port, or --port 0 for a free one)\n",
+        )
 
 
 if __name__ == "__main__":

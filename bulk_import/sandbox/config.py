@@ -6,6 +6,7 @@ build the sandbox's options without importing starlette or uvicorn.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -54,6 +55,9 @@ class SandboxConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        numbers = (self.latency_ms, self.late_ms, self.fault_retry_after)
+        if not all(math.isfinite(n) for n in (*numbers, self.rate or 1.0)):
+            raise ValueError("rate, latency_ms, late_ms and fault_retry_after must be finite")
         if self.rate is not None and self.rate <= 0:
             raise ValueError("rate must be positive (or None for no limit)")
         if self.rate_headers not in RATE_HEADERS:

@@ -195,13 +195,15 @@ def serve(config: SandboxConfig, port: int, *, log_level: str = "warning") -> No
     """Serve the sandbox on 127.0.0.1:``port`` in this thread until Ctrl-C (or SIGTERM).
 
     Prints ``sandbox listening on http://127.0.0.1:PORT`` on stdout once it can accept
-    connections (``port`` 0 picks a free port).  Raises ``OSError`` if the port is taken.
+    connections (``port`` 0 picks a free port), then the API key it accepts.  Raises
+    ``OSError`` if the port is taken.
     """
     _quiet_uvicorn()
     sock = bind(port)
     app = SandboxApp(config)
     server = uvicorn.Server(_uvicorn_config(app, sock, log_level))
     print(f"sandbox listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
+    print(f"sandbox accepts the API key {config.api_key!r} (header X-API-Key)", flush=True)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
