@@ -188,23 +188,39 @@ class SigmaMindAPI:
         """``DELETE /v1/phone-numbers/{number}``."""
         return await self._call("DELETE", _number_path(number))
 
-    async def list(self) -> list[PhoneNumberRecord]:
-        """``GET /v1/phone-numbers``; raises ``AuthError``/``ApiError`` unless it answers 2xx."""
-        response, body = await self._send("GET", NUMBERS_PATH, None, None)
+    async def patch(
+        self, number: str, body: dict[str, str | None], *, secret: str | None = None
+    ) -> Answer:
+        """``PATCH /v1/phone-numbers/{number}`` with ``body`` as it is (PATCH spelling)."""
+        return await self._call("PATCH", _number_path(number), body=body, secret=secret)
+
+    async def list_page(
+        self, url: str | None = None, params: dict[str, str] | None = None
+    ) -> tuple[Answer, Any]:
+        """One ``GET /v1/phone-numbers`` page (or the ``next`` URL the API gave): its
+        answer and its JSON.  ``url`` must be on the base URL's host (the key goes along).
+        """
+        target = url if url is not None else NUMBERS_PATH
+        if url is not None and not same_origin(url, self._base_url):
+            raise ApiError(f"the list's next page is on another host ({url}); not following it")
+        response, body = await self._send("GET", target, None, None, params=params)
         answer = self._answer(response, body, None, parse_record=False)
-        if answer.kind is AnswerKind.AUTH:
-            raise AuthError(f"the API rejected the key (HTTP {answer.status})")
-        if not answer.ok:
-            raise ApiError(f"listing phone numbers failed: HTTP {answer.status}: {answer.message}")
-        items = _json_or_none(_decode(body, response))
-        if isinstance(items, dict):
-            items = next(
-                (items[k] for k in ("data", "items", "phoneNumbers", "results") if k in items), []
-            )
-        if not isinstance(items, list):
-            return []
-        records = (PhoneNumberRecord.from_answer(item) for item in items)
-        return [r for r in records if r is not None]
+        return answer, _json_or_none(_decode(body, response))
+
+    async def list(self) -> list[PhoneNumberRecord]:
+        """``GET /v1/phone-numbers``, every page (no retries; see ``listing`` for those)."""
+        records: list[PhoneNumberRecord] = []
+        pager = Pager()
+        while (step := pager.next_request()) is not None:
+            answer, data = await self.list_page(*step)
+            if answer.kind is AnswerKind.AUTH:
+                raise AuthError(f"the API rejected the key (HTTP {answer.status})")
+            if not answer.ok:
+                raise ApiError(
+                    f"listing phone numbers failed: HTTP {answer.status}: {answer.message}"
+                )
+            records.extend(pager.take(data))
+        return records
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -213,19 +229,25 @@ class SigmaMindAPI:
         method: str,
         path: str,
         *,
-        body: dict[str, str] | None = None,
+        body: dict[str, str] | dict[str, str | None] | None = None,
         secret: str | None = None,
     ) -> Answer:
         response, content = await self._send(method, path, body, secret)
         return self._answer(response, content, secret, parse_record=True)
 
     async def _send(
-        self, method: str, path: str, body: dict[str, str] | None, secret: str | None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, str] | dict[str, str | None] | None,
+        secret: str | None,
+        *,
+        params: dict[str, str] | None = None,
     ) -> tuple[httpx.Response, bytes]:
         """One request and (at most ``BODY_LIMIT`` bytes of) its answer, within ``timeout``."""
         try:
             async with asyncio.timeout(self.timeout):
-                request = self._client.build_request(method, path, json=body)
+                request = self._client.build_request(method, path, json=body, params=params)
                 response = await self._client.send(request, stream=True)
                 try:
                     limit = BODY_LIMIT if 200 <= response.status_code < 300 else ERROR_BODY_LIMIT
@@ -273,6 +295,96 @@ class SigmaMindAPI:
 
     def _scrub(self, text: str, secret: str | None) -> str:
         return scrub(text, [s for s in (secret, self._api_key) if s])
+
+
+#: Items of a list answer, under one of these keys when the answer is an object.
+LIST_KEYS = ("data", "items", "phoneNumbers", "results")
+PAGE_SIZE = 100
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """True when ``url`` is relative, or on the scheme, host and port of ``base_url``."""
+    target, base = httpx.URL(url), httpx.URL(base_url)
+    if not target.is_absolute_url:
+        return True
+    return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
+
+
+class Pager:
+    """Follows the list endpoint's pages in whatever shape it answers.
+
+    Items: a JSON array, or an object holding it under ``data``, ``items``,
+    ``phoneNumbers`` or ``results``.  More pages while it says so: a ``next`` URL, a
+    ``nextCursor``/``cursor`` (sent back as ``?cursor=``), or ``page`` with
+    ``hasMore``/``totalPages`` (asked for as ``?page=N+1``).  A cursor, URL or page seen
+    twice ends the listing (an API that loops would otherwise never end).  Each number is
+    given once, at its first appearance.
+    """
+
+    def __init__(self, page_size: int = PAGE_SIZE) -> None:
+        self.page_size = page_size
+        self._next: tuple[str | None, dict[str, str]] | None = (None, {"limit": str(page_size)})
+        self._seen_steps: set[str] = set()
+        self._seen_numbers: set[str] = set()
+        self.pages = 0
+
+    def next_request(self) -> tuple[str | None, dict[str, str] | None] | None:
+        """``(url or None, params)`` of the next page to ask for, or None when done."""
+        if self._next is None:
+            return None
+        url, params = self._next
+        return url, (params or None)
+
+    def take(self, data: Any) -> list[PhoneNumberRecord]:
+        """The new records of one page's JSON; decides the next page."""
+        self.pages += 1
+        items: Any = data
+        meta: dict[str, Any] = {}
+        if isinstance(data, dict):
+            meta = data
+            items = next((data[k] for k in LIST_KEYS if isinstance(data.get(k), list)), [])
+        if not isinstance(items, list):
+            items = []
+        records: list[PhoneNumberRecord] = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            record = PhoneNumberRecord.from_answer(item)  # leniently: never raises
+            if record is None:
+                continue
+            key = record.sip_phone_number or item.get("phoneNumber")
+            if not isinstance(key, str) or key in self._seen_numbers:
+                continue
+            self._seen_numbers.add(key)
+            records.append(record)
+        self._next = self._follow(meta, bool(items))
+        return records
+
+    def _follow(
+        self, meta: dict[str, Any], had_items: bool
+    ) -> tuple[str | None, dict[str, str]] | None:
+        limit = {"limit": str(self.page_size)}
+        step: tuple[str | None, dict[str, str]] | None = None
+        links = meta.get("links") if isinstance(meta.get("links"), dict) else {}
+        next_url = meta.get("next") or (links or {}).get("next")
+        cursor = meta.get("nextCursor", meta.get("next_cursor", meta.get("cursor")))
+        page = meta.get("page")
+        if isinstance(next_url, str) and next_url:
+            step = (next_url, {})
+        elif isinstance(cursor, str | int) and not isinstance(cursor, bool) and str(cursor):
+            step = (None, {**limit, "cursor": str(cursor)})
+        elif isinstance(page, int) and not isinstance(page, bool):
+            more = meta.get("hasMore", meta.get("has_more"))
+            total = meta.get("totalPages", meta.get("total_pages"))
+            if more is True or (more is None and isinstance(total, int) and page < total):
+                step = (None, {**limit, "page": str(page + 1)})
+        if step is None or not had_items:
+            return None
+        key = f"{step[0]}|{sorted(step[1].items())}"
+        if key in self._seen_steps:
+            return None
+        self._seen_steps.add(key)
+        return step
 
 
 def _number_path(number: str) -> str:

@@ -78,6 +78,116 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "file", type=Path, metavar="FILE", help="the spreadsheet: .csv, .tsv, .txt, .xlsx or .xlsm"
     )
+    _run_options(run)
+    run.set_defaults(command_name="run")
+    _batch_commands(sub)
+
+    from .sandbox.__main__ import DEFAULTS, add_arguments
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="serve a local emulator of the API (for tests and demos)",
+        allow_abbrev=False,
+        description="Serve the SigmaMind phone-number API on 127.0.0.1, with its validation, "
+        "409 for known numbers, 429 above --rate, and injected faults.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="It accepts one API key in the X-API-Key header: --api-key (default: "
+        f"{DEFAULTS.api_key!r}, a test value).\n\n"
+        "example:\n  bulk-import sandbox --port 8080 --api-key test --rate 50 "
+        "--latency-ms 50 --fail-rate 0.1\n  SIGMAMIND_API_KEY=test bulk-import run "
+        "samples/phone_numbers.csv --base-url http://127.0.0.1:8080\n",
+    )
+
+    add_arguments(sandbox)
+    sandbox.set_defaults(parser=sandbox)
+    return parser
+
+
+def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """plan, update, undo, export and template: the rest of a batch's life."""
+    raw = argparse.RawDescriptionHelpFormatter
+    plan = sub.add_parser(
+        "plan",
+        allow_abbrev=False,
+        help="what run would do, read from the account; changes nothing",
+        description="For each row of FILE, what `run` would do now (would_import, "
+        "would_update, unchanged, already_exists, ...) and the fields that would change, "
+        "read from the account. Sends no POST, PATCH or DELETE. Results: <FILE stem>.plan.csv.",
+        formatter_class=raw,
+    )
+    plan.add_argument("file", type=Path, metavar="FILE", help="the spreadsheet to plan")
+    _run_options(plan)
+    plan.set_defaults(command_name="plan")
+
+    update = sub.add_parser(
+        "update",
+        allow_abbrev=False,
+        help="change numbers that exist: PATCH only the fields that differ",
+        description="For each row of FILE, read the number and PATCH only the fields that "
+        "differ (nothing when none do: unchanged). Only phoneNumber is required: an export, "
+        "edited, is a valid update file. `undo` puts the old values back.",
+        formatter_class=raw,
+    )
+    update.add_argument("file", type=Path, metavar="FILE", help="the spreadsheet of changes")
+    _run_options(update)
+    update.set_defaults(command_name="update")
+
+    undo = sub.add_parser(
+        "undo",
+        allow_abbrev=False,
+        help="delete what a run imported, put back what it updated",
+        description="Delete exactly the numbers RESULTS lists as imported, and PATCH back the "
+        "old values of the rows it lists as updated (kept in its journal). Nothing else is "
+        "touched. Says how many and where first; asks on a terminal, needs --yes elsewhere. "
+        "Results: <RESULTS stem>.undo.csv.",
+        formatter_class=raw,
+    )
+    undo.add_argument("file", type=Path, metavar="RESULTS", help="the results CSV of run/update")
+    undo.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
+    _run_options(undo)
+    undo.set_defaults(command_name="undo")
+
+    export = sub.add_parser(
+        "export",
+        allow_abbrev=False,
+        help="the account's numbers as a spreadsheet in the import's columns",
+        description="Write every number of the account (all pages), sorted, to OUT (.csv or "
+        ".xlsx) in the import's columns; a valid input for `update`. No trunk credentials "
+        "(the API never returns them).",
+        formatter_class=raw,
+    )
+    export.add_argument("out", type=Path, metavar="OUT", help="the file to write: .csv or .xlsx")
+    _connection_options(export)
+    export.set_defaults(command_name="export")
+
+    template = sub.add_parser(
+        "template",
+        allow_abbrev=False,
+        help="an empty import spreadsheet (.csv or .xlsx)",
+        description="Write the header row of an import file to OUT (.csv or .xlsx), required "
+        "fields first; in .xlsx the phone columns are formatted as text.",
+        formatter_class=raw,
+    )
+    template.add_argument("out", type=Path, metavar="OUT", help="the file to write")
+    template.set_defaults(command_name="template")
+
+
+def _connection_options(p: argparse.ArgumentParser) -> None:
+    api = p.add_argument_group("the API")
+    api.add_argument("--base-url", metavar="URL", help=f"API address (default: ${BASE_URL_ENV})")
+    api.add_argument(
+        "--api-key-file", type=Path, metavar="PATH", help=f"the API key (default: ${API_KEY_ENV})"
+    )
+    api.add_argument("--sandbox", action="store_true", help="export from a local emulator (a demo)")
+    api.add_argument("--allow-insecure-http", action="store_true", help=argparse.SUPPRESS)
+    api.add_argument("--rate", type=float, metavar="R", help="requests per second at most")
+    api.add_argument("--max-attempts", type=int, default=5, metavar="N", help="tries per page")
+    api.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    api.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+
+def _run_options(run: argparse.ArgumentParser) -> None:
+    """``run``'s options, shared by plan, update and undo."""
     io = run.add_argument_group("input and output")
     io.add_argument(
         "--output",
@@ -200,26 +310,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
 
-    from .sandbox.__main__ import DEFAULTS, add_arguments
-
-    sandbox = sub.add_parser(
-        "sandbox",
-        help="serve a local emulator of the API (for tests and demos)",
-        allow_abbrev=False,
-        description="Serve the SigmaMind phone-number API on 127.0.0.1, with its validation, "
-        "409 for known numbers, 429 above --rate, and injected faults.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="It accepts one API key in the X-API-Key header: --api-key (default: "
-        f"{DEFAULTS.api_key!r}, a test value).\n\n"
-        "example:\n  bulk-import sandbox --port 8080 --api-key test --rate 50 "
-        "--latency-ms 50 --fail-rate 0.1\n  SIGMAMIND_API_KEY=test bulk-import run "
-        "samples/phone_numbers.csv --base-url http://127.0.0.1:8080\n",
-    )
-
-    add_arguments(sandbox)
-    sandbox.set_defaults(parser=sandbox)
-    return parser
-
 
 #: The message for ``--api-key VALUE`` (``run`` and the other API commands): never echoed.
 API_KEY_FLAG_REFUSED = (
@@ -242,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             return _sandbox(args)
+        if args.command == "template":
+            return _template(args)
+        if args.command == "export":
+            return _export(args)
         return _run(args)
     except BulkImportError as exc:
         print(f"bulk-import: error: {exc}", file=sys.stderr)
@@ -335,9 +429,9 @@ def _run(args: argparse.Namespace) -> int:
     password = resolve_trunk_password(args.trunk_password_env, args.trunk_password_file, env, _warn)
     if password is not None:
         defaults["trunkPassword"] = password
-    api_key = (
-        None if args.dry_run or args.sandbox else resolve_api_key(args.api_key_file, env, _warn)
-    )
+    # plan reads the account even though it writes nothing: it needs the key.
+    needs_key = not args.sandbox and (not args.dry_run or args.command_name == "plan")
+    api_key = resolve_api_key(args.api_key_file, env, _warn) if needs_key else None
     opts = RunOptions(
         file=args.file,
         output=args.output,
@@ -360,11 +454,60 @@ def _run(args: argparse.Namespace) -> int:
         progress=not (args.quiet or args.no_progress),
         allow_insecure_http=args.allow_insecure_http,
         sandbox=args.sandbox,
+        command=args.command_name,
+        yes=getattr(args, "yes", False),
+        confirm=_ask if _on_terminal() else None,
     )
     say = (lambda _text: None) if args.quiet else _warn
     summary = run_import(opts, say=say)
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
+
+
+def _on_terminal() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _ask(what: str) -> bool:
+    """Ask on the terminal; only 'y' or 'yes' goes ahead."""
+    print(f"{what}. Go ahead? [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, ValueError):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _template(args: argparse.Namespace) -> int:
+    from .spreadsheet import write_template
+
+    write_template(args.out)
+    print(f"bulk-import: template written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .spreadsheet import ExportOptions, export_account
+
+    env = os.environ
+    api_key = None if args.sandbox else resolve_api_key(args.api_key_file, env, _warn)
+    opts = ExportOptions(
+        out=args.out,
+        base_url=resolve_base_url(args.base_url, env),
+        api_key=api_key,
+        rate=args.rate,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        sandbox=args.sandbox,
+        allow_insecure_http=args.allow_insecure_http,
+    )
+    say = (lambda _text: None) if args.quiet else _warn
+    count = export_account(opts, say=say)
+    print(f"bulk-import: exported {count} number(s) to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -75,11 +75,58 @@ class Status(StrEnum):
     FAILED = "failed"
     NOT_ATTEMPTED = "not_attempted"
     VALID = "valid"
+    # plan, update and undo (docs/contract.md)
+    UNCHANGED = "unchanged"
+    NOT_FOUND = "not_found"
+    DELETED = "deleted"
+    RESTORED = "restored"
+    WOULD_IMPORT = "would_import"
+    WOULD_UPDATE = "would_update"
+    WOULD_DELETE = "would_delete"
+    WOULD_RESTORE = "would_restore"
 
 
-#: Statuses that mean "this number is done": --resume skips them, exit 0 allows them.
-DONE_STATUSES = frozenset({Status.IMPORTED, Status.ALREADY_EXISTS, Status.UPDATED})
-OK_STATUSES = DONE_STATUSES | {Status.VALID}
+#: Statuses that mean "this number is done": --resume skips them.
+DONE_STATUSES = frozenset(
+    {
+        Status.IMPORTED,
+        Status.ALREADY_EXISTS,
+        Status.UPDATED,
+        Status.UNCHANGED,
+        Status.DELETED,
+        Status.RESTORED,
+    }
+)
+#: The statuses that allow exit 0, per command.
+OK_BY_COMMAND: dict[str, frozenset[Status]] = {
+    "run": frozenset(
+        {Status.IMPORTED, Status.ALREADY_EXISTS, Status.UPDATED, Status.UNCHANGED, Status.VALID}
+    ),
+    "plan": frozenset(
+        {Status.WOULD_IMPORT, Status.ALREADY_EXISTS, Status.WOULD_UPDATE, Status.UNCHANGED}
+    ),
+    "update": frozenset({Status.UPDATED, Status.UNCHANGED, Status.VALID}),
+    "undo": frozenset(
+        {
+            Status.DELETED,
+            Status.RESTORED,
+            Status.NOT_FOUND,
+            Status.WOULD_DELETE,
+            Status.WOULD_RESTORE,
+        }
+    ),
+}
+OK_STATUSES = OK_BY_COMMAND["run"] | OK_BY_COMMAND["plan"] | OK_BY_COMMAND["undo"]
+OK_STATUSES |= OK_BY_COMMAND["update"]
+
+
+class Action(StrEnum):
+    """What a job asks of the API (the "decide" step picks the request from it)."""
+
+    IMPORT = "import"  # POST; an existing number goes by --on-existing
+    UPDATE = "update"  # GET, then PATCH of only what differs (or nothing)
+    DELETE = "delete"  # DELETE (undo of an import)
+    RESTORE = "restore"  # PATCH back to the record from before (undo of an update)
 
 
 class ImportRequest(BaseModel):
@@ -216,16 +263,77 @@ class RawRow:
         return f"RawRow(row={self.row}, values={shown})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Job:
-    """A validated row, ready to send."""
+    """A validated row, ready to send.
+
+    ``importable`` is the full import body when the row has every field needed to create
+    the number (``request`` is that body, and an error without it); ``wanted`` is every
+    field the row gives (JSON names, the number included), which is all an update needs.
+    ``before`` is the record to put back (``Action.RESTORE``); ``changed`` the fields the
+    earlier run changed.
+    """
 
     row: int
-    request: ImportRequest
+    importable: ImportRequest | None
+    action: Action
+    wanted: dict[str, str] = field(repr=False)
+    number: str
+    before: dict[str, str | None]
+    changed: tuple[str, ...]
+
+    def __init__(
+        self,
+        row: int,
+        request: ImportRequest | None = None,
+        action: Action = Action.IMPORT,
+        *,
+        wanted: dict[str, str] | None = None,
+        number: str = "",
+        before: dict[str, str | None] | None = None,
+        changed: tuple[str, ...] = (),
+    ) -> None:
+        put = object.__setattr__
+        put(self, "row", row)
+        put(self, "importable", request)
+        put(self, "action", action)
+        put(self, "wanted", wanted or {})
+        put(self, "number", number)
+        put(self, "before", before or {})
+        put(self, "changed", changed)
+
+    @property
+    def request(self) -> ImportRequest:
+        """The import body; only for a row that has every field needed to create it."""
+        if self.importable is None:
+            raise ValueError(f"row {self.row} lacks a field needed to import a new number")
+        return self.importable
 
     @property
     def phone_number(self) -> str:
-        return self.request.phone_number
+        if self.importable is not None:
+            return self.importable.phone_number
+        return self.number or self.wanted.get("phoneNumber", "")
+
+    @property
+    def secret(self) -> str | None:
+        """The trunk password the row gives (to scrub from messages), if any."""
+        if self.importable is not None:
+            return self.importable.trunk_password.get_secret_value()
+        return self.wanted.get("trunkPassword")
+
+    def fields(self) -> dict[str, str]:
+        """Every field the row gives, JSON names (the full request's, or ``wanted``)."""
+        if self.wanted:
+            return self.wanted
+        if self.importable is not None:
+            return self.importable.to_json()
+        return {"phoneNumber": self.phone_number}
+
+    def missing_for_create(self) -> list[str]:
+        """The required fields this row lacks to import a new number."""
+        given = self.fields()
+        return [f for f in REQUIRED_FIELDS if f not in given]
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,3 +347,4 @@ class RowResult:
     http_status: int | None = None
     attempts: int = 0
     error: str = ""
+    changes: str = ""

@@ -70,6 +70,12 @@ class Progress:
             f"{self.done / elapsed:.0f} rows/s"
         )
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def write(self, text: str, fallback: Callable[[str], None]) -> None:
         """Print ``text`` on a line of its own above the bar (else through ``fallback``)."""
         if self._bar is not None:

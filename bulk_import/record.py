@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from .errors import ResultsFileError, WriteError
 from .models import DONE_STATUSES, Job, RowResult, Status
@@ -53,6 +53,8 @@ RESULT_COLUMNS = (
     "attempts",
     "error",
 )
+#: The column after the seven for plan, update and ``run --on-existing update``.
+CHANGES_COLUMN = "changes"
 
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _FORMULA_START = ("=", "@", "\t", "\r")
@@ -73,9 +75,9 @@ def defuse(cell: str) -> str:
     return cell
 
 
-def result_cells(result: RowResult) -> list[str]:
-    """The CSV cells of one results line, defused."""
-    return [
+def result_cells(result: RowResult, *, changes: bool = False) -> list[str]:
+    """The CSV cells of one results line, defused (with the ``changes`` cell if asked)."""
+    cells = [
         str(result.row),
         defuse(result.phone_number),
         result.status.value,
@@ -84,6 +86,9 @@ def result_cells(result: RowResult) -> list[str]:
         str(result.attempts),
         defuse(" ".join(result.error.split())),
     ]
+    if changes:
+        cells.append(defuse(" ".join(result.changes.split())))
+    return cells
 
 
 class ResultsWriter:
@@ -93,15 +98,17 @@ class ResultsWriter:
     earlier results file, or whatever ``path`` names, is replaced and never written into.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, changes: bool = False) -> None:
         self.path = path
+        self.changes = changes
+        self.columns = (*RESULT_COLUMNS, CHANGES_COLUMN) if changes else RESULT_COLUMNS
         self._file: TextIO | None = None
         tmp: Path | None = None
         try:
             file, tmp = new_file_beside(path)
             self._file = file
             self._csv = csv.writer(file, lineterminator="\n")
-            self._csv.writerow(RESULT_COLUMNS)
+            self._csv.writerow(self.columns)
             file.flush()
             os.replace(tmp, path)
         except OSError as exc:
@@ -112,12 +119,18 @@ class ResultsWriter:
                 hint="choose another place with --output",
             ) from exc
 
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def append(self, result: RowResult) -> None:
         """Append one finished row and hand it to the OS (survives a killed process)."""
         if self._file is None:
             return
         try:
-            self._csv.writerow(result_cells(result))
+            self._csv.writerow(result_cells(result, changes=self.changes))
             self._file.flush()
         except OSError as exc:
             raise WriteError(f"can't write the results file {self.path}: {describe(exc)}") from exc
@@ -130,8 +143,8 @@ class ResultsWriter:
             out, tmp = new_file_beside(self.path)
             with out:
                 writer = csv.writer(out, lineterminator="\n")
-                writer.writerow(RESULT_COLUMNS)
-                writer.writerows(result_cells(r) for r in results)
+                writer.writerow(self.columns)
+                writer.writerows(result_cells(r, changes=self.changes) for r in results)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
@@ -177,6 +190,7 @@ def read_results_csv(path: Path) -> Iterator[RowResult]:
                 http_status=int(http) if http.isdigit() else None,
                 attempts=int(attempts) if attempts.isdigit() else 0,
                 error=record.get("error") or "",
+                changes=record.get(CHANGES_COLUMN) or "",
             )
 
 
@@ -188,7 +202,31 @@ CREATE TABLE IF NOT EXISTS previous (
     phone TEXT PRIMARY KEY, status TEXT NOT NULL, sip TEXT NOT NULL,
     http_status INTEGER, attempts INTEGER NOT NULL, error TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS in_doubt (phone TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS changes (row INTEGER PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS before (
+    phone TEXT PRIMARY KEY, record TEXT NOT NULL, sent TEXT NOT NULL, changed TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fingerprints (phone TEXT PRIMARY KEY, fields TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_DONE_SQL = ", ".join(f"'{s.value}'" for s in sorted(DONE_STATUSES))
+
+
+Before = tuple[dict[str, str | None], dict[str, str | None], list[str]]
+
+
+def read_befores(path: Path) -> dict[str, Before]:
+    """The records a run kept before its PATCHes (read-only; empty without a journal)."""
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT phone, record, sent, changed FROM before").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise ResultsFileError(f"the journal {path} can't be read: {exc}") from exc
+    return {p: (json.loads(r), json.loads(s), json.loads(c)) for p, r, s, c in rows}
 
 
 class Journal:
@@ -221,13 +259,19 @@ class Journal:
             # starts empty and is keyed by this run's row numbers.
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR REPLACE INTO previous "
+                "INSERT OR REPLACE INTO previous "  # noqa: S608 - our own constants
                 "SELECT phone, status, sip, http_status, attempts, error FROM results "
-                "WHERE status IN ('imported', 'already_exists', 'updated')"
+                f"WHERE status IN ({_DONE_SQL})"
             )
             self._db.execute("DELETE FROM results")
+            self._db.execute("DELETE FROM changes")
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (os.urandom(16).hex(),)
+            )
             self._db.execute("COMMIT")
             self._prior_doubt = {r[0] for r in self._db.execute("SELECT phone FROM in_doubt")}
+            salt = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+            self.salt = bytes.fromhex(salt[0])
         except sqlite3.Error as exc:
             raise ResultsFileError(
                 f"the journal {path} can't be used: {exc}",
@@ -259,6 +303,62 @@ class Journal:
         if hit is None:
             return None
         return RowResult(row, phone, Status(hit[0]), hit[1], hit[2], hit[3], hit[4])
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- fingerprints and records from before (resume, undo) ------------------------------
+    def keep_fingerprint(self, phone: str, fields: dict[str, str]) -> None:
+        """Remember the per-field fingerprint of a done row's request.
+
+        Written in the transaction that ``record`` commits with the row's result.
+        """
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+        self._db.execute(
+            "INSERT OR REPLACE INTO fingerprints VALUES (?, ?)", (phone, json.dumps(fields))
+        )
+
+    def fingerprint_of(self, phone: str) -> dict[str, str] | None:
+        hit = self._db.execute(
+            "SELECT fields FROM fingerprints WHERE phone = ?", (phone,)
+        ).fetchone()
+        return None if hit is None else cast(dict[str, str], json.loads(hit[0]))
+
+    def keep_before(
+        self,
+        phone: str,
+        record: dict[str, str | None],
+        sent: dict[str, str | None],
+        changed: list[str],
+    ) -> None:
+        """Durably keep the record as it was before a PATCH, and what the PATCH sends.
+
+        A number still in doubt from an earlier run keeps its first record: the account
+        may already hold what that run sent, and the record before it is the one to undo to.
+        """
+        verb = "INSERT OR IGNORE" if phone in self._prior_doubt else "INSERT OR REPLACE"
+        with self._writing():
+            self._flush()
+            self._db.execute(
+                f"{verb} INTO before VALUES (?, ?, ?, ?)",
+                (phone, json.dumps(record), json.dumps(sent), json.dumps(changed)),
+            )
+
+    def before_of(
+        self, phone: str
+    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+        """The record before this journal's PATCH of ``phone``, the body sent, the fields."""
+        hit = self._db.execute(
+            "SELECT record, sent, changed FROM before WHERE phone = ?", (phone,)
+        ).fetchone()
+        if hit is None:
+            return None
+        return json.loads(hit[0]), json.loads(hit[1]), json.loads(hit[2])
 
     # -- the submit.Journal protocol ------------------------------------------------------
     def sending(self, job: Job) -> None:
@@ -318,6 +418,10 @@ class Journal:
                 result.error,
             ),
         )
+        if result.changes:
+            self._db.execute(
+                "INSERT OR REPLACE INTO changes VALUES (?, ?)", (result.row, result.changes)
+            )
         if result.status in DONE_STATUSES or result.http_status in _DEFINITIVE:
             self._db.execute("DELETE FROM in_doubt WHERE phone = ?", (result.phone_number,))
         self._pending += 1
@@ -339,10 +443,11 @@ class Journal:
         with self._writing():
             self._flush()
         cursor = self._db.execute(
-            "SELECT row, phone, status, sip, http_status, attempts, error FROM results ORDER BY row"
+            "SELECT r.row, phone, status, sip, http_status, attempts, error, c.text "
+            "FROM results r LEFT JOIN changes c ON c.row = r.row ORDER BY r.row"
         )
-        for row, phone, status, sip, http, attempts, error in cursor:
-            yield RowResult(row, phone, Status(status), sip, http, attempts, error)
+        for row, phone, status, sip, http, attempts, error, changes in cursor:
+            yield RowResult(row, phone, Status(status), sip, http, attempts, error, changes or "")
 
     def counts(self) -> dict[str, int]:
         with self._writing():
@@ -383,6 +488,7 @@ class Summary:
     rate_ceiling: float | None = None
     aborted: str | None = None
     interrupted: bool = False
+    command: str = "run"
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -396,6 +502,8 @@ class Summary:
         return sum(self.counts.values()) - sum(this_run.values())
 
     def line(self) -> str:
+        if self.command == "plan":
+            return self._plan_line()
         this_run = self.this_run if self.this_run is not None else self.counts
         parts = [f"{n} {status}" for status, n in this_run.items() if n]
         if self.done_earlier:
@@ -412,6 +520,26 @@ class Summary:
             f"bulk-import: {self.rows} {_plural(self.rows, 'row')}: {what} in "
             f"{self.duration_seconds:.1f}s{rate}; results: {self.results} "
             f"(exit {self.exit_code})"
+        )
+
+    def _plan_line(self) -> str:
+        """A plan reads like one: "would import 812, update 40, leave 148 unchanged; ..."."""
+        n = self.counts.get
+        would = [f"import {n('would_import', 0)}", f"update {n('would_update', 0)}"]
+        if n("unchanged", 0):
+            would.append(f"leave {n('unchanged', 0)} unchanged")
+        if n("already_exists", 0):
+            would.append(f"skip {n('already_exists', 0)} that exist")
+        rest = [
+            f"{count} {status}"
+            for status, count in self.counts.items()
+            if count
+            and status not in ("would_import", "would_update", "unchanged", "already_exists")
+        ]
+        tail = f"; {', '.join(rest)}" if rest else ""
+        return (
+            f"bulk-import: plan for {self.rows} rows: would {', '.join(would)}{tail}; "
+            f"nothing was changed; plan: {self.results} (exit {self.exit_code})"
         )
 
     def to_json(self) -> str:
@@ -457,6 +585,12 @@ class RunLog:
     Appends (a cron job's log grows run after run); never a password or key: rows carry
     only the number, status, HTTP status, attempts and the already-scrubbed error.
     """
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __init__(self, path: Path | None) -> None:
         self._file: TextIO | None = None

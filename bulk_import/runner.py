@@ -19,17 +19,19 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_BASE_URL, MAX_CONCURRENCY, check_base_url
+from .decide import changed_fields, fingerprint
 from .errors import ApiError, ResultsFileError, UsageError, WriteError
 from .load import Table, open_table
 from .lock import RunLock
-from .models import OK_STATUSES, Job, OnExisting, RowResult, Status
+from .models import DONE_STATUSES, OK_BY_COMMAND, Action, Job, OnExisting, RowResult, Status
 from .outputs import Kind, Output, check_outputs, results_outputs
 from .progress import Progress
 from .record import (
@@ -38,6 +40,7 @@ from .record import (
     RunLog,
     Summary,
     journal_path,
+    read_befores,
     read_results_csv,
     write_results_frames,
     write_summary_json,
@@ -79,12 +82,30 @@ class RunOptions:
     progress: bool = True
     allow_insecure_http: bool = False
     sandbox: bool = False
+    #: ``run``, ``plan``, ``update`` or ``undo`` (``file`` is then a results file).
+    command: str = "run"
+    #: undo: go ahead without asking.
+    yes: bool = False
+    #: undo on a terminal: asked with what will be done; True to go ahead.
+    confirm: Callable[[str], bool] | None = field(default=None, repr=False)
 
     @property
     def results_path(self) -> Path:
         if self.output is not None:
             return self.output
-        return self.file.with_name(f"{self.file.stem}.results.csv")
+        suffix = {"plan": "plan", "undo": "undo"}.get(self.command, "results")
+        return self.file.with_name(f"{self.file.stem}.{suffix}.csv")
+
+    @property
+    def partial(self) -> bool:
+        """Only ``phoneNumber`` is required: an update, or an import that may update."""
+        return self.command == "update" or self.on_existing == "update"
+
+    @property
+    def shows_changes(self) -> bool:
+        return self.command in ("plan", "update") or (
+            self.command == "run" and self.on_existing == "update"
+        )
 
     def check(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -106,6 +127,8 @@ class RunOptions:
                     f"--encoding {self.encoding!r} is not a text encoding",
                     hint="e.g. utf-8, cp1252, latin-1, utf-16",
                 ) from None
+        if self.command == "plan" and self.dry_run:
+            raise UsageError("plan never writes; it has no --dry-run (it is one)")
         if not self.dry_run and not self.sandbox:
             check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
             if not self.api_key:
@@ -164,15 +187,36 @@ class _Run:
     def in_doubt(self, job: Job) -> bool:
         return self.journal.in_doubt(job)
 
+    def keep_before(
+        self,
+        phone: str,
+        record: dict[str, str | None],
+        sent: dict[str, str | None],
+        changed: list[str],
+    ) -> None:
+        self.journal.keep_before(phone, record, sent, changed)
+
+    def before_of(
+        self, phone: str
+    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+        return self.journal.before_of(phone)
+
     def tell(self, text: str) -> None:
         """A message while the progress bar may be showing: printed above it."""
         self.progress.write(text, self.say)
 
     def on_result(self, result: RowResult) -> None:
-        self.pending.pop(result.row, None)
+        job = self.pending.pop(result.row, None)
+        keeps = self.opts.command in ("run", "update")
+        if job is not None and keeps and result.status in DONE_STATUSES:
+            self.journal.keep_fingerprint(job.phone_number, fingerprint(job.fields(), self.salt))
         self.finish(result)
 
-    def jobs(self, rows: Iterator[RowResult | Job]) -> Iterator[Job]:
+    @property
+    def salt(self) -> bytes:
+        return self.journal.salt
+
+    def jobs(self, rows: Iterable[RowResult | Job]) -> Iterator[Job]:
         """The valid rows still to send; every other row is recorded on the way."""
         for checked in rows:
             if isinstance(checked, RowResult):
@@ -181,10 +225,32 @@ class _Run:
             if self.opts.resume:
                 earlier = self.journal.done_before(checked.phone_number, checked.row)
                 if earlier is not None:
-                    self.finish(earlier, durable=False, earlier=True)
-                    continue
+                    edited = self.edited(checked)
+                    if not edited:
+                        self.finish(earlier, durable=False, earlier=True)
+                        continue
+                    if self.opts.on_existing != "update":
+                        note = (
+                            f"changed since it was done: {', '.join(edited)} "
+                            "(not applied; --on-existing update applies it)"
+                        )
+                        self.finish(
+                            dataclasses.replace(earlier, status=Status.ALREADY_EXISTS, error=note),
+                            durable=False,
+                            earlier=True,
+                        )
+                        continue
             self.pending[checked.row] = checked
             yield checked
+
+    def edited(self, job: Job) -> list[str]:
+        """The fields of ``job`` that differ from the request of the run that did it."""
+        if job.action is not Action.IMPORT and job.action is not Action.UPDATE:
+            return []
+        earlier = self.journal.fingerprint_of(job.phone_number)
+        if earlier is None:
+            return []
+        return changed_fields(earlier, fingerprint(job.fields(), self.salt))
 
     def not_attempted(self, jobs: Iterator[Job], why: str) -> None:
         """Mark what was never sent or never reached ``not_attempted``, and a row cut in
@@ -226,7 +292,8 @@ def run_import(
 
         key = secrets.token_urlsafe(24)
         with SandboxServer(SandboxConfig(api_key=key)) as server:
-            say(f"sandbox: importing into a local emulator of the API at {server.url}")
+            doing = "importing into" if opts.command == "run" else f"{opts.command} against"
+            say(f"sandbox: {doing} a local emulator of the API at {server.url}")
             local = dataclasses.replace(opts, base_url=server.url, api_key=key, sandbox=False)
             return _run_import(local, say, handle_signals)
     return _run_import(opts, say, handle_signals)
@@ -237,94 +304,155 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
     t0 = time.monotonic()
     results_path = opts.results_path
     with RunLock(results_path):
-        table = open_table(
-            opts.file, sheet=opts.sheet, mapping=opts.mapping, encoding=opts.encoding
-        )
-        check_columns(table.columns, opts.defaults.keys(), table.header)
-        if table.ignored:
-            shown = ", ".join(repr(h) for h in table.ignored)
-            say(f"warning: ignoring column(s) that match no field: {shown} (map one with --map)")
-        validator = Validator(defaults=opts.defaults, default_region=opts.default_region)
-        journal: Journal | None = None
-        try:
-            if opts.dry_run:
-                return _dry_run(opts, table, validator, say, started, t0, handle_signals)
-            had_journal = journal_path(results_path).exists()
-            journal = Journal(journal_path(results_path), resume=opts.resume)
-            return _import_rows(
-                opts, table, validator, journal, had_journal, say, handle_signals, started, t0
-            )
-        except WriteError as exc:  # a full disk: before the first request, nothing was sent
-            if journal is not None and journal.marked:
-                raise
-            raise ResultsFileError(exc.message, hint=exc.hint) from exc
-
-
-def _import_rows(
-    opts: RunOptions,
-    table: Table,
-    validator: Validator,
-    journal: Journal,
-    had_journal: bool,
-    say: Callable[[str], None],
-    handle_signals: bool,
-    started: datetime,
-    t0: float,
-) -> Summary:
-    """Send the rows and record them (called with the lock held and the journal open)."""
-    results_path = opts.results_path
-    if opts.resume and not had_journal:
-        # The journal has every done row; without it, the results file is what is left.
-        if results_path.exists():
-            journal.import_previous(read_results_csv(results_path))
+        if opts.command == "undo":
+            rows: Iterable[RowResult | Job] = _undo_rows(opts, say)
+            total: int | None = None
         else:
-            say(f"note: --resume: no earlier results at {results_path}; sending every row")
-    writer = ResultsWriter(results_path)
-    log = RunLog(opts.log_file)
-    total = table.estimated_rows() if opts.progress else None  # a pass over the file
-    progress = Progress(total, enabled=opts.progress)
-    run = _Run(opts, journal, writer, log, progress, say)
-    log.line(
-        f"start file={opts.file} results={results_path} dry_run=False "
-        f"resume={opts.resume} on_existing={opts.on_existing}"
-    )
-    checked = (validator.check(raw) for raw in table.rows())
-    jobs = run.jobs(checked)
-    report: SubmitReport | None = None
-    interrupted = False
-    sending = time.monotonic()
-    try:
-        report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals))
-    finally:
-        sending = time.monotonic() - sending
-        aborted = report.aborted if report is not None else None
-        why = (
-            "interrupted before this row was sent"
-            if interrupted
-            else f"not sent: the run stopped ({aborted})"
-            if aborted
-            else "not sent"
-        )
-        try:
-            run.not_attempted(jobs, why)
-            run.progress.close()
-            writer.finalize(journal.results_in_order())
-            counts = _counts(journal)
-        finally:
-            journal.close()  # also when an output failed (a full disk): WriteError
-    this_run = {status: n - run.earlier[status] for status, n in counts.items()}
-    return _summarize(
-        opts,
-        log,
-        counts,
-        started,
-        t0,
-        report=report,
-        aborted=aborted,
-        interrupted=interrupted,
-        this_run=this_run,
-        sending_seconds=sending,
-    )
+            table = open_table(
+                opts.file, sheet=opts.sheet, mapping=opts.mapping, encoding=opts.encoding
+            )
+            if opts.partial:
+                check_columns(table.columns, opts.defaults.keys(), table.header, ("phoneNumber",))
+            else:
+                check_columns(table.columns, opts.defaults.keys(), table.header)
+            # An export's own "active" column is not an input field, and not a surprise.
+            ignored = [h for h in table.ignored if h.strip().lower() != "active"]
+            if ignored:
+                shown = ", ".join(repr(h) for h in ignored)
+                say(
+                    f"warning: ignoring column(s) that match no field: {shown} (map one with --map)"
+                )
+            validator = Validator(
+                defaults=opts.defaults, default_region=opts.default_region, partial=opts.partial
+            )
+            if opts.dry_run:
+                try:
+                    return _dry_run(opts, table, validator, say, started, t0, handle_signals)
+                except WriteError as exc:  # a full disk; a dry run sends nothing
+                    raise ResultsFileError(exc.message, hint=exc.hint) from exc
+            rows = (validator.check(raw) for raw in table.rows())
+            total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
+        with ExitStack() as stack:
+            had_journal = journal_path(results_path).exists()
+            journal = stack.enter_context(Journal(journal_path(results_path), resume=opts.resume))
+            stack.push(_nothing_sent_if_unmarked(journal))  # a full disk before any request
+            if opts.resume and not had_journal:
+                # The journal has every done row; without it, the results file is what is left.
+                if results_path.exists():
+                    journal.import_previous(read_results_csv(results_path))
+                else:
+                    say(f"note: --resume: no earlier results at {results_path}; sending every row")
+            writer = stack.enter_context(ResultsWriter(results_path, changes=opts.shows_changes))
+            log = stack.enter_context(RunLog(opts.log_file))
+            progress = stack.enter_context(Progress(total, enabled=opts.progress))
+            run = _Run(opts, journal, writer, log, progress, say)
+            log.line(
+                f"start command={opts.command} file={opts.file} results={results_path} "
+                f"dry_run={opts.dry_run} resume={opts.resume} on_existing={opts.on_existing}"
+            )
+            jobs = run.jobs(rows)
+            report: SubmitReport | None = None
+            interrupted = False
+            sending = time.monotonic()
+            try:
+                report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals, total))
+            finally:
+                sending = time.monotonic() - sending
+                aborted = report.aborted if report is not None else None
+                why = (
+                    "interrupted before this row was sent"
+                    if interrupted
+                    else f"not sent: the run stopped ({aborted})"
+                    if aborted
+                    else "not sent"
+                )
+                run.not_attempted(jobs, why)
+                progress.close()
+                writer.finalize(journal.results_in_order())
+                counts = _counts(journal)
+            this_run = {status: n - run.earlier[status] for status, n in counts.items()}
+            return _summarize(
+                opts,
+                log,
+                counts,
+                started,
+                t0,
+                report=report,
+                aborted=aborted,
+                interrupted=interrupted,
+                this_run=this_run,
+                sending_seconds=sending,
+            )
+
+
+def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
+    """An exit callback: a ``WriteError`` (a full disk) before this run marked any request
+    in doubt is a ``ResultsFileError`` (exit 2: nothing was sent)."""
+
+    def on_exit(
+        exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if isinstance(exc, WriteError) and not journal.marked:
+            raise ResultsFileError(exc.message, hint=exc.hint) from exc
+        return False
+
+    return on_exit
+
+
+def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult | Job]:
+    """The work of ``undo RESULTS``: its ``imported`` rows (DELETE) and ``updated`` rows
+    (PATCH back to the record its journal kept); every other row is left alone, unlisted.
+
+    Says how many of each and where before anything is sent, and asks (``confirm``) unless
+    ``yes``; refuses when it can't ask.
+    """
+    source = opts.file
+    if not source.exists():
+        raise UsageError(f"no results file at {source}", hint="give the results CSV of a run")
+    befores = read_befores(journal_path(source))
+    rows: list[RowResult | Job] = []
+    deletes = restores = 0
+    for result in read_results_csv(source):
+        phone = result.phone_number
+        if result.status is Status.IMPORTED:
+            rows.append(Job(result.row, None, Action.DELETE, number=phone))
+            deletes += 1
+        elif result.status is Status.UPDATED:
+            kept = befores.get(phone)
+            if kept is None:
+                rows.append(
+                    RowResult(
+                        result.row,
+                        phone,
+                        Status.FAILED,
+                        error=f"no record of its old values: the journal "
+                        f"{journal_path(source)} has none; restore it by hand",
+                    )
+                )
+                continue
+            before, _sent, changed = kept
+            rows.append(
+                Job(
+                    result.row,
+                    None,
+                    Action.RESTORE,
+                    number=phone,
+                    before=before,
+                    changed=tuple(changed),
+                )
+            )
+            restores += 1
+    where = "(dry run: nothing is sent)" if opts.dry_run else f"at {opts.base_url}"
+    what = f"undo: will delete {deletes} number(s) and restore {restores} {where}"
+    say(what)
+    if not opts.dry_run and deletes + restores and not opts.yes:
+        if opts.confirm is None:
+            raise UsageError(
+                f"{what}: confirm with --yes (not asked: not on a terminal); nothing was sent"
+            )
+        if not opts.confirm(what):
+            raise UsageError("undo cancelled: nothing was sent")
+    return rows
 
 
 #: Rows per chunk in the dry run: larger chunks make the column-wise checks cheaper.
@@ -348,17 +476,13 @@ def _dry_run(
     """
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
-    log = RunLog(opts.log_file)
-    log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
-    try:
+    with RunLog(opts.log_file) as log:
+        log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
         with _interrupting(handle_signals):
             table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
             frames = (validator.check_frame(frame) for frame in table.chunks())
             counts = write_results_frames(opts.results_path, frames)
-    except BaseException:
-        log.close()
-        raise
-    return _summarize(opts, log, counts, started, t0)
+        return _summarize(opts, log, counts, started, t0)
 
 
 @contextlib.contextmanager
@@ -394,7 +518,7 @@ def _summarize(
     sending_seconds: float = 0.0,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
-    exit_code = _exit_code(counts, aborted, interrupted)
+    exit_code = _exit_code(counts, aborted, interrupted, OK_BY_COMMAND[opts.command])
     requests = report.requests if report else 0
     summary = Summary(
         rows=sum(counts.values()),
@@ -406,6 +530,7 @@ def _summarize(
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_seconds=round(time.monotonic() - t0, 3),
         dry_run=opts.dry_run,
+        command=opts.command,
         requests=requests,
         achieved_rate=round(requests / sending_seconds, 1)
         if requests and sending_seconds
@@ -424,12 +549,16 @@ def _summarize(
 
 
 async def _send(
-    opts: RunOptions, jobs: Iterator[Job], run: _Run, handle_signals: bool
+    opts: RunOptions,
+    jobs: Iterator[Job],
+    run: _Run,
+    handle_signals: bool,
+    total: int | None = None,
 ) -> tuple[SubmitReport | None, bool]:
     """Submit ``jobs``; the first SIGINT/SIGTERM/SIGHUP drains in-flight rows, the second
     cuts them."""
     # Imported here: a dry run never loads the HTTP stack.
-    from .api import SigmaMindAPI
+    from .api import PAGE_SIZE, SigmaMindAPI
     from .ratelimit import RateLimiter
     from .retry import RetryPolicy
     from .submit import SubmitOptions, submit
@@ -437,10 +566,21 @@ async def _send(
     stop = asyncio.Event()
     signals = 0
     loop = asyncio.get_running_loop()
-    assert opts.api_key is not None
     async with SigmaMindAPI(
-        opts.base_url, opts.api_key, timeout=opts.timeout, max_connections=opts.concurrency
+        opts.base_url, opts.api_key or "", timeout=opts.timeout, max_connections=opts.concurrency
     ) as api:
+        limiter = RateLimiter(opts.rate)
+        retry = RetryPolicy(max_attempts=opts.max_attempts)
+        snapshot = None
+        if opts.command == "plan" and (total is None or total > PAGE_SIZE):
+            # A list of the whole account costs a request per PAGE_SIZE numbers, a GET per
+            # row one per row: for more rows than a page holds, listing is the cheaper.
+            from .actions import list_account
+
+            listed = await list_account(api, limiter, retry)
+            snapshot = {r["phoneNumber"] or "": r for r in listed}
+            run.say(f"plan: read {len(snapshot)} number(s) of the account")
+        writes = not (opts.command == "plan" or opts.dry_run)
         task = asyncio.ensure_future(
             submit(
                 jobs,
@@ -449,11 +589,13 @@ async def _send(
                     concurrency=opts.concurrency,
                     max_attempts=opts.max_attempts,
                     on_existing=opts.on_existing,
+                    writes=writes,
+                    snapshot=snapshot,
                 ),
                 journal=run,
                 on_result=run.on_result,
-                limiter=RateLimiter(opts.rate),
-                retry=RetryPolicy(max_attempts=opts.max_attempts),
+                limiter=limiter,
+                retry=retry,
                 stop=stop,
             )
         )
@@ -500,12 +642,17 @@ def _counts(journal: Journal) -> dict[str, int]:
     return counts
 
 
-def _exit_code(counts: dict[str, int], aborted: ApiError | None, interrupted: bool) -> int:
+def _exit_code(
+    counts: dict[str, int],
+    aborted: ApiError | None,
+    interrupted: bool,
+    ok_statuses: frozenset[Status] = OK_BY_COMMAND["run"],
+) -> int:
     if aborted is not None:
         return EXIT_ABORTED
     if interrupted:
         return EXIT_INTERRUPTED
-    ok = {s.value for s in OK_STATUSES}
+    ok = {s.value for s in ok_statuses}
     return EXIT_OK if all(n == 0 or s in ok for s, n in counts.items()) else EXIT_ROWS
 
 

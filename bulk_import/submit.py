@@ -44,9 +44,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
 from .errors import ApiError, AuthError, ConnectionFailed, UnreachableError
-from .models import Job, OnExisting, RowResult, Status, same_number
+from .models import Action, Job, OnExisting, RowResult, Status, same_number
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 
@@ -67,12 +68,32 @@ class Journal(Protocol):
         """True if an earlier run sent this row and never got an answer."""
         ...
 
+    def keep_before(
+        self,
+        phone: str,
+        record: dict[str, str | None],
+        sent: dict[str, str | None],
+        changed: list[str],
+    ) -> None:
+        """Called before a PATCH: durably keep the record as it was, and what is sent."""
+
+    def before_of(
+        self, phone: str
+    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+        """What ``keep_before`` kept for ``phone`` (this run or an earlier one)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SubmitOptions:
     concurrency: int = 8
     max_attempts: int = 5
     on_existing: OnExisting = "skip"
+    #: False for a plan (or undo's dry run): reads are sent, every write becomes the
+    #: status saying what it would have done.
+    writes: bool = True
+    #: The account's records by number, listed beforehand: read instead of a GET per row.
+    snapshot: dict[str, dict[str, str | None]] | None = None
 
 
 @dataclass
@@ -102,7 +123,9 @@ class _Row:
     last_error: str = ""
     maybe_stored: bool = False  # a request that may store it got no answer, this run
 
-    def result(self, status: Status, *, error: str = "", sip: str | None = None) -> RowResult:
+    def result(
+        self, status: Status, *, error: str = "", sip: str | None = None, changes: str = ""
+    ) -> RowResult:
         return RowResult(
             row=self.job.row,
             phone_number=self.job.phone_number,
@@ -111,6 +134,7 @@ class _Row:
             http_status=self.http_status,
             attempts=self.attempts,
             error=error,
+            changes=changes,
         )
 
 
@@ -333,6 +357,8 @@ async def _process_job(run: _Run, job: Job) -> RowResult:
     """The whole life of one job, as exactly one ``RowResult``."""
     row = _Row(job, in_doubt=run.journal.in_doubt(job))
     try:
+        if job.action is not Action.IMPORT or job.importable is None or not run.options.writes:
+            return await actions.process(run, row)
         return await _import(run, row)
     except (Transient, ConnectionFailed) as exc:
         if not row.answered and not row.attempts and not row.in_doubt:
@@ -381,7 +407,12 @@ async def _existing(run: _Run, row: _Row) -> RowResult:
         found = await run.request(row, lambda: run.api.get(req.phone_number), stores=False)
         if found.kind is AnswerKind.AUTH:
             return row.result(Status.FAILED, error="API key rejected")
-        if found.record is not None and found.record.matches(req):
+        # A kept record from before means what was in doubt is a PATCH: reconcile it as
+        # one, so a PATCH that landed is ``updated``, never ``imported``.
+        patched = run.journal.before_of(req.phone_number) is not None
+        if patched and run.options.on_existing == "update":
+            return await actions.update_existing(run, row, found)
+        if not patched and found.record is not None and found.record.matches(req):
             return row.result(Status.IMPORTED, sip=_sip(found))
     mode = run.options.on_existing
     if mode == "skip":  # the number that exists is the one sent, if no answer named it
@@ -389,12 +420,7 @@ async def _existing(run: _Run, row: _Row) -> RowResult:
         return row.result(Status.ALREADY_EXISTS, sip=sip)
     if mode == "fail":
         return row.result(Status.FAILED, error="already exists (--on-existing fail)")
-    patched = await run.request(row, lambda: run.api.update(req.phone_number, req), stores=True)
-    if patched.kind is AnswerKind.OK:
-        return row.result(Status.UPDATED, sip=_sip(patched))
-    if patched.kind is AnswerKind.AUTH:
-        return row.result(Status.FAILED, error="API key rejected")
-    return row.result(Status.FAILED, error=f"update failed: {patched.message}")
+    return await actions.update_existing(run, row, found)
 
 
 async def _other_number(run: _Run, row: _Row, created: Answer) -> RowResult:

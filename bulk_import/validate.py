@@ -66,6 +66,14 @@ _FLOAT_HINT = (
 )
 
 
+#: Valid values for the fields a partial row lacks, so the rest is checked by the same model.
+_STAND_INS = {
+    "trunkUsername": "stand-in",
+    "trunkPassword": "stand-in",
+    "terminationSipURI": "sip.example.com",
+}
+
+
 class PhoneError(ValueError):
     """A phone number cell that cannot be read; the message is the readable problem."""
 
@@ -78,10 +86,13 @@ def quote(value: str) -> str:
 
 
 def check_columns(
-    columns: Collection[str], defaults: Collection[str], found_headers: Sequence[str]
+    columns: Collection[str],
+    defaults: Collection[str],
+    found_headers: Sequence[str],
+    required: Collection[str] = REQUIRED_FIELDS,
 ) -> None:
     """Raise ``MissingColumnsError`` for required fields with neither column nor default."""
-    missing = [f for f in REQUIRED_FIELDS if f not in columns and f not in defaults]
+    missing = [f for f in required if f not in columns and f not in defaults]
     if missing:
         raise MissingColumnsError(missing, list(found_headers))
 
@@ -156,9 +167,16 @@ class Validator:
     """Checks the rows of one file, in order (it remembers numbers to find duplicates)."""
 
     def __init__(
-        self, *, defaults: Mapping[str, str] | None = None, default_region: str | None = None
+        self,
+        *,
+        defaults: Mapping[str, str] | None = None,
+        default_region: str | None = None,
+        partial: bool = False,
     ) -> None:
         given = (defaults or {}).items()
+        #: Only ``phoneNumber`` is required (an update): a row lacking a field needed to
+        #: create the number is still a ``Job``, with ``request`` None.
+        self.partial = partial
         self.defaults = {k: t for k, v in given if k in FIELD_BY_JSON and (t := v.strip())}
         self.region = _check_region(default_region)
         self._seen: dict[str, int] = {}  # normalized phoneNumber -> first row
@@ -180,14 +198,25 @@ class Validator:
             if first != raw.row:
                 problems["phoneNumber"] = f"duplicate of row {first}"
         body = {k: v for k, v in values.items() if k not in problems}
-        try:
-            request = ImportRequest.model_validate(body)
-        except ValidationError as exc:
-            for name, message in _describe(exc, body):
-                problems.setdefault(name, message)
-        else:
+        absent = [f for f in REQUIRED_FIELDS if f not in values and f != "phoneNumber"]
+        if self.partial and absent and "phoneNumber" in values:
+            # Check the fields it gives by the same rules, with stand-ins for the others.
+            try:
+                ImportRequest.model_validate({**_STAND_INS, **body})
+            except ValidationError as exc:
+                for name, message in _describe(exc, body):
+                    problems.setdefault(name, message)
             if not problems:
-                return Job(raw.row, request)
+                return Job(raw.row, None, wanted=values, number=phone)
+        else:
+            try:
+                request = ImportRequest.model_validate(body)
+            except ValidationError as exc:
+                for name, message in _describe(exc, body):
+                    problems.setdefault(name, message)
+            else:
+                if not problems:
+                    return Job(raw.row, request, wanted=values if self.partial else {})
         error = "; ".join(
             f"{name}: {problems[name]}" for name in sorted(problems, key=_ORDER.__getitem__)
         )

@@ -92,8 +92,18 @@ def test_read_results_tolerates_a_torn_last_line(tmp_path: Path) -> None:
 
 
 def test_done_statuses_match_the_journal_sql() -> None:
-    # The journal moves done rows with a literal IN (...) list: keep them in step.
-    assert {s.value for s in DONE_STATUSES} == {"imported", "already_exists", "updated"}
+    # The journal moves done rows with an IN (...) list built from DONE_STATUSES.
+    from bulk_import.record import _DONE_SQL
+
+    assert {s.value for s in DONE_STATUSES} == {
+        "imported",
+        "already_exists",
+        "updated",
+        "unchanged",
+        "deleted",
+        "restored",
+    }
+    assert sorted(_DONE_SQL.replace("'", "").split(", ")) == sorted(s.value for s in DONE_STATUSES)
 
 
 def test_journal_resume_carries_done_rows_and_in_doubt_marks(tmp_path: Path) -> None:

@@ -128,7 +128,9 @@ def test_get_list_patch_delete(sandbox: SandboxServer, client: httpx.Client) -> 
 
     assert client.get(PATH).json()["sipPhoneNumber"] == NUMBER
     assert client.get(f"/v1/phone-numbers/{NUMBER}").status_code == 200  # "+" unencoded
-    listed = client.get("/v1/phone-numbers").json()
+    page = client.get("/v1/phone-numbers").json()
+    assert page["nextCursor"] is None
+    listed = page["data"]
     assert [r["sipPhoneNumber"] for r in listed] == [NUMBER, "+442071838750"]
     assert all("trunkPassword" not in r and "trunkUsername" not in r for r in listed)
 
@@ -184,10 +186,12 @@ def test_stats_and_reset(sandbox: SandboxServer, client: httpx.Client) -> None:
             "by_status": {"200": 1, "201": 1, "409": 1, "422": 1},
             "faults": {},
             "records": 1,
+            "methods": {"POST": 3, "GET": 1},
+            "deleted": {},
         }
         assert anonymous.post("/_sandbox/reset").status_code == 204
         assert anonymous.get("/_sandbox/stats").json()["created"] == {}
-    assert client.get("/v1/phone-numbers").json() == []
+    assert client.get("/v1/phone-numbers").json() == {"data": [], "nextCursor": None}
 
 
 def test_reject_all_refuses_every_import_with_400(
@@ -347,7 +351,7 @@ def test_factory_servers_are_independent(sandbox_factory: Factory) -> None:
     with httpx.Client() as c:
         c.post(f"{first.url}/v1/phone-numbers/import", json=body(), headers=KEY)
         r = c.get(f"{second.url}/v1/phone-numbers", headers={"X-API-Key": "other"})
-    assert r.json() == []
+    assert r.json() == {"data": [], "nextCursor": None}
     assert first.state.created[NUMBER] == 1
 
 

@@ -122,6 +122,20 @@ class FakeJournal:
     def sending(self, job: Job) -> None:
         self.events.append(("sending", job.phone_number))
 
+    def keep_before(
+        self,
+        phone: str,
+        record: dict[str, str | None],
+        sent: dict[str, str | None],
+        changed: list[str],
+    ) -> None:
+        pass
+
+    def before_of(
+        self, phone: str
+    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+        return None
+
     def in_doubt(self, job: Job) -> bool:
         return job.row in self.doubtful
 
@@ -238,10 +252,12 @@ def test_on_existing_update_patches() -> None:
     h = Harness()
     h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "old.example"}
     r = only(h.run([job(0)], on_existing="update"))
+    # POST (409), GET of the record, PATCH of only what differs; attempts counts the POST's.
     assert (r.status, r.http_status, r.attempts) == (Status.UPDATED, 200, 1)
     assert h.api.records[number(0)]["terminationSipURI"] == "sip.telnyx.com"
     n = number(0)
-    assert h.events == [("sending", n), ("POST", n), ("sending", n), ("PATCH", n)]
+    assert h.events == [("sending", n), ("POST", n), ("GET", n), ("sending", n), ("PATCH", n)]
+    assert "terminationSipURI: 'old.example' -> 'sip.telnyx.com'" in r.changes
 
 
 def test_on_existing_fail() -> None:
@@ -492,6 +508,20 @@ def run_against(
     class NoJournal:
         def sending(self, job: Job) -> None:
             pass
+
+        def keep_before(
+            self,
+            phone: str,
+            record: dict[str, str | None],
+            sent: dict[str, str | None],
+            changed: list[str],
+        ) -> None:
+            pass
+
+        def before_of(
+            self, phone: str
+        ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+            return None
 
         def in_doubt(self, job: Job) -> bool:
             return False

@@ -7,8 +7,9 @@ the API key it accepts.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from bulk_import.sandbox.config import RATE_HEADERS, SandboxConfig
+from bulk_import.sandbox.config import LIST_STYLES, RATE_HEADERS, SandboxConfig
 
 DEFAULTS = SandboxConfig()
 
@@ -50,6 +51,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--decimal-retry-after", action="store_true", help="Retry-After with decimals")
     add("--seed", type=int, default=None, help="repeatable fault draws")
+    add(
+        "--preload",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="start holding the numbers of FILE (an export, or an import file)",
+    )
+    add(
+        "--list-style",
+        choices=LIST_STYLES,
+        default=DEFAULTS.list_style,
+        help="the shape of the list endpoint's pages (default: %(default)s)",
+    )
+    add(
+        "--page-size",
+        type=int,
+        default=DEFAULTS.page_size,
+        help="numbers per list page at most (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

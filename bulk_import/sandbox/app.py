@@ -96,8 +96,16 @@ class SandboxState:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every number and counter; the rate limit and fault draws start over."""
-        self.records: dict[str, Record] = {}
+        """Forget every number and counter; the rate limit and fault draws start over.
+
+        The numbers of ``config.preload`` are held again.
+        """
+        if not hasattr(self, "_preloaded"):
+            self._preloaded = preload_records(self.config.preload)
+        self.records: dict[str, Record] = {n: dict(r) for n, r in self._preloaded.items()}
+        self.methods: Counter[str] = Counter()
+        self.patches: dict[str, list[dict[str, Any]]] = {}
+        self.deleted: Counter[str] = Counter()
         self.created: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.bodies: dict[str, dict[str, Any]] = {}
@@ -118,7 +126,44 @@ class SandboxState:
             "by_status": {str(s): n for s, n in sorted(self.status_counts.items())},
             "faults": dict(self.faults),
             "records": len(self.records),
+            "methods": dict(self.methods),
+            "deleted": dict(self.deleted),
         }
+
+    @property
+    def writes(self) -> int:
+        """Requests that could change something: POST, PATCH, DELETE."""
+        return sum(self.methods[m] for m in ("POST", "PATCH", "DELETE", "PUT"))
+
+
+def preload_records(path: Any) -> dict[str, Record]:
+    """The numbers of a file (an export or an import file) as stored records."""
+    if path is None:
+        return {}
+    from bulk_import.load import open_table
+    from bulk_import.validate import PhoneError, normalize_phone
+
+    records: dict[str, Record] = {}
+    table = open_table(path)
+    for raw in table.rows():
+        values = raw.values
+        try:
+            number = normalize_phone(values.get("phoneNumber", ""), None)
+        except PhoneError:
+            continue
+        outbound = values.get("outboundPhoneNumber")
+        records[number] = {
+            "sipPhoneNumber": number,
+            "inboundAgentId": values.get("inboundAgentId"),
+            "outboundAgentId": values.get("outboundAgentId"),
+            "outboundPhoneNumber": outbound,
+            "active": True,
+            "terminationSipURI": values.get("terminationSipURI"),
+            "friendlyName": values.get("friendlyName") or number,
+            "trunkUsername": values.get("trunkUsername"),
+            "trunkPassword": values.get("trunkPassword"),
+        }
+    return records
 
 
 def public(record: Record) -> Record:
@@ -202,6 +247,7 @@ class SandboxApp:
             return
         state = self.state
         state.requests += 1
+        state.methods[scope["method"]] += 1
         # uvicorn's send is a bound method of the request cycle, which holds the transport.
         scope[TRANSPORT_KEY] = getattr(getattr(send, "__self__", None), "transport", None)
         if self._latency:
@@ -321,8 +367,32 @@ class SandboxApp:
         return response
 
     async def list_numbers(self, request: Request) -> Response:
-        """``GET /v1/phone-numbers``: every stored number, in creation order."""
-        return JSONResponse([public(r) for r in self.state.records.values()])
+        """``GET /v1/phone-numbers``: the stored numbers in creation order, a page at a time,
+        in the shape of ``config.list_style``."""
+        records = [public(r) for r in self.state.records.values()]
+        style = self.config.list_style
+        if style == "array":
+            return JSONResponse(records)
+        query = request.query_params
+        size = self.config.page_size
+        if (limit := query.get("limit", "")).isdigit() and int(limit) > 0:
+            size = min(size, int(limit))
+        if style == "page":
+            page = int(query["page"]) if query.get("page", "").isdigit() else 1
+            page = max(page, 1)
+            total = max(1, -(-len(records) // size))
+            chunk = records[(page - 1) * size : page * size]
+            return JSONResponse(
+                {"results": chunk, "page": page, "hasMore": page < total, "totalPages": total}
+            )
+        token = query.get("cursor" if style == "cursor" else "offset", "")
+        start = int(token.removeprefix("o")) if token.removeprefix("o").isdigit() else 0
+        chunk = records[start : start + size]
+        more = start + size < len(records)
+        if style == "cursor":
+            return JSONResponse({"data": chunk, "nextCursor": f"o{start + size}" if more else None})
+        following = str(request.url.replace_query_params(offset=start + size, limit=size))
+        return JSONResponse({"items": chunk, "next": following if more else None})
 
     async def get_number(self, request: Request) -> Response:
         """``GET /v1/phone-numbers/{phoneNumber}``."""
@@ -343,19 +413,43 @@ class SandboxApp:
             patch = PatchRequest.model_validate(body)
         except ValidationError as exc:
             return unprocessable(validation_errors(exc))
-        record = self.state.records.get(number)
+        state = self.state
+        state.patches.setdefault(number, []).append(body)
+        fault = state.dice.roll()
+        if fault is not None and fault not in (Fault.DROP_AFTER_STORE, Fault.LATE):
+            state.faults[fault] += 1
+            return self._pre_store_fault(fault)
+        record = state.records.get(number)
         if record is None:
             return message(404, f"phone number {number} not found")
-        for name, value in patch.model_dump(exclude_none=True).items():
+        # A field sent as null is cleared (how undo puts back a field that was absent).
+        for name, value in patch.model_dump(exclude_unset=True).items():
             record[PATCH_FIELDS[name]] = value
-        return JSONResponse(public(record))
+        if record.get("friendlyName") is None:
+            record["friendlyName"] = number
+        return await self._after_store(fault, JSONResponse(public(record)))
+
+    async def _after_store(self, fault: Fault | None, response: Response) -> Response:
+        if fault is Fault.DROP_AFTER_STORE:
+            self.state.faults[fault] += 1
+            return DropConnection()
+        if fault is Fault.LATE:
+            self.state.faults[fault] += 1
+            await asyncio.sleep(self.config.late_ms / 1000)
+        return response
 
     async def delete_number(self, request: Request) -> Response:
         """``DELETE /v1/phone-numbers/{phoneNumber}``: 204, or 404."""
         number = request.path_params["number"]
-        if self.state.records.pop(number, None) is None:
+        state = self.state
+        fault = state.dice.roll()
+        if fault is not None and fault not in (Fault.DROP_AFTER_STORE, Fault.LATE):
+            state.faults[fault] += 1
+            return self._pre_store_fault(fault)
+        if state.records.pop(number, None) is None:
             return message(404, f"phone number {number} not found")
-        return Response(status_code=204)
+        state.deleted[number] += 1
+        return await self._after_store(fault, Response(status_code=204))
 
     # -- inspection ----------------------------------------------------------------------
 

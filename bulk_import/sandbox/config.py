@@ -9,11 +9,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal
 
 #: When the rate-limited sandbox sends ``X-RateLimit-Limit/Remaining/Reset``.
 RateHeaders = Literal["all", "429", "none"]
 RATE_HEADERS: tuple[RateHeaders, ...] = ("all", "429", "none")
+
+#: The shapes the list endpoint can answer in (the client must follow each):
+#: ``cursor`` ``{"data": [...], "nextCursor": "..."|null}`` (``?limit=&cursor=``),
+#: ``array`` a plain JSON array of every number (one page),
+#: ``next`` ``{"items": [...], "next": URL|null}``,
+#: ``page`` ``{"results": [...], "page": N, "hasMore": bool, "totalPages": T}`` (``?page=``).
+ListStyle = Literal["cursor", "array", "next", "page"]
+LIST_STYLES: tuple[ListStyle, ...] = ("cursor", "array", "next", "page")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +45,12 @@ class SandboxConfig:
     ``burst_429_every=N`` answers every Nth import request 429 with ``Retry-After:
     fault_retry_after``.  ``Retry-After`` is whole seconds rounded up (HTTP's
     delta-seconds) unless ``decimal_retry_after``, then seconds with 3 decimals.
-    ``seed`` makes the fault draws repeatable.
+    ``seed`` makes the fault draws repeatable.  The faults apply to every write: the
+    import's POST, PATCH and DELETE (for those, "stored" means "applied").
+
+    ``list_style`` and ``page_size`` shape ``GET /v1/phone-numbers`` (see ``ListStyle``);
+    ``preload`` is a file (an export, or an import file) whose numbers the sandbox holds
+    from the start and again after each reset.
     """
 
     api_key: str = "sandbox-key"
@@ -53,8 +67,15 @@ class SandboxConfig:
     fault_retry_after: float = 1.0
     decimal_retry_after: bool = False
     seed: int | None = None
+    list_style: ListStyle = "cursor"
+    page_size: int = 100
+    preload: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.list_style not in LIST_STYLES:
+            raise ValueError(f"list_style must be one of {', '.join(LIST_STYLES)}")
+        if self.page_size < 1:
+            raise ValueError("page_size must be at least 1")
         numbers = (self.latency_ms, self.late_ms, self.fault_retry_after)
         if not all(math.isfinite(n) for n in (*numbers, self.rate or 1.0)):
             raise ValueError("rate, latency_ms, late_ms and fault_retry_after must be finite")
