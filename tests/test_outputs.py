@@ -570,3 +570,16 @@ def test_enospc_is_described_in_words() -> None:
         "no space left on the device"
     )
     assert "symbolic link" in describe(OSError(errno.ELOOP, "Too many levels"))
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.xlsx"])
+def test_template_refuses_a_symlink_and_writes_a_new_file(tmp_path: Path, name: str) -> None:
+    target = tmp_path / "target"
+    before = precious(target)
+    (tmp_path / name).symlink_to(target)
+    refused(run_cli("template", str(tmp_path / name)), "symbolic link")
+    assert snapshot(target) == before
+    (tmp_path / name).unlink()
+    done = run_cli("template", str(tmp_path / name))
+    assert done.code == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "target"])
