@@ -23,6 +23,7 @@ import os
 import select
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -43,10 +44,16 @@ SHOWN_PORT = 8765  # the port used in the printed commands to reproduce a row
 HEADER = "phoneNumber,trunkUsername,trunkPassword,terminationSipURI,friendlyName"
 AREA_CODES = (212, 303, 312, 415, 512, 617, 646, 718, 917, 206)
 
-# Targets of issue 4.
-KNOWN_LIMIT_RATIO = 1.05
-UNKNOWN_LIMIT_RATIO = 1.20
+# Targets (benchmarks/README.md).
+KNOWN_LIMIT_RATIO = 1.03
+UNKNOWN_LIMIT_RATIO = 1.15
 UNKNOWN_LIMIT_429_SHARE = 0.03
+WINDOW_RATIO = 1.05
+WINDOW_429_SHARE = 0.01
+WRONG_RATIO = 1.20
+STARTUP_S = 0.6
+STARTUP_RUNS = 5
+MAX_FAILURES = 50
 NO_LIMIT_ROWS_PER_S = 500.0
 NO_LIMIT_VS_BASELINE = 25.0
 DRY_RUN_WALL_S = 6.0
@@ -61,7 +68,9 @@ SANDBOX_LATENCY_MS = 50.0
 class Sizes:
     """Row counts of each scenario (``--quick`` shrinks them)."""
 
-    limited: int = 2_000  # known-limit and unknown-limit
+    limited: int = 2_000  # each limit style, known and unknown
+    window: int = 1_500  # the fixed-window style (600 per 60 s)
+    max_failures: int = 10_000
     no_limit: int = 10_000
     baseline: int = 200
     dry_run: int = 1_000_000
@@ -71,6 +80,8 @@ class Sizes:
 
 QUICK = Sizes(
     limited=200,
+    window=300,
+    max_failures=1_000,
     no_limit=1_000,
     baseline=40,
     dry_run=10_000,
@@ -94,6 +105,8 @@ class Result:
     throttled: int | None = None  # 429 answers counted by the sandbox
     peak_rss_mb: float | None = None
     tool_s: float | None = None  # the tool's own duration_seconds (no interpreter start-up)
+    span_s: float | None = None  # the sandbox's first request to its last answer
+    startup_s: float | None = None  # process spawned to the sandbox's first request
     tool_cpu_s: float | None = None
     sandbox_cpu_s: float | None = None
     commands: list[str] = field(default_factory=list)
@@ -101,7 +114,10 @@ class Result:
 
     @property
     def ratio(self) -> float | None:
-        return None if self.ideal_s is None else self.wall_s / self.ideal_s
+        """Span (or wall, without a sandbox) over the ideal."""
+        if self.ideal_s is None:
+            return None
+        return (self.span_s if self.span_s is not None else self.wall_s) / self.ideal_s
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,7 @@ class Measured:
 
     exit_code: int
     wall_s: float
+    spawned: float  # time.monotonic() just before the process was spawned
     peak_rss_mb: float
     cpu_s: float
     stdout: str
@@ -132,6 +149,7 @@ def measure(argv: Sequence[str], *, env: dict[str, str], log: Path, timeout: flo
     out_path, err_path = log.with_suffix(".stdout"), log.with_suffix(".stderr")
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
+        spawned = time.monotonic()
         proc = subprocess.Popen(
             list(argv), cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
         )
@@ -163,6 +181,7 @@ def measure(argv: Sequence[str], *, env: dict[str, str], log: Path, timeout: flo
     return Measured(
         exit_code=proc.returncode,
         wall_s=wall,
+        spawned=spawned,
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         cpu_s=usage.ru_utime + usage.ru_stime,
         stdout=out_path.read_text(errors="replace"),
@@ -180,15 +199,14 @@ class Sandbox:
         *,
         rate: float | None = None,
         latency_ms: float = 0.0,
-        rate_headers: str = "all",
+        options: Sequence[str] = (),
     ) -> None:
         self.python = python
         self.name = name
         self.options: list[str] = ["--api-key", API_KEY]
         if rate is not None:
             self.options += ["--rate", f"{rate:g}"]
-            if rate_headers != "all":
-                self.options += ["--rate-headers", rate_headers]
+        self.options += list(options)
         if latency_ms:
             self.options += ["--latency-ms", f"{latency_ms:g}"]
         self.url = ""
@@ -323,6 +341,7 @@ class Runner:
         concurrency: int | None = None,
         rate: float | None = None,
         dry_run: bool = False,
+        extra: Sequence[str] = (),
     ) -> tuple[list[str], list[str]]:
         """The argv to run, and the same for display (relative paths, ``SHOWN_PORT``)."""
         options: list[str] = []
@@ -334,6 +353,7 @@ class Runner:
             options += ["--rate", f"{rate:g}"]
         if dry_run:
             options.append("--dry-run")
+        options += list(extra)
         results, summary = OUT / f"{name}.results.csv", OUT / f"{name}.summary.json"
         options += ["--no-progress", "--output", str(results), "--summary-json", str(summary)]
         argv = [self.python, "-m", "bulk_import", "run", str(file), *options]
@@ -350,11 +370,14 @@ class Runner:
         concurrency: int | None = None,
         rate: float | None = None,
         dry_run: bool = False,
+        extra: Sequence[str] = (),
+        expect_exit: int = 0,
+        expect_status: str | None = None,
     ) -> tuple[Result, dict[str, Any]]:
         """Run the CLI once; a ``Result`` (target still to fill in) and its summary JSON."""
         base_url = sandbox.url if sandbox is not None else None
         argv, display = self.tool_argv(
-            name, file, base_url, concurrency=concurrency, rate=rate, dry_run=dry_run
+            name, file, base_url, concurrency=concurrency, rate=rate, dry_run=dry_run, extra=extra
         )
         summary_path = OUT / f"{name}.summary.json"
         summary_path.unlink(missing_ok=True)
@@ -385,15 +408,19 @@ class Runner:
             stats = sandbox.stats()
             result.requests = int(stats["requests"])
             result.throttled = int(stats["by_status"].get("429", 0))
-            if stats["records"] != rows:
-                result.notes.append(f"the sandbox holds {stats['records']} numbers, not {rows}")
+            if stats.get("first_request") is not None and stats.get("last_answer") is not None:
+                result.span_s = float(stats["last_answer"]) - float(stats["first_request"])
+                result.startup_s = float(stats["first_request"]) - m.spawned
+            held = rows if expect_exit == 0 else 0
+            if stats["records"] != held:
+                result.notes.append(f"the sandbox holds {stats['records']} numbers, not {held}")
         if "duration_seconds" in summary:
             result.tool_s = float(summary["duration_seconds"])
         if summary.get("settled_rate") is not None:
             result.notes.append(f"the tool settled on {summary['settled_rate']:.1f} req/s")
-        expected = "valid" if dry_run else "imported"
+        expected = expect_status or ("valid" if dry_run else "imported")
         done = summary.get("counts", {}).get(expected)
-        if m.exit_code != 0 or done != rows:
+        if m.exit_code != expect_exit or (expect_exit == 0 and done != rows):
             last = m.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
             result.notes.append(f"BROKEN RUN: exit {m.exit_code}, {done} {expected}: {last[0]}")
         return result, summary
@@ -484,67 +511,142 @@ def say(text: str) -> None:
 # -- scenarios --------------------------------------------------------------------------
 
 
-#: How each limit scenario's sandbox tells its limit: in ``X-RateLimit-*`` headers on every
-#: answer ("announced"), or not at all ("silent": the vendor publishes no limit, SPEC 1),
-#: so the tool has only the 429s to go by.
-LIMIT_MODES = (("announced", "all"), ("silent", "none"))
+@dataclass(frozen=True)
+class Style:
+    """One way an API enforces and announces its limit (the sandbox's ``--rate-style``)."""
+
+    name: str
+    sandbox: tuple[str, ...]  # the sandbox's options besides --rate and --latency-ms
+    rate: float = SANDBOX_RATE  # the real limit, per second
+    window: float | None = None  # a fixed window's length (its quota: rate * window)
+    wrong: bool = False  # headers announce another limit than the one enforced
 
 
-def limited_runs(
-    runner: Runner, sizes: Sizes, scenario: str, *, concurrency: int, rate: float
-) -> list[Result]:
-    """The tool against the rate-limited sandbox, once for each of ``LIMIT_MODES``."""
-    rows = sizes.limited
-    file = make_csv(rows)
+STYLES = (
+    Style("silent", ("--rate-style", "silent")),
+    Style("bucket", ("--rate-style", "bucket")),
+    Style("ietf", ("--rate-style", "ietf")),
+    Style("window", ("--rate-style", "window", "--window", "60"), rate=10.0, window=60.0),
+    Style("wrong-high", ("--rate-style", "bucket", "--announce-rate", "200"), wrong=True),
+    Style("wrong-low", ("--rate-style", "bucket", "--announce-rate", "50"), wrong=True),
+)
+
+
+def window_ideal(rows: int, quota: int, window: float, rate: float) -> float:
+    """The window arithmetic: the last window's start plus its share at ``rate``.
+
+    Windows start at the first request and every ``window`` seconds after; each lets
+    ``quota`` requests through, sent at ``rate`` at most.  When ``rate`` cannot spend a
+    window within its length, the rate is the bound: ``rows / rate``.
+    """
+    if quota / rate >= window:
+        return rows / rate
+    full, last = divmod(rows, quota)
+    if last == 0:
+        full, last = full - 1, quota
+    return full * window + last / rate
+
+
+def limits(runner: Runner, sizes: Sizes, styles: Sequence[str] | None = None) -> list[Result]:
+    """Each style twice: the limit known (``--rate`` = the real limit), and unknown
+    (``--rate`` ten times too high).  Span from the first request to the last answer."""
     results = []
-    for mode, headers in LIMIT_MODES:
-        name = f"{scenario}-{mode}"
-        with Sandbox(
-            runner.python,
-            name,
-            rate=SANDBOX_RATE,
-            latency_ms=SANDBOX_LATENCY_MS,
-            rate_headers=headers,
-        ) as sb:
-            result, _ = runner.run_tool(name, file, rows, sb, concurrency=concurrency, rate=rate)
-        result.ideal_s = rows / SANDBOX_RATE
-        note_own_ratio(result)
-        results.append(result)
+    for style in STYLES:
+        if styles and style.name not in styles:
+            continue
+        rows = sizes.window if style.window else sizes.limited
+        file = make_csv(rows)
+        for known in (True, False):
+            name = f"{style.name}-{'known' if known else 'unknown'}"
+            rate = style.rate if known else 10 * style.rate
+            concurrency = 16 if known else 64
+            with Sandbox(
+                runner.python,
+                name,
+                rate=style.rate,
+                latency_ms=SANDBOX_LATENCY_MS,
+                options=style.sandbox,
+            ) as sb:
+                result, _ = runner.run_tool(
+                    name, file, rows, sb, concurrency=concurrency, rate=rate
+                )
+            requests, throttled = result.requests or 0, result.throttled or 0
+            share = throttled / requests if requests else 1.0
+            if style.window:
+                quota = round(style.rate * style.window)
+                result.ideal_s = window_ideal(rows, quota, style.window, rate)
+                ratio_target, share_target = WINDOW_RATIO, WINDOW_429_SHARE
+            elif style.wrong:
+                result.ideal_s = rows / style.rate
+                ratio_target, share_target = WRONG_RATIO, UNKNOWN_LIMIT_429_SHARE
+            else:
+                result.ideal_s = rows / style.rate
+                ratio_target = KNOWN_LIMIT_RATIO if known else UNKNOWN_LIMIT_RATIO
+                share_target = 0.0 if known else UNKNOWN_LIMIT_429_SHARE
+            what = "0 429s" if share_target == 0 else f"429s ≤ {share_target:.0%} of requests"
+            result.target = f"span ≤ {ratio_target:.2f}× ideal, {what}"
+            ratio = result.ratio
+            result.passed = (
+                not broken(result)
+                and ratio is not None
+                and ratio <= ratio_target
+                and requests > 0
+                and share <= share_target
+            )
+            note_own_ratio(result)
+            results.append(result)
     return results
 
 
-def known_limit(runner: Runner, sizes: Sizes) -> list[Result]:
-    """The API's limit is known: ``--rate`` equals it.  Wall near rows/limit, no 429."""
-    results = limited_runs(runner, sizes, "known-limit", concurrency=16, rate=SANDBOX_RATE)
-    for result in results:
-        result.target = f"wall ≤ {KNOWN_LIMIT_RATIO:.2f}× ideal, 0 429s"
-        ratio = result.ratio
-        result.passed = (
-            not broken(result)
-            and ratio is not None
-            and ratio <= KNOWN_LIMIT_RATIO
-            and result.throttled == 0
-        )
-    return results
+def startup(runner: Runner, sizes: Sizes) -> list[Result]:
+    """Process start to the first request, median of ``STARTUP_RUNS`` (a 10-row import)."""
+    file = make_csv(10)
+    times: list[float] = []
+    last: Result | None = None
+    with Sandbox(runner.python, "startup") as sb:
+        for i in range(STARTUP_RUNS):
+            sb.reset()
+            last, _ = runner.run_tool("startup", file, 10, sb, concurrency=8)
+            if last.startup_s is not None:
+                times.append(last.startup_s)
+            say(f"    run {i + 1}: first request {times[-1] if times else float('nan'):.3f} s")
+    assert last is not None
+    result = last
+    result.rows_per_s = None
+    result.target = f"process start to first request ≤ {STARTUP_S:g} s (median of {STARTUP_RUNS})"
+    if times:
+        median = statistics.median(times)
+        result.startup_s = median
+        result.notes.insert(0, "first request after " + ", ".join(f"{t:.3f}" for t in times))
+        result.passed = not broken(result) and median <= STARTUP_S
+    else:
+        result.passed = False
+    return [result]
 
 
-def unknown_limit(runner: Runner, sizes: Sizes) -> list[Result]:
-    """``--rate`` 10× above the API's real limit: the tool must find the limit."""
-    results = limited_runs(runner, sizes, "unknown-limit", concurrency=64, rate=1000)
-    for result in results:
-        result.target = (
-            f"wall ≤ {UNKNOWN_LIMIT_RATIO:.2f}× ideal, "
-            f"429s ≤ {UNKNOWN_LIMIT_429_SHARE:.0%} of requests"
+def max_failures(runner: Runner, sizes: Sizes) -> list[Result]:
+    """An API that answers 400 to every row: ``--max-failures 50`` must stop the run."""
+    rows = sizes.max_failures
+    file = make_csv(rows)
+    concurrency = 16
+    with Sandbox(runner.python, "max-failures", options=("--reject-all",)) as sb:
+        result, summary = runner.run_tool(
+            "max-failures",
+            file,
+            rows,
+            sb,
+            concurrency=concurrency,
+            extra=("--max-failures", str(MAX_FAILURES)),
+            expect_exit=3,
         )
-        ratio, requests, throttled = result.ratio, result.requests or 0, result.throttled or 0
-        result.passed = (
-            not broken(result)
-            and ratio is not None
-            and ratio <= UNKNOWN_LIMIT_RATIO
-            and requests > 0
-            and throttled <= UNKNOWN_LIMIT_429_SHARE * requests
-        )
-    return results
+    result.rows_per_s = None
+    bound = MAX_FAILURES + concurrency
+    result.target = f"≤ {bound} requests sent, exit 3"
+    result.passed = not broken(result) and (result.requests or 0) <= bound
+    result.notes.insert(0, f"{result.requests} requests sent, exit {summary.get('exit_code')}")
+    if summary.get("aborted"):
+        result.notes.insert(0, f"aborted: {summary['aborted'][:120]}")
+    return [result]
 
 
 def no_limit(runner: Runner, sizes: Sizes) -> list[Result]:
@@ -606,20 +708,10 @@ def memory(runner: Runner, sizes: Sizes) -> list[Result]:
     return results
 
 
-def startup(runner: Runner, sizes: Sizes) -> list[Result]:
-    """A 10-row dry run: the fixed cost (interpreter, imports) inside every wall time."""
-    result, _ = runner.run_tool("startup", make_csv(10), 10, None, dry_run=True)
-    result.target = "reference: fixed cost in every wall time"
-    result.rows_per_s = None
-    if broken(result):
-        result.passed = False
-    return [result]
-
-
 SCENARIOS = {
     "startup": startup,
-    "known-limit": known_limit,
-    "unknown-limit": unknown_limit,
+    "limits": limits,
+    "max-failures": max_failures,
     "no-limit": no_limit,  # runs the naive baseline first, on the same sandbox
     "dry-run-1m": dry_run_1m,
     "memory": memory,
@@ -640,10 +732,11 @@ def _cpu(cpu_s: float | None, wall_s: float) -> str:
 def table(results: Sequence[Result]) -> str:
     """The markdown table, the notes, and the commands to reproduce each row."""
     lines = [
-        "| # | scenario | rows | wall s | tool's own s | rows/s | ideal s | wall/ideal "
+        "| # | scenario | rows | wall s | first request s | span s | tool's own s | rows/s "
+        "| ideal s | span/ideal "
         "| 429s (% of req) | peak RSS MB | tool CPU s (% core) | sandbox CPU s (% core) "
         "| target | result |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for i, r in enumerate(results, 1):
         if r.throttled is None:
@@ -653,7 +746,8 @@ def table(results: Sequence[Result]) -> str:
             throttled = f"{r.throttled} ({share:.1%})"
         verdict = "—" if r.passed is None else ("PASS" if r.passed else "**FAIL**")
         lines.append(
-            f"| {i} | {r.scenario} | {r.rows:,} | {r.wall_s:.2f} | {_num(r.tool_s, '.2f')} "
+            f"| {i} | {r.scenario} | {r.rows:,} | {r.wall_s:.2f} | {_num(r.startup_s, '.3f')} "
+            f"| {_num(r.span_s, '.2f')} | {_num(r.tool_s, '.2f')} "
             f"| {_num(r.rows_per_s, '.1f')} "
             f"| {_num(r.ideal_s, '.1f')} | {_num(r.ratio, '.3f')} | {throttled} "
             f"| {_num(r.peak_rss_mb, '.0f')} | {_cpu(r.tool_cpu_s, r.wall_s)} "
@@ -688,6 +782,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=list(SCENARIOS),
         metavar="NAME",
         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--style",
+        action="append",
+        choices=[style.name for style in STYLES],
+        metavar="NAME",
+        help="limits: run only this style (repeatable): "
+        + ", ".join(style.name for style in STYLES),
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: check that the script works"
@@ -728,7 +830,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in names:
                 say(f"{name}:")
                 wait_idle(args.wait_idle)
-                results += SCENARIOS[name](runner, sizes)
+                if name == "limits":
+                    results += limits(runner, sizes, args.style)
+                else:
+                    results += SCENARIOS[name](runner, sizes)
         except KeyboardInterrupt:
             say("interrupted: every process started here has been stopped")
             return 130

@@ -253,7 +253,7 @@ async def _list_account(
                 sent_at = await limiter.acquire()
                 answer, data = await api.list_page(url, params)
                 if answer.rate_limit is not None:
-                    limiter.observe(answer.rate_limit)
+                    limiter.observe(answer.rate_limit, sent_at=sent_at)
                 if answer.kind is AnswerKind.THROTTLED:
                     limiter.on_throttled(answer.retry_after, sent_at=sent_at)
                 else:

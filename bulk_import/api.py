@@ -38,7 +38,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport  # scales with connections (FINDINGS.md)
 
 from .errors import ApiError, AuthError, ConnectionFailed
-from .models import ImportRequest, PhoneNumberRecord
+from .models import ImportRequest, PhoneNumberRecord, RateLimitInfo
 
 for _name in ("httpx", "httpcore"):  # their INFO lines would log every request URL
     _logger = logging.getLogger(_name)
@@ -78,15 +78,6 @@ class AnswerKind(StrEnum):
     AUTH = "auth"  # 401/403: the key was refused
     THROTTLED = "throttled"  # 429
     SERVER = "server"  # 5xx
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitInfo:
-    """``X-RateLimit-Limit/Remaining/Reset``; ``reset`` is in seconds from now."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,27 +582,69 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def parse_rate_limit(headers: httpx.Headers, now: float | None = None) -> RateLimitInfo | None:
-    """``X-RateLimit-*`` (or ``RateLimit-*``) headers; ``Reset`` may be a delta or an epoch."""
+    """The rate-limit headers of an answer, in whichever form the API uses; None if none.
 
-    def number(name: str) -> float | None:
+    - ``X-RateLimit-Limit/-Remaining/-Reset`` (or the older IETF draft's ``RateLimit-Limit/
+      -Remaining/-Reset``); ``Reset`` in seconds, or a Unix time (in ms above 1e12);
+    - the IETF draft's ``RateLimit: limit=100, remaining=50, reset=30`` (or the newer
+      ``"name";r=50;t=30``) with ``RateLimit-Policy: 100;w=60`` (or ``"name";q=100;w=60``),
+      which names the window.
+    """
+    combined = _structured(headers.get("RateLimit"))
+    policy = _structured(headers.get("RateLimit-Policy"))
+
+    def number(name: str, *keys: str) -> float | None:
         raw = headers.get(f"X-RateLimit-{name}") or headers.get(f"RateLimit-{name}")
-        try:
-            value = float(raw) if raw is not None else None
-        except ValueError:
-            return None
-        return value if value is not None and math.isfinite(value) else None
+        if raw is None:
+            raw = next((combined[k] for k in keys if k in combined), None)
+        return _finite(raw)
 
-    limit, remaining, reset = number("Limit"), number("Remaining"), number("Reset")
+    limit = number("Limit", "limit", "q")
+    remaining = number("Remaining", "remaining", "r")
+    reset = number("Reset", "reset", "t")
+    if limit is None:
+        limit = _finite(policy.get("q", policy.get("")))
+    window = _finite(policy.get("w"))
     if limit is None and remaining is None and reset is None:
         return None
     if reset is not None and reset > 1e9:  # an epoch (in ms above 1e12), not a delta
         epoch = reset / 1000 if reset > 1e12 else reset
         reset = max(0.0, epoch - (time.time() if now is None else now))
     return RateLimitInfo(
-        limit=int(limit) if limit is not None else None,
-        remaining=int(remaining) if remaining is not None else None,
-        reset=reset,
+        limit=limit if limit is not None and limit > 0 else None,
+        remaining=max(0, int(remaining)) if remaining is not None else None,
+        reset=max(0.0, reset) if reset is not None else None,
+        window=window if window is not None and window > 0 else None,
     )
+
+
+def _structured(value: str | None) -> dict[str, str]:
+    """``limit=100, remaining=5`` or ``"default";q=100;w=60`` or ``100;w=60`` as a dict.
+
+    Only the first policy of a list counts; a bare number is stored under ``""``.
+    """
+    if not value:
+        return {}
+    first = value.split(",") if "=" in value.split(",")[0] and ";" not in value else None
+    parts = first if first is not None else value.split(",")[0].split(";")
+    items: dict[str, str] = {}
+    for part in parts:
+        key, sep, raw = part.strip().partition("=")
+        if sep:
+            items.setdefault(key.strip().lower(), raw.strip().strip('"'))
+        elif key and not key.startswith('"'):
+            items.setdefault("", key)
+    return items
+
+
+def _finite(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import (
@@ -25,6 +27,9 @@ from .config import (
     resolve_trunk_password,
 )
 from .errors import BulkImportError, UsageError
+
+if TYPE_CHECKING:
+    from .models import FailureLimit
 
 RUN_EXAMPLES = f"""\
 examples:
@@ -294,6 +299,13 @@ def _run_options(run: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default: 30)"
     )
     send.add_argument(
+        "--max-failures",
+        type=_failure_limit,
+        metavar="N|P%",
+        help="stop sending once N rows (or P%% of the rows answered, judged after the "
+        "first 20) ended failed; the rest are not_attempted, exit 3 (default: no limit)",
+    )
+    send.add_argument(
         "--resume", action="store_true", help="skip rows the results file already records as done"
     )
     send.add_argument(
@@ -446,6 +458,7 @@ def _run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         resume=args.resume,
         on_existing=args.on_existing,
+        max_failures=args.max_failures,
         mapping=parse_mapping(args.map),
         defaults=defaults,
         default_region=args.default_region,
@@ -462,6 +475,25 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_import(opts, say=say)
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
+
+
+def _failure_limit(text: str) -> FailureLimit:
+    """``--max-failures``: ``N`` rows, or ``P%`` of the rows answered."""
+    from .models import FailureLimit  # pydantic: not loaded for --help
+
+    raw = text.strip()
+    try:
+        if raw.endswith("%"):
+            share = float(raw[:-1]) / 100
+            if not math.isfinite(share):
+                raise ValueError
+            return FailureLimit(share=share)
+        return FailureLimit(count=int(raw))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a count of rows (say 50) or a percentage above 0 and at most "
+            "100 (say 10%)"
+        ) from None
 
 
 def _on_terminal() -> bool:

@@ -13,7 +13,8 @@ CLI turns them into a message and an exit code (``exit_code`` below)::
     ├── WriteError                  an output failed mid-run (disk full): stop  exit 3
     ├── ApiError                    the API could not be used at all           exit 3
     │   ├── AuthError               401/403: the API key was rejected          exit 3
-    │   └── UnreachableError        no answer past the retry budget            exit 3
+    │   ├── UnreachableError        no answer past the retry budget            exit 3
+    │   └── TooManyFailures         rows kept failing past the failure limit   exit 3
     └── ConnectionFailed            one request got no answer (retried; internal)
 
 Row-level problems (a bad cell, a refused request) are never exceptions: they are
@@ -110,6 +111,10 @@ class AuthError(ApiError):
 
 class UnreachableError(ApiError):
     """The API did not answer past the retry budget."""
+
+
+class TooManyFailures(ApiError):
+    """So many rows ended ``failed`` that the run stopped sending (a failure limit)."""
 
 
 class ConnectionFailed(BulkImportError):

@@ -348,3 +348,61 @@ class RowResult:
     attempts: int = 0
     error: str = ""
     changes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What an answer's rate-limit headers said, in any of the forms APIs use.
+
+    ``limit`` is the announced quota, ``remaining`` what is left of it and ``reset`` the
+    seconds from now until it is whole again (a window's end, or a bucket full again).
+    ``window`` is the quota's period in seconds when the API names it (the IETF draft's
+    ``RateLimit-Policy: 100;w=60``); without it the period is unknown (often a second).
+    They are hints: the rate controller checks them against what the answers do.
+    """
+
+    limit: float | None = None
+    remaining: int | None = None
+    reset: float | None = None
+    window: float | None = None
+
+    @property
+    def per_second(self) -> float | None:
+        """The quota per second when the period is named, else None."""
+        if self.limit is None or not self.window or self.window <= 0:
+            return None
+        return self.limit / self.window
+
+
+@dataclass(frozen=True, slots=True)
+class FailureLimit:
+    """When to stop sending because rows keep failing: a count, or a share of answers.
+
+    ``count``: stop once that many rows ended ``failed``.  ``share`` (0-1): stop once that
+    share of the rows answered so far ended ``failed``, judged only after ``min_rows``.
+    """
+
+    count: int | None = None
+    share: float | None = None
+    min_rows: int = 20
+
+    def __post_init__(self) -> None:
+        if (self.count is None) == (self.share is None):
+            raise ValueError("give exactly one of count and share")
+        if self.count is not None and self.count < 1:
+            raise ValueError("the failure count must be at least 1")
+        if self.share is not None and not 0.0 < self.share <= 1.0:
+            raise ValueError("the failure share must be above 0 and at most 1 (100%)")
+
+    def tripped(self, failed: int, answered: int) -> bool:
+        """True when ``failed`` of ``answered`` rows reach the limit."""
+        if self.count is not None:
+            return failed >= self.count
+        assert self.share is not None
+        return answered >= self.min_rows and failed >= self.share * answered
+
+    def describe(self) -> str:
+        if self.count is not None:
+            return f"{self.count} failed row(s)"
+        assert self.share is not None
+        return f"{self.share * 100:g}% of the rows answered failed (after {self.min_rows})"

@@ -1,11 +1,30 @@
-"""A token bucket shared by every worker, that finds the API's real rate limit (AIMD).
+"""The client's pace: one schedule shared by every worker, which finds the API's limit.
 
 Tokens come on a schedule (GCRA: one every ``1/rate`` seconds, ``burst`` of them at once
 after an idle spell); waiters queue behind one that sleeps until the next is due.  Waits
 are exact, so tests check them with a fake clock and sleep.  ``pause`` holds every
 worker (a 429's Retry-After is for the client, not for one request).
 
-Adaptation (``adaptive=True``), for an API that may or may not say what its limit is:
+Answers are the truth, rate-limit headers are hints (docs/architecture.md, "rate
+control").  APIs announce limits in ways that look alike and mean different things, so
+the headers are read for what their numbers do over time (``_Headers``):
+
+- a **bucket** (``Reset`` of a second or two; ``Remaining`` climbs back as it refills):
+  ``Limit`` is the rate per second.  ``Remaining``/``Reset`` are never read as a budget
+  (that made a 50/s bucket run at 3/s); a bucket falling (by 2 or more since the rate
+  was set) to under half full on ``DRAINED_ANSWERS`` answers in a row means the rate is
+  above its refill rate (a bucket left half empty by a burst, but steady, is not): the last
+  increase is undone (or, above a trusted announced rate or without one, the rate steps
+  down by ``GENTLE_DECREASE``) before a 429 comes;
+- a **fixed window** (``Reset`` counting down to the same instant on every answer,
+  ``Remaining`` only falling): ``Limit`` is per window, not a rate.  The client sends at
+  its rate while the window has quota, counting what it sends, and pauses until the
+  window's end when the quota is spent;
+- the IETF draft's ``RateLimit-Policy: 100;w=60`` names the window: its rate is
+  ``100/60`` per second;
+- **silent** (only 429 + Retry-After): the 429s alone find the limit.
+
+Adaptation (``adaptive=True``):
 
 - Slow start: a ``--rate`` above ``START_RATE`` is not trusted blindly.  The schedule
   starts at ``START_RATE`` and doubles after each ``SLOW_START_STEP`` of answers to
@@ -13,23 +32,26 @@ Adaptation (``adaptive=True``), for an API that may or may not say what its limi
   first 429 ends it: the rate falls back to the last one that drew none, which is then
   taken as the limit (the "wall").  (An API's burst allowance can hide an overload for
   a step; the next 429 then decreases as below.)
-- ``observe`` (``X-RateLimit-*``): an announced limit ends the slow start and is the
-  highest rate used (the configured one if lower); ``Remaining: 0`` pauses until
-  ``Reset``; a ``Remaining`` too small to last until ``Reset`` at the current rate slows
-  it until then.  The limit is read as per second (a limit per minute or hour then simply
-  does not bind).
+- An announced rate ends the slow start and is used as is (the configured one if lower).
+  It is checked: a 429 at or under it makes it suspect (it no longer caps or softens
+  anything).  When a bucket's ``Remaining`` shows that sending at the announced rate
+  never drains it (for ``PROBE_AFTER`` seconds, really sending at that rate), the rate
+  is raised by ``PROBE_FACTOR`` at a time until the bucket drains, then stays at the last
+  rate that did not: an API announcing less than it accepts is not obeyed for long.
 - ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
-  before the last decrease belongs to it): to half of what was really being sent since
-  the last pause ended (90 % at or under an announced limit), but not below
+  before the last decrease belongs to it): back to the rate before an increase that drew
+  it, else to half of what was really being sent since
+  the last pause ended (the first at or under a trusted announced limit: 90 %, and back
+  to the limit after a calm second, for it may be jitter), but not below
   ``GOODPUT_SHARE`` of the rate the API accepted over the last second (when that second
   had no pause); that is close to the API's real limit.  The rate that was throttled
   becomes the wall.
 - ``on_success``: after each calm second of sending (no 429, no pause), increase
   additively: by 5 % of the wall while under 85 % of it; near it, only after ``HOLD``
-  calm seconds, then by 1 % of it (at least 1/s), up to the configured rate and an
-  announced limit.  A probe above the real limit costs one 429 episode (a pause of
-  Retry-After), so it is rare.  With ``rate=None`` (no schedule until the first 429)
-  there is no ceiling.
+  calm seconds, then by 1 % of it (at least 1/s), up to the configured rate and a
+  trusted announced rate.  A probe above the real limit costs one 429 episode (a pause
+  of Retry-After) or, when a bucket's ``Remaining`` is known, one undone increase.
+  With ``rate=None`` (no schedule until the first 429) there is no ceiling.
 """
 
 from __future__ import annotations
@@ -39,14 +61,15 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
-from .api import RateLimitInfo
+from .models import RateLimitInfo
 
 WINDOW = 1.0  # seconds: rates are measured over this window; increases come this often
 START_RATE = 100.0  # requests/second: a higher --rate is reached by doubling from here
 SLOW_START_STEP = 0.25  # seconds of calm answers at a rate before it doubles
 DECREASE = 0.5  # multiplicative decrease on a 429 ...
-GENTLE_DECREASE = 0.9  # ... at or under an announced limit (jitter, not an unknown limit)
+GENTLE_DECREASE = 0.9  # ... at or under a trusted announced limit (jitter, not a wrong limit)
 GOODPUT_SHARE = 0.95  # a decrease goes to this share of the accepted rate, if higher
 CAUTION = 0.85  # of the wall: above it, increases wait for HOLD calm seconds
 FAST_STEP = 0.05  # of the wall: the increase per calm second, far below it
@@ -55,6 +78,88 @@ HOLD = 20.0  # calm seconds near the wall before probing above it
 DEFAULT_PAUSE = 1.0  # a 429 without Retry-After pauses this long
 MAX_PAUSE = 120.0
 CATCH_UP = 0.05  # seconds: how far behind schedule a stall may leave the tokens
+SMALL_RESET = 2.0  # seconds: a Reset up to this is a small bucket (or a window as short)
+STABLE_END = 1.5  # seconds: how far estimates of one window's end may differ (rounding)
+WINDOW_EVIDENCE = 3  # answers agreeing on one window's end before it is believed ...
+WINDOW_SPAN = 2.0  # ... over at least this many seconds (a bucket's end slides by then)
+PROBE_AFTER = 0.5  # seconds at an announced rate, bucket never draining, before going above
+PROBE_FACTOR = 1.25  # each such step
+DRAINED_ANSWERS = 3  # answers in a row showing the bucket falling under half full ...
+DRAIN_SPAN = 0.05  # ... for requests sent over this long (not one burst): above its refill
+USED_SHARE = 0.8  # an increase is earned only when at least this share of the rate is sent
+
+Style = Literal["unknown", "bucket", "window"]
+
+
+class _Headers:
+    """What the rate-limit headers have shown so far, and which style they follow.
+
+    Window ends are estimated as ``now + Reset``; with whole-second Resets rounded up, the
+    estimates of one window's end differ by under ``STABLE_END`` and the smallest is the
+    tightest that is not early.
+    """
+
+    def __init__(self) -> None:
+        self.style: Style = "unknown"
+        self.max_remaining = 0  # bucket: the fullest it has been seen (about its size)
+        self.window_end: float | None = None
+        self.window_votes = 0  # answers agreeing on ``window_end`` ...
+        self.votes_since = -math.inf  # ... since this time
+        self.windows_seen = 0  # window ends passed while the style was "window"
+        self.freshest: float = -math.inf  # send time of the answer the counts come from
+        self.last_remaining: int | None = None
+
+    def update(self, info: RateLimitInfo, now: float, sent_at: float) -> None:
+        if info.reset is None or info.remaining is None:
+            return
+        fresh = sent_at >= self.freshest
+        if info.reset <= SMALL_RESET:
+            if self.style != "window" or (self.window_end is not None and now > self.window_end):
+                self.style = "bucket"
+            self.max_remaining = max(self.max_remaining, info.remaining)
+        else:
+            self._window(now + info.reset, info.remaining, now, fresh)
+        if fresh:
+            self.freshest = sent_at
+            self.last_remaining = info.remaining
+
+    def _window(self, end: float, remaining: int, now: float, fresh: bool) -> None:
+        known = self.window_end
+        if known is not None and abs(end - known) <= STABLE_END:
+            climbed = (
+                fresh and self.last_remaining is not None and remaining > self.last_remaining + 2
+            )
+            if climbed:  # climbing back before the end: a bucket, not a window
+                self.window_votes = 0
+                self.style = "bucket"
+                return
+            self.window_votes += 1
+            self.window_end = min(known, end)
+        elif known is None or end > known:
+            passed = known is not None and now >= known - STABLE_END
+            whole = self.last_remaining is not None and remaining > self.last_remaining
+            if passed and (self.style == "window" or whole):
+                # The count only fell, then came back whole at its end: the next window.
+                self.windows_seen += 1
+                self.window_votes = WINDOW_EVIDENCE
+                self.votes_since = -math.inf
+            else:
+                self.window_votes, self.votes_since = 1, now  # first, or an end that slid
+                if known is not None:
+                    self.style = "bucket"
+            self.window_end = end
+        else:  # an earlier end than believed: the stale one was a bucket's or wrong
+            self.window_end, self.window_votes, self.votes_since = end, 1, now
+        if self.window_votes >= WINDOW_EVIDENCE and now - self.votes_since >= WINDOW_SPAN:
+            self.style = "window"
+
+    def drained(self, remaining: int) -> bool:
+        """A bucket under half full: being drained faster than it refills."""
+        return (
+            self.style == "bucket"
+            and self.max_remaining >= 2
+            and (remaining <= self.max_remaining // 2)
+        )
 
 
 class RateLimiter:
@@ -84,9 +189,17 @@ class RateLimiter:
         self._behind = False  # a stall left the next token already due: catch up
         self._due = -math.inf  # when the last token was due (GCRA); the next, one interval on
         self._paused_until = -math.inf
-        self._announced: float | None = None  # X-RateLimit-Limit
-        self._cap: float | None = None  # from a low X-RateLimit-Remaining ...
-        self._cap_until = -math.inf  # ... until its Reset
+        self._announced: float | None = None  # the rate the headers announce, per second
+        self._trusted = True  # no 429 at or under ``_announced`` yet
+        self._binds = True  # ``_announced`` caps increases (until a bucket shows it does not)
+        self._headers = _Headers()
+        self._drained = 0  # answers in a row showing the bucket draining at this rate ...
+        self._drain_ref: int | None = None  # ... from the Remaining of its first answer
+        self._drain_since = -math.inf  # ... over requests sent since then
+        self._before_increase: float | None = None  # the rate before the last increase
+        self._recover_to: float | None = None  # after a first 429 at a trusted limit
+        self._window_left: int | None = None  # a window's quota left, counted here
+        self._recent: deque[float] = deque()  # grant times, to count those after an answer's
         self._wall: float | None = None  # the rate last throttled (near the real limit)
         self._calm: float | None = None  # slow start: the rate before the last doubling
         self._start = clock()
@@ -99,10 +212,12 @@ class RateLimiter:
     @property
     def current_rate(self) -> float | None:
         """The rate in force (requests/second), None while unlimited."""
-        rate = self._rate
-        if self._cap is not None and self._clock() < self._cap_until:
-            rate = self._cap if rate is None else min(rate, self._cap)
-        return rate
+        return self._rate
+
+    @property
+    def style(self) -> Style:
+        """How the API's headers announce its limit, as far as they have shown it."""
+        return self._headers.style
 
     async def acquire(self) -> float:
         """Wait for a token; returns the (clock) time it was granted.
@@ -174,8 +289,14 @@ class RateLimiter:
                 self._set_rate(min(self._ceiling(), 2 * self._rate), now)
                 self._slow_start = self._rate < self._ceiling()
             return
+        if self._probe_above_announced(now):
+            return
         calm_since = max(self._last_change, self._last_throttle, self._paused_until)
         if now - calm_since < WINDOW:  # a calm second of sending, not of waiting
+            return
+        if self._recover_to is not None:  # the one 429 at a trusted limit was jitter
+            recover, self._recover_to = self._recover_to, None
+            self._set_rate(max(self._rate, min(self._ceiling(), recover)), now)
             return
         rate, wall = self._rate, self._wall or self._rate
         if rate < CAUTION * wall:
@@ -186,42 +307,134 @@ class RateLimiter:
             return
         self._set_rate(max(rate, min(self._ceiling(), rate + max(1.0, step))), now)
 
-    def observe(self, info: RateLimitInfo) -> None:
-        """Use the API's ``X-RateLimit-*`` headers: its limit, and how much is left."""
+    def observe(self, info: RateLimitInfo, *, sent_at: float | None = None) -> None:
+        """Read an answer's rate-limit headers (see the module): hints, checked over time.
+
+        ``sent_at`` is the grant time of the request answered; it orders the answers, which
+        may arrive out of order, and tells which later requests a count does not include.
+        """
         if not self._adaptive:
             return
         now = self._clock()
-        if info.limit is not None and info.limit > 0:
-            self._announced = max(self._min_rate, info.limit)
-            old = new = self._rate
-            if self._slow_start:  # the limit is known: no need to look for it
-                self._slow_start = False
-                new = self._ceiling()
-            elif old is None or old > self._announced:
-                new = self._announced
-            if new is not None and new != old:
-                self._set_rate(new, now)
-                if old is None or new < old:  # a decrease: 429s of earlier requests are its own
-                    self._last_decrease = now
-        if info.remaining is None or info.reset is None or info.reset <= 0:
+        sent = now if sent_at is None else sent_at
+        headers = self._headers
+        headers.update(info, now, sent)
+        self._announce(info, now)
+        if info.remaining is None:
             return
-        if info.remaining <= 0:
-            self.pause(info.reset)
+        if headers.style == "window":
+            if sent >= headers.freshest and headers.window_end is not None:
+                self._window_left = info.remaining - self._granted_after(sent)
+                self._spend_window(now)
+        elif sent >= self._last_change and sent >= headers.freshest:
+            if self._drain_ref is None:
+                self._drain_ref = info.remaining  # where the bucket was at this rate's start
+            falling = info.remaining <= self._drain_ref - 2
+            if not (falling and headers.drained(info.remaining)):
+                self._drained = 0
+                return
+            if not self._drained:
+                self._drain_since = sent
+            self._drained += 1
+            if self._drained >= DRAINED_ANSWERS and sent - self._drain_since >= DRAIN_SPAN:
+                self._drained_bucket(now)
+
+    def _announce(self, info: RateLimitInfo, now: float) -> None:
+        """An announced rate ends the slow start, and caps the rate while it is trusted."""
+        rate = info.per_second
+        small = info.reset is None or info.reset <= SMALL_RESET
+        if rate is None and info.limit is not None and small and self._headers.style != "window":
+            rate = info.limit  # a bucket's (or an unnamed) limit: per second
+        if rate is None or rate <= 0 or not self._trusted:
             return
-        budget = info.remaining / info.reset
-        rate = self.current_rate
-        if rate is None or budget < rate:
-            self._cap = max(self._min_rate, budget)
-            self._cap_until = now + info.reset
+        first = self._announced is None
+        self._announced = max(self._min_rate, rate)
+        if not self._binds:
+            return
+        old = new = self._rate
+        if self._slow_start:  # the limit is known: no need to look for it
+            self._slow_start = False
+            new = self._ceiling()
+        elif old is None or old > self._announced:
+            new = self._announced
+        if new is not None and new != old:
+            self._set_rate(new, now)
+            if old is None or new < old:  # a decrease: 429s of earlier requests are its own
+                self._last_decrease = now
+        elif first:
+            self._last_change = now
+
+    def _probe_above_announced(self, now: float) -> bool:
+        """Raise the rate above an announced one that a bucket shows is not binding.
+
+        Only when a bucket's ``Remaining`` is known (so an increase too far is seen as a
+        draining bucket and undone, not as 429s), no wall was found, the rate has been
+        really used for ``PROBE_AFTER`` seconds, and the bucket never drained meanwhile.
+        """
+        rate = self._rate
+        if (
+            rate is None
+            or self._announced is None
+            or self._wall is not None
+            or self._headers.style != "bucket"
+            or self._drained
+            or rate < self._announced
+            or now - max(self._last_change, self._paused_until) < PROBE_AFTER
+        ):
+            return False
+        if self._measured(self._sent, now) < USED_SHARE * rate:
+            return False
+        self._binds = False
+        new = min(self._ceiling(), rate * PROBE_FACTOR)
+        if new <= rate:
+            return False
+        self._set_rate(new, now)
+        return True
+
+    def _drained_bucket(self, now: float) -> None:
+        """The bucket drains: undo the last increase, or step down (before any 429)."""
+        before, rate = self._before_increase, self._rate
+        if rate is None:
+            return
+        within = self._announced is not None and rate <= self._announced * 1.01
+        if before is None and within and self._trusted:
+            return  # a burst at a trusted limit (a stall caught up): 429s will tell
+        if within:
+            self._trusted = False  # draining at (or under) the announced rate: it is wrong
+        self._wall = rate
+        self._last_throttle = self._last_decrease = now
+        new = before if before is not None and before < rate else GENTLE_DECREASE * rate
+        self._set_rate(max(self._min_rate, new), now)
+
+    def _spend_window(self, now: float) -> None:
+        """A window's quota is spent: everyone waits for its end."""
+        end = self._headers.window_end
+        if self._window_left is not None and self._window_left <= 0 and end is not None:
+            if end > now:
+                self.pause(end - now)
+            self._window_left = None  # unknown until the new window's first answer
+
+    def _granted_after(self, sent: float) -> int:
+        count = 0
+        for t in reversed(self._recent):
+            if t <= sent:
+                break
+            count += 1
+        return count
 
     # -- internals --------------------------------------------------------------------
 
     def _ceiling(self) -> float:
-        return min(self._configured or math.inf, self._announced or math.inf)
+        announced = self._announced if self._binds and self._trusted else None
+        return min(self._configured or math.inf, announced or math.inf)
 
     def _set_rate(self, rate: float, now: float) -> None:
+        old = self._rate
+        self._before_increase = old if old is not None and rate > old else None
         self._rate = rate
         self._last_change = now
+        self._drained = 0
+        self._drain_ref = None
 
     def _new_episode(self, now: float, sent_at: float | None) -> bool:
         if sent_at is not None:
@@ -233,16 +446,23 @@ class RateLimiter:
         if self._slow_start and self._calm is not None and at >= self._last_change:
             # Throttled at the rate just doubled: the one before drew no 429; it is the wall.
             new = self._wall = self._calm
+        elif self._before_increase is not None and at >= self._last_change and self._rate:
+            # Throttled at the rate just raised: back to the one before, which drew none.
+            new, self._wall = self._before_increase, self._rate
         else:
             sent = self._measured(self._sent, now)
             base = sent if self._rate is None else min(self._rate, sent or self._rate)
-            gentle = self._announced is not None and base <= self._announced
+            gentle = False
+            if self._announced is not None and base <= self._announced * 1.01:
+                gentle = self._trusted  # once: it may be jitter at a true limit ...
+                self._trusted = False  # ... but the next one says the headers are wrong
             new = (GENTLE_DECREASE if gentle else DECREASE) * base
+            self._recover_to = base if gentle else None
             clean = now - self._start >= WINDOW and now - self._paused_until >= WINDOW
             if clean:  # a full second without a pause: the accepted rate is meaningful
                 accepted = self._measured(self._accepted, now)
                 new = max(new, GOODPUT_SHARE * min(accepted, base))
-            if self._announced is not None:
+            if self._announced is not None and self._trusted and self._binds:
                 new = min(new, self._announced)
             self._wall = base
         self._slow_start = False
@@ -252,6 +472,12 @@ class RateLimiter:
     def _granted(self, now: float) -> float:
         self._sent.append(now)
         self._prune(self._sent, now)
+        self._recent.append(now)
+        while self._recent and self._recent[0] < now - MAX_PAUSE:
+            self._recent.popleft()
+        if self._headers.style == "window" and self._window_left is not None:
+            self._window_left -= 1
+            self._spend_window(now)
         return now
 
     def _measured(self, times: deque[float], now: float) -> float:

@@ -31,7 +31,16 @@ from .decide import changed_fields, fingerprint
 from .errors import ApiError, ResultsFileError, UsageError, WriteError
 from .load import Table, open_table
 from .lock import RunLock
-from .models import DONE_STATUSES, OK_BY_COMMAND, Action, Job, OnExisting, RowResult, Status
+from .models import (
+    DONE_STATUSES,
+    OK_BY_COMMAND,
+    Action,
+    FailureLimit,
+    Job,
+    OnExisting,
+    RowResult,
+    Status,
+)
 from .outputs import Kind, Output, check_outputs, results_outputs
 from .progress import Progress
 from .record import (
@@ -74,6 +83,7 @@ class RunOptions:
     dry_run: bool = False
     resume: bool = False
     on_existing: OnExisting = "skip"
+    max_failures: FailureLimit | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, str] = field(default_factory=dict, repr=False)
     default_region: str | None = None
@@ -541,6 +551,8 @@ def _summarize(
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
     )
+    if aborted is not None:
+        log.line(f"aborted: {aborted}")
     log.line(f"end exit={exit_code} {summary.line()}")
     log.close()
     if opts.summary_json is not None:
@@ -589,6 +601,7 @@ async def _send(
                     concurrency=opts.concurrency,
                     max_attempts=opts.max_attempts,
                     on_existing=opts.on_existing,
+                    max_failures=opts.max_failures,
                     writes=writes,
                     snapshot=snapshot,
                 ),

@@ -25,6 +25,9 @@ The run stops starting jobs and requests (in-flight requests finish and report) 
 - the API looks down (``UnreachableError``): a request ran out of attempts while no request
   got a usable (non-transient) answer, and either it could not even connect, or it is
   the third request in a row to run out of attempts (one bad row alone does not abort);
+- ``options.max_failures`` is reached: that many rows (or that share of the rows
+  answered) ended ``failed``; the report's ``aborted`` is a ``TooManyFailures`` naming
+  the last error;
 - ``stop`` is set (SIGINT/SIGTERM).
 
 A started job cut short that way is ``not_attempted`` if no request of it left, ``failed``
@@ -46,8 +49,8 @@ from typing import Any, Protocol, TypeVar
 
 from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
-from .errors import ApiError, AuthError, ConnectionFailed, UnreachableError
-from .models import Action, Job, OnExisting, RowResult, Status, same_number
+from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
+from .models import Action, FailureLimit, Job, OnExisting, RowResult, Status, same_number
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 
@@ -89,6 +92,7 @@ class SubmitOptions:
     concurrency: int = 8
     max_attempts: int = 5
     on_existing: OnExisting = "skip"
+    max_failures: FailureLimit | None = None  # stop sending once rows keep failing
     #: False for a plan (or undo's dry run): reads are sent, every write becomes the
     #: status saying what it would have done.
     writes: bool = True
@@ -183,6 +187,8 @@ class _Run:
         self.halt_reason = ""
         self.good_answers = 0  # non-transient HTTP answers so far (the API is working)
         self.failing_streak = 0  # requests out of attempts since the last such answer
+        self.rows_failed = 0  # rows that ended ``failed`` ...
+        self.rows_answered = 0  # ... of the rows that ended with the API's answer
         self._halt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fatal: BaseException | None = None
 
@@ -208,11 +214,30 @@ class _Run:
                 if job is None:
                     return
                 self.report.started += 1
-                on_result(await _process_job(self, job))
+                result = await _process_job(self, job)
+                on_result(result)
+                self._count_failure(result)
         except Exception as exc:  # noqa: BLE001 - iterator/journal/on_result failed: re-raised
             if self._fatal is None:
                 self._fatal = exc
             self._set_halt("stopped by an error")
+
+    def _count_failure(self, result: RowResult) -> None:
+        """Stop sending once ``max_failures`` rows (or share of rows) ended ``failed``."""
+        limit = self.options.max_failures
+        if limit is None or self.halted() or result.status is Status.NOT_ATTEMPTED:
+            return
+        self.rows_answered += 1
+        if result.status is Status.FAILED:
+            self.rows_failed += 1
+            if limit.tripped(self.rows_failed, self.rows_answered):
+                status = f"HTTP {result.http_status}: " if result.http_status else ""
+                error = TooManyFailures(
+                    f"stopped sending: {self.rows_failed} of {self.rows_answered} rows "
+                    f"answered failed (limit: {limit.describe()}); "
+                    f"last error: row {result.row}: {status}{result.error}"
+                )
+                self.abort(error, "run aborted: too many rows failed")
 
     # -- halting ----------------------------------------------------------------------
 
@@ -325,7 +350,7 @@ class _Run:
             raise
         row.http_status, row.answered = answer.status, True
         if answer.rate_limit is not None:
-            self.limiter.observe(answer.rate_limit)
+            self.limiter.observe(answer.rate_limit, sent_at=sent_at)
         if answer.kind is AnswerKind.THROTTLED:
             self.report.throttled += 1
             self.limiter.on_throttled(answer.retry_after, sent_at=sent_at)

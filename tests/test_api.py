@@ -16,13 +16,12 @@ import pytest
 from bulk_import.api import (
     Answer,
     AnswerKind,
-    RateLimitInfo,
     SigmaMindAPI,
     parse_rate_limit,
     parse_retry_after,
 )
 from bulk_import.errors import ApiError, AuthError, ConnectionFailed
-from bulk_import.models import ImportRequest
+from bulk_import.models import ImportRequest, RateLimitInfo
 
 KEY = "sk-test-3b9c1d2e7f"
 PASSWORD = "Pw-9f8e7d6c5b4a"

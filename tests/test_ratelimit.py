@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bulk_import.api import RateLimitInfo
+from bulk_import.models import RateLimitInfo
 from bulk_import.ratelimit import HOLD, SLOW_START_STEP, START_RATE, RateLimiter
 
 from support import FakeTime
@@ -307,22 +307,6 @@ def test_a_429_at_an_announced_limit_decreases_gently() -> None:
     t.now = 2.0
     lim.on_throttled(1.0, sent_at=2.0)
     assert lim.current_rate == pytest.approx(90)
-
-
-def test_remaining_zero_pauses_until_reset() -> None:
-    t = FakeTime()
-    lim = limiter(100, t)
-    lim.observe(RateLimitInfo(limit=1000, remaining=0, reset=0.75))
-    assert grants(lim, 1) == [0.75]
-
-
-def test_low_remaining_slows_down_until_reset() -> None:
-    t = FakeTime()
-    lim = limiter(100, t)
-    lim.observe(RateLimitInfo(remaining=5, reset=1.0))
-    assert lim.current_rate == 5
-    t.now = 1.0
-    assert lim.current_rate == 100
 
 
 def test_not_adaptive_pauses_but_keeps_its_rate() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bulk_import.sandbox.config import LIST_STYLES, RATE_HEADERS, SandboxConfig
+from bulk_import.sandbox.config import LIST_STYLES, RATE_HEADERS, RATE_STYLES, SandboxConfig
 
 DEFAULTS = SandboxConfig()
 
@@ -30,6 +30,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS.rate_headers,
         help="send X-RateLimit-* on every answer, on 429s only, or never (default: %(default)s)",
     )
+    add(
+        "--rate-style",
+        choices=RATE_STYLES,
+        default=DEFAULTS.rate_style,
+        help="how the limit is enforced and announced: silent (429 only), bucket "
+        "(X-RateLimit-* per second), window (X-RateLimit-* per --window), ietf "
+        "(RateLimit-Policy + RateLimit) (default: %(default)s)",
+    )
+    add(
+        "--window",
+        type=float,
+        default=None,
+        metavar="S",
+        help="window of the window style (default 60 s) and the IETF policy (default 1 s)",
+    )
+    add(
+        "--announce-rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="announce this limit (per second) instead of the one enforced: wrong headers",
+    )
+    add("--burst", type=float, default=None, help="bucket size (default: max(1, rate/10))")
+    add("--decimal-reset", action="store_true", help="Reset with 3 decimals, not whole seconds")
+    add("--reset-epoch", action="store_true", help="window style: Reset as a Unix time")
+    add("--ietf-trio", action="store_true", help="ietf style: RateLimit-Limit/-Remaining/-Reset")
+    add("--reject-all", action="store_true", help="answer every import 400")
     add("--latency-ms", type=float, default=0.0, help="delay before every answer")
     add("--fail-rate", type=float, default=0.0, help="share of imports answered 500")
     add("--unavailable-rate", type=float, default=0.0, help="share answered 503 + Retry-After")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -26,13 +27,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bulk_import.models import E164, OPTIONAL_FIELDS, SIP_URI_RE, ImportRequest
 from bulk_import.sandbox.config import Fault, SandboxConfig
-from bulk_import.sandbox.faults import (
-    TRANSPORT_KEY,
-    DropConnection,
-    FaultDice,
-    RateLimiter,
-    format_retry_after,
-)
+from bulk_import.sandbox.faults import TRANSPORT_KEY, DropConnection, FaultDice
+from bulk_import.sandbox.limits import RateLimit, format_retry_after
 
 #: The fields of a stored number that the API answers with (never the trunk credentials).
 PUBLIC_FIELDS = (
@@ -112,9 +108,10 @@ class SandboxState:
         self.requests = 0
         self.status_counts: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
-        self.reject_all = False
-        rate = self.config.rate
-        self.limiter = RateLimiter(rate) if rate is not None else None
+        self.reject_all = self.config.reject_all
+        self.first_request: float | None = None  # time.monotonic() of the first API request
+        self.last_answer: float | None = None  # ... and of the last answer's start
+        self.limiter = RateLimit(self.config) if self.config.rate is not None else None
         self.dice = FaultDice(self.config)
 
     def stats(self) -> dict[str, Any]:
@@ -126,6 +123,8 @@ class SandboxState:
             "by_status": {str(s): n for s, n in sorted(self.status_counts.items())},
             "faults": dict(self.faults),
             "records": len(self.records),
+            "first_request": self.first_request,
+            "last_answer": self.last_answer,
             "methods": dict(self.methods),
             "deleted": dict(self.deleted),
         }
@@ -247,6 +246,8 @@ class SandboxApp:
             return
         state = self.state
         state.requests += 1
+        if state.first_request is None:
+            state.first_request = time.monotonic()
         state.methods[scope["method"]] += 1
         # uvicorn's send is a bound method of the request cycle, which holds the transport.
         scope[TRANSPORT_KEY] = getattr(getattr(send, "__self__", None), "transport", None)
@@ -256,9 +257,7 @@ class SandboxApp:
         limit_headers: list[tuple[bytes, bytes]] = []
         if state.limiter is not None:
             wait = state.limiter.take()
-            announce = self.config.rate_headers
-            if announce == "all" or (announce == "429" and wait):
-                limit_headers = state.limiter.headers()
+            limit_headers = state.limiter.headers(throttled=wait > 0)
             if wait:
                 retry = format_retry_after(wait, self.config.decimal_retry_after)
                 response: Response = message(
@@ -281,6 +280,7 @@ class SandboxApp:
         async def counted_send(msg: Message) -> None:
             if msg["type"] == "http.response.start":
                 state.status_counts[msg["status"]] += 1
+                state.last_answer = time.monotonic()
                 if limit_headers:
                     msg["headers"] = [*msg.get("headers", ()), *limit_headers]
             await send(msg)
@@ -296,6 +296,7 @@ class SandboxApp:
         extra_headers: list[tuple[bytes, bytes]],
     ) -> None:
         self.state.status_counts[response.status_code] += 1
+        self.state.last_answer = time.monotonic()
         response.raw_headers.extend(extra_headers)
         await response(scope, receive, send)
 

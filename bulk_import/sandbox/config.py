@@ -15,6 +15,11 @@ from typing import Literal
 #: When the rate-limited sandbox sends ``X-RateLimit-Limit/Remaining/Reset``.
 RateHeaders = Literal["all", "429", "none"]
 RATE_HEADERS: tuple[RateHeaders, ...] = ("all", "429", "none")
+#: How the sandbox enforces and announces ``rate`` (see ``sandbox/limits.py``).
+RateStyle = Literal["silent", "bucket", "window", "ietf"]
+RATE_STYLES: tuple[RateStyle, ...] = ("silent", "bucket", "window", "ietf")
+#: The window of ``rate_style`` "window" and "ietf" when none is given, in seconds.
+DEFAULT_WINDOWS: dict[str, float] = {"window": 60.0, "ietf": 1.0}
 
 #: The shapes the list endpoint can answer in (the client must follow each):
 #: ``cursor`` ``{"data": [...], "nextCursor": "..."|null}`` (``?limit=&cursor=``),
@@ -29,10 +34,17 @@ LIST_STYLES: tuple[ListStyle, ...] = ("cursor", "array", "next", "page")
 class SandboxConfig:
     """Every knob of the emulator.
 
-    ``rate`` limits requests per second across the API endpoints (token bucket, burst of
-    ``max(1, rate / 10)``) and sends ``X-RateLimit-*`` on every answer
-    (``rate_headers="all"``), on its 429s only (``"429"``), or never (``"none"``: the
-    client must find the limit from the 429s); ``latency_ms`` delays every API answer.
+    ``rate`` limits requests per second across the API endpoints, enforced and announced
+    in the ``rate_style`` of ``sandbox/limits.py`` (``silent``, ``bucket`` (the default:
+    a token bucket holding ``burst``, by default ``max(1, rate / 10)``), ``window`` (``rate
+    * window`` per ``window`` seconds, 60 by default), ``ietf`` (the IETF draft's headers,
+    over 1 s by default)); ``announce_rate`` makes the headers announce another limit
+    than the one enforced.  ``Reset`` is whole seconds rounded up, with ``decimal_reset``
+    3 decimals, with ``reset_epoch`` (window style) a Unix time; ``ietf_trio`` sends the
+    older ``RateLimit-Limit/-Remaining/-Reset``.  The headers go on every answer
+    (``rate_headers="all"``), on its 429s only (``"429"``), or never (``"none"``, like
+    the silent style).  ``latency_ms`` delays every API answer.  ``reject_all`` answers
+    every import 400 (an API that refuses every row).
     The ``*_rate`` fields are probabilities (their sum at most 1) applied to ``POST
     /v1/phone-numbers/import`` only, after the key and rate checks:
 
@@ -56,6 +68,14 @@ class SandboxConfig:
     api_key: str = "sandbox-key"
     rate: float | None = None
     rate_headers: RateHeaders = "all"
+    rate_style: RateStyle = "bucket"
+    window: float | None = None
+    announce_rate: float | None = None
+    burst: float | None = None
+    decimal_reset: bool = False
+    reset_epoch: bool = False
+    ietf_trio: bool = False
+    reject_all: bool = False
     latency_ms: float = 0.0
     fail_rate: float = 0.0
     unavailable_rate: float = 0.0
@@ -83,6 +103,12 @@ class SandboxConfig:
             raise ValueError("rate must be positive (or None for no limit)")
         if self.rate_headers not in RATE_HEADERS:
             raise ValueError(f"rate_headers must be one of {', '.join(RATE_HEADERS)}")
+        if self.rate_style not in RATE_STYLES:
+            raise ValueError(f"rate_style must be one of {', '.join(RATE_STYLES)}")
+        for name in ("window", "announce_rate", "burst"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number")
         if self.latency_ms < 0 or self.late_ms < 0 or self.fault_retry_after < 0:
             raise ValueError("latency_ms, late_ms and fault_retry_after must be >= 0")
         if self.burst_429_every is not None and self.burst_429_every < 1:
@@ -90,6 +116,12 @@ class SandboxConfig:
         probabilities = [p for _, p in self.fault_rates()]
         if any(not 0.0 <= p <= 1.0 for p in probabilities) or sum(probabilities) > 1.0 + 1e-9:
             raise ValueError("fault rates must each be in [0, 1] and sum to at most 1")
+
+    def effective_window(self) -> float:
+        """The window of the window and IETF styles, in seconds (1 for the others)."""
+        if self.window is not None:
+            return self.window
+        return DEFAULT_WINDOWS.get(self.rate_style, 1.0)
 
     def fault_rates(self) -> list[tuple[Fault, float]]:
         """The probabilistic faults with their probabilities, in the order they are drawn."""

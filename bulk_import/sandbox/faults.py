@@ -1,17 +1,14 @@
-"""What the sandbox does wrong on purpose: its rate limit and injected faults.
+"""What the sandbox does wrong on purpose: injected faults (its rate limit: limits.py).
 
-This module owns the token-bucket ``RateLimiter`` behind ``429 Too Many Requests``, the
-seeded ``FaultDice`` that decides which import request fails and how (as configured by
-``SandboxConfig``, config.py), and ``drop_connection``, which ends an HTTP exchange with
-no answer at all so that the client sees a transport error, not a status.
+This module owns the seeded ``FaultDice`` that decides which import request fails and
+how (as configured by ``SandboxConfig``, config.py), and ``drop_connection``, which ends
+an HTTP exchange with no answer at all so that the client sees a transport error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
-import time
 from typing import Any
 
 from starlette.responses import Response
@@ -45,43 +42,6 @@ class FaultDice:
                 return fault
             draw -= probability
         return None
-
-
-class RateLimiter:
-    """A token bucket: ``rate`` tokens a second, holding at most ``capacity``."""
-
-    def __init__(self, rate: float, capacity: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = capacity if capacity is not None else max(1.0, rate / 10)
-        self._tokens = self.capacity
-        self._stamp = time.monotonic()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def take(self) -> float:
-        """Take a token: 0.0 when granted, else the seconds until one is available."""
-        self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) / self.rate
-
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """``X-RateLimit-*``: limit per second, whole tokens left, seconds until full."""
-        reset = (self.capacity - self._tokens) / self.rate
-        return [
-            (b"x-ratelimit-limit", f"{self.rate:g}".encode()),
-            (b"x-ratelimit-remaining", str(math.floor(self._tokens)).encode()),
-            (b"x-ratelimit-reset", f"{reset:.3f}".encode()),
-        ]
-
-
-def format_retry_after(seconds: float, decimal: bool) -> str:
-    """``Retry-After`` value: whole seconds rounded up, or seconds with 3 decimals."""
-    return f"{seconds:.3f}" if decimal else str(math.ceil(seconds))
 
 
 class ConnectionDropped(Exception):

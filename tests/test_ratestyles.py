@@ -1,0 +1,257 @@
+"""The rate controller against each way an API announces its limit, on an injected clock.
+
+Each test drives a ``RateLimiter`` with the answers of the sandbox's own limit emulation
+(``bulk_import.sandbox.limits``) over simulated time: requests are granted by the
+limiter, answered ``LATENCY`` later by the emulated API (its headers parsed by
+``api.parse_rate_limit``), 429s sent again.  Nothing sleeps for real, so the figures
+are exact: the rate it settles on, how long the rows took, how many 429s it drew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from bulk_import.api import parse_rate_limit
+from bulk_import.models import RateLimitInfo
+from bulk_import.ratelimit import RateLimiter
+from bulk_import.sandbox.config import SandboxConfig
+from bulk_import.sandbox.limits import RateLimit
+
+LATENCY = 0.05
+EPOCH = 1_700_000_000.0
+
+
+@dataclass
+class Outcome:
+    span: float  # first grant to last accepted answer
+    requests: int
+    throttled: int
+    limiter: RateLimiter
+    accepted_at: list[float]
+
+    def rate_between(self, start: float, end: float) -> float:
+        return sum(1 for t in self.accepted_at if start <= t < end) / (end - start)
+
+
+class Simulation:
+    """An API (``SandboxConfig``'s rate style) and a client limiter on one fake clock."""
+
+    def __init__(self, config: SandboxConfig, rate: float | None, concurrency: int) -> None:
+        self.now = 0.0
+        self.api = RateLimit(config, clock=self.clock, wall_clock=lambda: EPOCH + self.now)
+        self.limiter = RateLimiter(rate, clock=self.clock, sleep=self.sleep)
+        self.concurrency = concurrency
+        self.in_flight: list[tuple[float, int, float]] = []  # (answer at, seq, sent at)
+        self.seq = 0
+        self.to_send = 0
+        self.requests = self.throttled = 0
+        self.accepted_at: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        target = self.now + seconds
+        self.deliver(until=target)
+        self.now = max(self.now, target)
+        await asyncio.sleep(0)
+
+    def deliver(self, until: float) -> None:
+        while self.in_flight and self.in_flight[0][0] <= until:
+            at, _, sent = heapq.heappop(self.in_flight)
+            self.now = max(self.now, at)
+            wait = self.api.take()  # the sandbox checks after its latency, then answers
+            headers = httpx.Headers(self.api.headers(throttled=wait > 0))
+            info = parse_rate_limit(headers, now=EPOCH + self.now)
+            if info is not None:
+                self.limiter.observe(info, sent_at=sent)
+            if wait > 0:
+                self.throttled += 1
+                self.to_send += 1
+                self.limiter.on_throttled(math.ceil(wait), sent_at=sent)
+            else:
+                self.accepted_at.append(self.now)
+                self.limiter.on_success(sent_at=sent)
+
+    async def _run(self, rows: int) -> Outcome:
+        self.to_send = rows
+        first: float | None = None
+        while self.to_send or self.in_flight:
+            self.deliver(until=self.now)
+            if not self.to_send or len(self.in_flight) >= self.concurrency:
+                self.deliver(until=self.in_flight[0][0])
+                continue
+            sent = await self.limiter.acquire()
+            first = sent if first is None else first
+            self.to_send -= 1
+            self.requests += 1
+            self.seq += 1
+            heapq.heappush(self.in_flight, (sent + LATENCY, self.seq, sent))
+        assert first is not None
+        return Outcome(
+            span=self.accepted_at[-1] - first,
+            requests=self.requests,
+            throttled=self.throttled,
+            limiter=self.limiter,
+            accepted_at=self.accepted_at,
+        )
+
+
+def simulate(
+    rows: int, client: float | None, /, *, concurrency: int = 16, **config: Any
+) -> Outcome:
+    """``rows`` sent by a client at ``--rate client`` to an API of ``SandboxConfig(**config)``."""
+    sim = Simulation(SandboxConfig(**config), client, concurrency)
+    return asyncio.run(sim._run(rows))
+
+
+# -- token bucket, whole-second Reset ----------------------------------------------------
+
+
+def test_bucket_at_its_known_rate_runs_at_it_not_at_a_window_budget() -> None:
+    # 50/s, a bucket of 5, Reset whole seconds rounded up: the case that ran at 3/s when
+    # Remaining/Reset were read as a window's budget.
+    out = simulate(500, 50, rate_style="bucket", rate=50, burst=5)
+    assert out.throttled == 0
+    assert out.span <= 1.02 * 500 / 50
+    assert out.limiter.current_rate == 50
+    assert out.limiter.style == "bucket"
+
+
+def test_bucket_with_the_limit_unknown_settles_on_the_announced_rate() -> None:
+    out = simulate(1000, 1000, concurrency=32, rate_style="bucket", rate=50, burst=5)
+    assert out.span <= 1.10 * 1000 / 50
+    assert out.throttled <= 0.03 * out.requests
+    assert out.limiter.current_rate is not None
+    assert 45 <= out.limiter.current_rate <= 56
+    assert out.rate_between(5, 15) >= 0.95 * 50
+
+
+def test_bucket_that_announces_the_limit_once_is_not_run_at_remaining_over_reset() -> None:
+    t = 0.0
+    lim = RateLimiter(50, clock=lambda: t)
+    for i in range(100):  # a bucket at its limit: 0-4 tokens left, full within a second
+        t = i * 0.02
+        lim.observe(RateLimitInfo(limit=50, remaining=i % 3, reset=1.0), sent_at=t)
+        lim.on_success(sent_at=t)
+    assert lim.current_rate == 50
+
+
+# -- fixed window ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("epoch", [False, True], ids=["reset-seconds", "reset-unix-time"])
+def test_window_spends_each_window_then_waits_for_its_end(epoch: bool) -> None:
+    # 300 per 20 s (a scaled-down 600 per 60 s), 750 rows: windows at 0, 20 and 40 s.
+    out = simulate(750, 100, rate_style="window", rate=15, window=20, reset_epoch=epoch)
+    assert out.limiter.style == "window"
+    assert out.throttled <= 0.01 * out.requests
+    # The last window starts at 40 s (a whole-second Reset makes each start up to 1 s
+    # late, and a window starts at the first request after the last one ended); 150 rows
+    # at 100/s then take 1.5 s.
+    assert out.span <= 40 + 2 * 1 + 1.5 + 0.5
+    assert out.rate_between(0, 1.5) >= 90  # bursts: never paced at quota / window
+
+
+def test_window_at_its_known_rate_draws_no_429() -> None:
+    out = simulate(500, 10, rate_style="window", rate=10, window=20)
+    assert out.throttled == 0
+    assert out.span <= 500 / 10 + 2
+
+
+# -- IETF draft headers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trio", [False, True], ids=["policy-and-ratelimit", "trio"])
+def test_ietf_headers_settle_on_the_policy_rate(trio: bool) -> None:
+    out = simulate(1000, 1000, concurrency=32, rate_style="ietf", rate=50, ietf_trio=trio)
+    assert out.throttled <= 0.03 * out.requests
+    assert out.span <= 1.10 * 1000 / 50
+    assert out.rate_between(5, 15) >= 0.95 * 50
+
+
+def test_ietf_policy_names_the_window() -> None:
+    headers = httpx.Headers(
+        {"RateLimit-Policy": "600;w=60", "RateLimit": "limit=600, remaining=50, reset=30"}
+    )
+    info = parse_rate_limit(headers)
+    assert info == RateLimitInfo(limit=600, remaining=50, reset=30, window=60)
+    assert info.per_second == 10
+    newer = httpx.Headers(
+        {"RateLimit-Policy": '"default";q=100;w=10', "RateLimit": '"default";r=7;t=2'}
+    )
+    assert parse_rate_limit(newer) == RateLimitInfo(limit=100, remaining=7, reset=2, window=10)
+    trio = httpx.Headers(
+        {"RateLimit-Limit": "100", "RateLimit-Remaining": "3", "RateLimit-Reset": "1"}
+    )
+    assert parse_rate_limit(trio) == RateLimitInfo(limit=100, remaining=3, reset=1)
+
+
+# -- silent ---------------------------------------------------------------------------------
+
+
+def test_silent_limit_is_found_from_429s_alone() -> None:
+    out = simulate(2000, 1000, concurrency=32, rate_style="silent", rate=100)
+    assert out.throttled <= 0.03 * out.requests
+    assert out.span <= 1.15 * 2000 / 100
+    assert out.limiter.style == "unknown"
+
+
+# -- wrong headers --------------------------------------------------------------------------
+
+
+def test_a_limit_announced_too_high_is_not_kept() -> None:
+    out = simulate(2000, 1000, concurrency=32, rate_style="bucket", rate=100, announce_rate=200)
+    assert out.throttled <= 0.03 * out.requests
+    assert out.span <= 1.20 * 2000 / 100
+    assert out.limiter.current_rate is not None
+    assert out.limiter.current_rate <= 115
+
+
+def test_a_limit_announced_too_low_is_not_obeyed_for_long() -> None:
+    out = simulate(2000, 1000, concurrency=32, rate_style="bucket", rate=100, announce_rate=50)
+    assert out.throttled <= 0.03 * out.requests
+    assert out.span <= 1.20 * 2000 / 100
+    assert out.rate_between(5, 15) >= 0.9 * 100
+
+
+def test_a_limit_announced_too_low_is_passed_up_to_the_users_rate() -> None:
+    out = simulate(1000, 100, rate_style="bucket", rate=100, announce_rate=50)
+    assert out.throttled == 0
+    assert out.span <= 1.10 * 1000 / 100
+
+
+def test_the_controller_loads_no_http_stack() -> None:
+    code = (
+        "import sys, bulk_import.ratelimit; "
+        "print(sorted(m for m in ('httpx', 'aiohttp', 'bulk_import.api') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_one_429_at_a_trusted_limit_is_jitter_but_a_second_one_is_not() -> None:
+    t = 0.0
+    lim = RateLimiter(1000, clock=lambda: t)
+    lim.observe(RateLimitInfo(limit=100, remaining=9, reset=1.0), sent_at=0.0)
+    t = 2.0
+    lim.on_throttled(0.0, sent_at=2.0)
+    assert lim.current_rate == pytest.approx(90)
+    t = 3.1
+    lim.on_success(sent_at=3.0)  # a calm second: back to the announced limit
+    assert lim.current_rate == 100
+    t = 4.0
+    lim.on_throttled(0.0, sent_at=3.9)  # again: back to the rate that drew none ...
+    assert lim.current_rate == pytest.approx(90)
+    t = 5.1
+    lim.on_success(sent_at=5.0)  # ... and held there: the limit is not believed any more
+    assert lim.current_rate == pytest.approx(90)
