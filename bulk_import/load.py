@@ -118,7 +118,8 @@ class Table:
 
     ``header_row`` is the row the header was taken from (``detected`` when it was found as
     the first row naming two fields); data rows are the rows below it.  A CSV file stays
-    open (``close()``) so that every pass reads the file the run started with.
+    open until ``close()`` (or the end of a ``with`` block) so that every pass reads the
+    file the run started with.
     """
 
     path: Path
@@ -222,6 +223,12 @@ class Table:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _clip(text: str, size: int) -> str:

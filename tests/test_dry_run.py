@@ -142,7 +142,8 @@ def varied_file(tmp_path: Path) -> Path:
 def test_frames_agree_with_rows_on_a_varied_file(
     varied_file: Path, options: dict[str, Any], chunk_rows: int
 ) -> None:
-    frames = list(open_table(varied_file, chunk_rows=chunk_rows).chunks())
+    with open_table(varied_file, chunk_rows=chunk_rows) as opened:
+        frames = list(opened.chunks())
     expected, got = both_paths(frames, **options)
     assert len(got) == len(varied_rows())
     for want, have in zip(expected, got, strict=True):
@@ -154,8 +155,9 @@ def test_frames_agree_with_rows_on_a_varied_file(
 
 def test_duplicates_across_chunks_name_the_first_row(varied_file: Path) -> None:
     validator = Validator()
-    frames = open_table(varied_file, chunk_rows=7).chunks()
-    results = [r for f in frames for r in frame_results(validator.check_frame(f))]
+    with open_table(varied_file, chunk_rows=7) as opened:
+        frames = opened.chunks()
+        results = [r for f in frames for r in frame_results(validator.check_frame(f))]
     by_row = {r.row: r for r in results}
     first = next(r for r in results if r.phone_number == "+14155550000")
     dup = [r for r in results if r.phone_number == "+14155550000" and r.row != first.row]
@@ -345,7 +347,8 @@ def test_cli_dry_run_matches_the_per_row_path(varied_file: Path, tmp_path: Path)
     )
     assert code == 1
     validator = Validator(default_region="US")
-    expected = [per_row(validator, raw) for raw in open_table(varied_file).rows()]
+    with open_table(varied_file) as opened:
+        expected = [per_row(validator, raw) for raw in opened.rows()]
     assert out.read_bytes() == written_by_results_writer(tmp_path / "rows.csv", expected)
     data = json.loads(summary.read_text())
     assert data["rows"] == len(expected)
@@ -379,7 +382,8 @@ def test_cli_dry_run_all_valid_exits_0_and_ignores_resume(
 def test_plainly_valid_rows_skip_the_per_row_path(
     varied_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    frame = next(open_table(varied_file, chunk_rows=30).chunks())
+    with open_table(varied_file, chunk_rows=30) as opened:
+        frame = next(opened.chunks())
     frame = frame.assign(outboundPhoneNumber=[""] * 10 + list(frame["outboundPhoneNumber"][10:]))
 
     def no_check(self: Validator, raw: RawRow) -> Job | RowResult:

@@ -28,9 +28,9 @@ NAMES = [spec.json for spec in FIELDS]
 
 def load_and_check(path: Path) -> list[Job | RowResult]:
     """What the CLI does with a file, up to validation."""
-    table = open_table(path, chunk_rows=3)
-    validator = Validator()
-    return [validator.check(raw) for raw in table.rows()]
+    with open_table(path, chunk_rows=3) as table:
+        validator = Validator()
+        return [validator.check(raw) for raw in table.rows()]
 
 
 def run_file(suffix: str, data: bytes) -> None:
@@ -86,7 +86,8 @@ def test_csv_round_trip(delimiter: str, table: list[list[str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.csv"
         path.write_text(buffer.getvalue(), encoding="utf-8")
-        got = [(raw.row, raw.values) for raw in open_table(path, chunk_rows=3).rows()]
+        with open_table(path, chunk_rows=3) as opened:
+            got = [(raw.row, raw.values) for raw in opened.rows()]
     expected = []
     for number, cells in enumerate(table, start=2):
         values = {n: c.strip() for n, c in zip(NAMES, cells, strict=True) if c.strip()}

@@ -48,6 +48,12 @@ def rows(table: Table) -> list[tuple[int, dict[str, str]]]:
     return [(r.row, r.values) for r in table.rows()]
 
 
+def rows_closed(table: Table) -> list[tuple[int, dict[str, str]]]:
+    """``rows(table)``, then the table closed."""
+    with table:
+        return rows(table)
+
+
 # --- header matching -------------------------------------------------------------------
 
 
@@ -107,24 +113,25 @@ def test_parse_mapping_rejects_bad_items(item: str) -> None:
 
 def test_bom_and_semicolons(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "\ufeffPhone Number;Trunk Username\n+14155552671;alice\n")
-    table = open_table(path)
-    assert table.header == ["Phone Number", "Trunk Username"]
-    assert table.columns == {"phoneNumber": "Phone Number", "trunkUsername": "Trunk Username"}
-    assert rows(table) == [(2, {"phoneNumber": "+14155552671", "trunkUsername": "alice"})]
+    with open_table(path) as table:
+        assert table.header == ["Phone Number", "Trunk Username"]
+        assert table.columns == {"phoneNumber": "Phone Number", "trunkUsername": "Trunk Username"}
+        assert rows(table) == [(2, {"phoneNumber": "+14155552671", "trunkUsername": "alice"})]
 
 
 def test_cp1252_falls_back(tmp_path: Path) -> None:
     path = write(
         tmp_path, "in.csv", "Phone Number,Friendly Name\n+14155552671,Müller €\n", "cp1252"
     )
-    assert rows(open_table(path)) == [
+    assert rows_closed(open_table(path)) == [
         (2, {"phoneNumber": "+14155552671", "friendlyName": "Müller €"})
     ]
 
 
 def test_utf8_without_bom(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "Phone Number,Friendly Name\n+14155552671,Müller\n")
-    assert rows(open_table(path))[0][1]["friendlyName"] == "Müller"
+    with open_table(path) as opened:
+        assert rows(opened)[0][1]["friendlyName"] == "Müller"
 
 
 def test_utf16_with_bom_tab_separated(tmp_path: Path) -> None:
@@ -135,20 +142,24 @@ def test_utf16_with_bom_tab_separated(tmp_path: Path) -> None:
         "\ufeffPhone Number\tFriendly Name\r\n+14155552671\tMüller\r\n",
         "utf-16-le",
     )
-    assert rows(open_table(path)) == [
+    assert rows_closed(open_table(path)) == [
         (2, {"phoneNumber": "+14155552671", "friendlyName": "Müller"})
     ]
 
 
 def test_encoding_override(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "Phone Number,Friendly Name\n+14155552671,Müller\n")
-    assert rows(open_table(path, encoding="latin-1"))[0][1]["friendlyName"] == "MÃ¼ller"
+    with open_table(path, encoding="latin-1") as opened:
+        assert rows(opened)[0][1]["friendlyName"] == "MÃ¼ller"
 
 
 def test_wrong_encoding_override_is_a_file_error(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "Phone Number,Friendly Name\n+14155552671,Müller\n", "cp1252")
-    with pytest.raises(InputFileError, match="try --encoding") as caught:
-        list(open_table(path, encoding="utf-8").rows())
+    with (
+        pytest.raises(InputFileError, match="try --encoding") as caught,
+        open_table(path, encoding="utf-8") as opened,
+    ):
+        list(opened.rows())
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
 
 
@@ -164,7 +175,7 @@ def test_unknown_encoding_is_a_usage_error(tmp_path: Path) -> None:
 def test_delimiters(tmp_path: Path, name: str, sep: str) -> None:
     text = sep.join(["Phone Number", "Termination SIP URI", "Friendly Name"]) + "\n"
     text += sep.join(["+14155552671", "sip.telnyx.com", "Smith, Jane"]) + "\n"
-    assert rows(open_table(write(tmp_path, name, text))) == [
+    assert rows_closed(open_table(write(tmp_path, name, text))) == [
         (
             2,
             {
@@ -179,8 +190,8 @@ def test_delimiters(tmp_path: Path, name: str, sep: str) -> None:
 def test_comma_file_with_semicolons_in_cells(tmp_path: Path) -> None:
     text = "Phone Number,Termination SIP URI\n"
     text += "+14155552671,sip:pbx.example.com:5060;transport=tls\n" * 3
-    table = open_table(write(tmp_path, "in.csv", text))
-    assert rows(table)[0][1]["terminationSipURI"] == "sip:pbx.example.com:5060;transport=tls"
+    with open_table(write(tmp_path, "in.csv", text)) as table:
+        assert rows(table)[0][1]["terminationSipURI"] == "sip:pbx.example.com:5060;transport=tls"
 
 
 def test_single_column_file(tmp_path: Path) -> None:
@@ -194,21 +205,21 @@ def test_single_column_file(tmp_path: Path) -> None:
 
 def test_all_forms_of_headers(tmp_path: Path) -> None:
     text = "phone_number,TRUNK USERNAME,trunkPassword,Termination-SIP-URI,Notes,Extra Info\n"
-    table = open_table(write(tmp_path, "in.csv", text))
-    assert table.columns == {
-        "phoneNumber": "phone_number",
-        "trunkUsername": "TRUNK USERNAME",
-        "trunkPassword": "trunkPassword",
-        "terminationSipURI": "Termination-SIP-URI",
-    }
-    assert table.ignored == ["Notes", "Extra Info"]
+    with open_table(write(tmp_path, "in.csv", text)) as table:
+        assert table.columns == {
+            "phoneNumber": "phone_number",
+            "trunkUsername": "TRUNK USERNAME",
+            "trunkPassword": "trunkPassword",
+            "terminationSipURI": "Termination-SIP-URI",
+        }
+        assert table.ignored == ["Notes", "Extra Info"]
 
 
 def test_values_are_text_as_written(tmp_path: Path) -> None:
     text = "Phone Number,Trunk Username,Trunk Password,Friendly Name,"
     text += "Inbound Agent ID,Outbound Agent ID\n"
     text += "00123,N/A,NA,null,none,1.50E+10\n"
-    assert rows(open_table(write(tmp_path, "in.csv", text))) == [
+    assert rows_closed(open_table(write(tmp_path, "in.csv", text))) == [
         (
             2,
             {
@@ -225,24 +236,24 @@ def test_values_are_text_as_written(tmp_path: Path) -> None:
 
 def test_cells_are_trimmed_and_empty_cells_absent(tmp_path: Path) -> None:
     text = "Phone Number,Trunk Username,Friendly Name\n  +14155552671 ,\u00a0alice\u00a0,   \n"
-    assert rows(open_table(write(tmp_path, "in.csv", text))) == [
+    assert rows_closed(open_table(write(tmp_path, "in.csv", text))) == [
         (2, {"phoneNumber": "+14155552671", "trunkUsername": "alice"})
     ]
 
 
 def test_blank_rows_are_dropped_but_counted(tmp_path: Path) -> None:
     text = "\n\nPhone Number,Notes\n+14155550001,a\n\n,\n  ,  \n+14155550002,b\n,only a note\n\n"
-    table = open_table(write(tmp_path, "in.csv", text), chunk_rows=2)
-    assert rows(table) == [
-        (4, {"phoneNumber": "+14155550001"}),
-        (8, {"phoneNumber": "+14155550002"}),
-        (9, {}),  # not blank: it has a cell in an ignored column
-    ]
+    with open_table(write(tmp_path, "in.csv", text), chunk_rows=2) as table:
+        assert rows(table) == [
+            (4, {"phoneNumber": "+14155550001"}),
+            (8, {"phoneNumber": "+14155550002"}),
+            (9, {}),  # not blank: it has a cell in an ignored column
+        ]
 
 
 def test_quoted_newline_is_one_row(tmp_path: Path) -> None:
     text = 'Phone Number,Friendly Name\n+14155550001,"two\nlines"\n+14155550002,x\n'
-    assert rows(open_table(write(tmp_path, "in.csv", text))) == [
+    assert rows_closed(open_table(write(tmp_path, "in.csv", text))) == [
         (2, {"phoneNumber": "+14155550001", "friendlyName": "two\nlines"}),
         (3, {"phoneNumber": "+14155550002", "friendlyName": "x"}),
     ]
@@ -250,50 +261,51 @@ def test_quoted_newline_is_one_row(tmp_path: Path) -> None:
 
 def test_chunks_shape(tmp_path: Path) -> None:
     lines = ["Phone Number,Friendly Name,Notes"] + [f"+1415555{i:04d},n{i},x" for i in range(5)]
-    table = open_table(write(tmp_path, "in.csv", "\n".join(lines) + "\n"), chunk_rows=2)
-    frames = list(table.chunks())
-    assert [len(f) for f in frames] == [2, 2, 1]
-    assert list(frames[0].columns) == ["row", "phoneNumber", "friendlyName"]
-    assert [int(r) for f in frames for r in f["row"]] == [2, 3, 4, 5, 6]
-    assert all(isinstance(v, str) for f in frames for v in f["friendlyName"])
+    with open_table(write(tmp_path, "in.csv", "\n".join(lines) + "\n"), chunk_rows=2) as table:
+        frames = list(table.chunks())
+        assert [len(f) for f in frames] == [2, 2, 1]
+        assert list(frames[0].columns) == ["row", "phoneNumber", "friendlyName"]
+        assert [int(r) for f in frames for r in f["row"]] == [2, 3, 4, 5, 6]
+        assert all(isinstance(v, str) for f in frames for v in f["friendlyName"])
 
 
 def test_no_matched_columns(tmp_path: Path) -> None:
-    table = open_table(write(tmp_path, "in.csv", "Notes,Other\na,b\n,\n\nc,\n"))
-    assert table.columns == {}
-    assert table.ignored == ["Notes", "Other"]
-    assert rows(table) == [(2, {}), (5, {})]
+    with open_table(write(tmp_path, "in.csv", "Notes,Other\na,b\n,\n\nc,\n")) as table:
+        assert table.columns == {}
+        assert table.ignored == ["Notes", "Other"]
+        assert rows(table) == [(2, {}), (5, {})]
 
 
 def test_chunks_can_be_read_twice(tmp_path: Path) -> None:
-    table = open_table(write(tmp_path, "in.csv", "Phone Number\n+14155552671\n"))
-    assert rows(table) == rows(table) == [(2, {"phoneNumber": "+14155552671"})]
+    with open_table(write(tmp_path, "in.csv", "Phone Number\n+14155552671\n")) as table:
+        assert rows(table) == rows(table) == [(2, {"phoneNumber": "+14155552671"})]
 
 
 def test_first_chunk_comes_before_the_end_of_the_file(tmp_path: Path) -> None:
     lines = (
         ["Phone Number,Friendly Name"] + [f"+1415555{i:04d},n" for i in range(50)] + ["+1,a,b,c"]
     )
-    table = open_table(write(tmp_path, "in.csv", "\n".join(lines) + "\n"), chunk_rows=10)
-    chunks = table.chunks()
-    assert len(next(chunks)) == 10  # the bad line 52 is not read yet
-    last = list(chunks)[-1]
-    assert last["_problem"].tolist()[-1] == (
-        "has 4 cells, the header has 2: is a delimiter inside an unquoted value?"
-    )
+    with open_table(write(tmp_path, "in.csv", "\n".join(lines) + "\n"), chunk_rows=10) as table:
+        chunks = table.chunks()
+        assert len(next(chunks)) == 10  # the bad line 52 is not read yet
+        last = list(chunks)[-1]
+        assert last["_problem"].tolist()[-1] == (
+            "has 4 cells, the header has 2: is a delimiter inside an unquoted value?"
+        )
 
 
 def test_long_cells(tmp_path: Path) -> None:
     long = "x" * 10_000
     path = write(tmp_path, "in.csv", f"Phone Number,Friendly Name\n+14155552671,{long}\n")
-    assert rows(open_table(path))[0][1]["friendlyName"] == long
+    with open_table(path) as opened:
+        assert rows(opened)[0][1]["friendlyName"] == long
 
 
 def test_header_only_file_has_no_rows(tmp_path: Path) -> None:
-    table = open_table(write(tmp_path, "in.csv", WORDS + "\n"))
-    assert len(table.columns) == 5
-    assert list(table.chunks()) == []
-    assert list(table.rows()) == []
+    with open_table(write(tmp_path, "in.csv", WORDS + "\n")) as table:
+        assert len(table.columns) == 5
+        assert list(table.chunks()) == []
+        assert list(table.rows()) == []
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n\r\n", b",,,\n;;\n"])
@@ -305,7 +317,8 @@ def test_empty_file_has_no_header_row(tmp_path: Path, data: bytes) -> None:
 def test_ragged_row_with_too_many_cells(tmp_path: Path) -> None:
     """A row with a cell beyond the header is a row-level problem; the others go on."""
     text = "Phone Number,Friendly Name\n+14155550001,a\n+14155550002,b\n+1,x,y\n+14155550003\n"
-    got = list(open_table(write(tmp_path, "in.csv", text)).rows())
+    with open_table(write(tmp_path, "in.csv", text)) as opened:
+        got = list(opened.rows())
     assert [(r.row, r.problem) for r in got] == [
         (2, ""),
         (3, ""),
@@ -317,14 +330,15 @@ def test_ragged_row_with_too_many_cells(tmp_path: Path) -> None:
 def test_first_data_row_with_too_many_cells(tmp_path: Path) -> None:
     """pandas would silently take the first cell as an index; it must be a problem row."""
     text = "Phone Number,Friendly Name\n+14155550001,a,b\n+14155550002,b\n"
-    got = list(open_table(write(tmp_path, "in.csv", text)).rows())
+    with open_table(write(tmp_path, "in.csv", text)) as opened:
+        got = list(opened.rows())
     assert got[0].problem.startswith("has 3 cells, the header has 2")
     assert got[1] == RawRow(3, {"phoneNumber": "+14155550002", "friendlyName": "b"})
 
 
 def test_short_rows_are_padded(tmp_path: Path) -> None:
     text = "Phone Number,Trunk Username,Friendly Name\n+14155550001\n+14155550002,bob\n"
-    assert rows(open_table(write(tmp_path, "in.csv", text))) == [
+    assert rows_closed(open_table(write(tmp_path, "in.csv", text))) == [
         (2, {"phoneNumber": "+14155550001"}),
         (3, {"phoneNumber": "+14155550002", "trunkUsername": "bob"}),
     ]
@@ -332,8 +346,11 @@ def test_short_rows_are_padded(tmp_path: Path) -> None:
 
 def test_unclosed_quote(tmp_path: Path) -> None:
     text = 'Phone Number,Friendly Name\n+14155550001,"open\n+14155550002,b\n'
-    with pytest.raises(InputFileError, match="never closed"):
-        list(open_table(write(tmp_path, "in.csv", text)).rows())
+    with (
+        pytest.raises(InputFileError, match="never closed"),
+        open_table(write(tmp_path, "in.csv", text)) as opened,
+    ):
+        list(opened.rows())
 
 
 def test_not_text(tmp_path: Path) -> None:
@@ -353,20 +370,22 @@ def test_workbook_named_csv(tmp_path: Path) -> None:
 
 def test_mapping_names_other_headers(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "Mobile,Carrier Host,Notes\n+14155552671,sip.telnyx.com,n\n")
-    table = open_table(path, mapping={"mobile": "phoneNumber", "Carrier Host": "terminationSipURI"})
-    assert table.columns == {"phoneNumber": "Mobile", "terminationSipURI": "Carrier Host"}
-    assert table.ignored == ["Notes"]
-    assert rows(table) == [
-        (2, {"phoneNumber": "+14155552671", "terminationSipURI": "sip.telnyx.com"})
-    ]
+    with open_table(
+        path, mapping={"mobile": "phoneNumber", "Carrier Host": "terminationSipURI"}
+    ) as table:
+        assert table.columns == {"phoneNumber": "Mobile", "terminationSipURI": "Carrier Host"}
+        assert table.ignored == ["Notes"]
+        assert rows(table) == [
+            (2, {"phoneNumber": "+14155552671", "terminationSipURI": "sip.telnyx.com"})
+        ]
 
 
 def test_mapping_wins_over_automatic_matching(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "Phone Number,Mobile\n+14155550001,+14155550002\n")
-    table = open_table(path, mapping=parse_mapping(["Mobile=phone number"]))
-    assert table.columns == {"phoneNumber": "Mobile"}
-    assert table.ignored == ["Phone Number"]
-    assert rows(table) == [(2, {"phoneNumber": "+14155550002"})]
+    with open_table(path, mapping=parse_mapping(["Mobile=phone number"])) as table:
+        assert table.columns == {"phoneNumber": "Mobile"}
+        assert table.ignored == ["Phone Number"]
+        assert rows(table) == [(2, {"phoneNumber": "+14155550002"})]
 
 
 def test_mapping_to_a_missing_header(tmp_path: Path) -> None:
@@ -388,10 +407,10 @@ def test_two_headers_for_one_field(tmp_path: Path) -> None:
 
 def test_duplicate_and_empty_headers(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "Phone Number,Notes,,Notes,\n+14155552671,a,b,c,\n")
-    table = open_table(path)
-    assert table.header == ["Phone Number", "Notes", "", "Notes"]  # trailing empty dropped
-    assert table.ignored == ["Notes"]
-    assert rows(table) == [(2, {"phoneNumber": "+14155552671"})]
+    with open_table(path) as table:
+        assert table.header == ["Phone Number", "Notes", "", "Notes"]  # trailing empty dropped
+        assert table.ignored == ["Notes"]
+        assert rows(table) == [(2, {"phoneNumber": "+14155552671"})]
 
 
 def test_matched_header_written_twice(tmp_path: Path) -> None:
@@ -459,7 +478,7 @@ def test_xlsx_number_cells_are_digits(tmp_path: Path) -> None:
             4: [1.4155552671e10, dt.date(2024, 1, 2), "00123", "N/A", "  text  "],
         },
     )
-    assert rows(open_table(path)) == [
+    assert rows_closed(open_table(path)) == [
         (
             2,
             {
@@ -504,7 +523,7 @@ def test_xlsx_blank_rows_keep_numbering(tmp_path: Path) -> None:
             9: [None, "n"],
         },
     )
-    assert rows(open_table(path, chunk_rows=2)) == [
+    assert rows_closed(open_table(path, chunk_rows=2)) == [
         (2, {"phoneNumber": "+14155550001"}),
         (6, {"phoneNumber": "+14155550002"}),
         (9, {}),
@@ -513,22 +532,25 @@ def test_xlsx_blank_rows_keep_numbering(tmp_path: Path) -> None:
 
 def test_xlsx_header_below_empty_rows(tmp_path: Path) -> None:
     path = xlsx(tmp_path, {3: [None, "Phone Number"], 4: [None, "+14155550001"]})
-    table = open_table(path)
-    assert table.header == ["Phone Number"]  # calamine starts at the first used column
-    assert table.header_row == 3
-    assert rows(table) == [(4, {"phoneNumber": "+14155550001"})]
+    with open_table(path) as table:
+        assert table.header == ["Phone Number"]  # calamine starts at the first used column
+        assert table.header_row == 3
+        assert rows(table) == [(4, {"phoneNumber": "+14155550001"})]
 
 
 def test_xlsx_formula_cell_is_not_read_as_its_formula(tmp_path: Path) -> None:
     """data_only: a formula cell gives its cached value (none when openpyxl wrote it)."""
     path = xlsx(tmp_path, {1: ["Phone Number", "Friendly Name"], 2: ["+14155550001", "=1+2"]})
-    assert rows(open_table(path)) == [(2, {"phoneNumber": "+14155550001"})]
+    with open_table(path) as opened:
+        assert rows(opened) == [(2, {"phoneNumber": "+14155550001"})]
 
 
 def test_xlsx_sheet_option(tmp_path: Path) -> None:
     path = xlsx(tmp_path, {1: ["Notes"]}, Second={1: ["Phone Number"], 2: ["+14155550001"]})
-    assert open_table(path).columns == {}
-    assert rows(open_table(path, sheet="Second")) == [(2, {"phoneNumber": "+14155550001"})]
+    with open_table(path) as opened:
+        assert opened.columns == {}
+    with open_table(path, sheet="Second") as opened:
+        assert rows(opened) == [(2, {"phoneNumber": "+14155550001"})]
 
 
 def test_xlsx_unknown_sheet_lists_the_sheets(tmp_path: Path) -> None:
@@ -545,14 +567,15 @@ def test_xlsx_empty_sheet_has_no_header_row(tmp_path: Path) -> None:
 
 
 def test_xlsx_header_only(tmp_path: Path) -> None:
-    table = open_table(xlsx(tmp_path, {1: WORDS.split(",")}))
-    assert len(table.columns) == 5
-    assert list(table.rows()) == []
+    with open_table(xlsx(tmp_path, {1: WORDS.split(",")})) as table:
+        assert len(table.columns) == 5
+        assert list(table.rows()) == []
 
 
 def test_xlsm_is_read(tmp_path: Path) -> None:
     path = xlsx(tmp_path, {1: ["Phone Number"], 2: ["+14155550001"]}, name="in.xlsm")
-    assert rows(open_table(path)) == [(2, {"phoneNumber": "+14155550001"})]
+    with open_table(path) as opened:
+        assert rows(opened) == [(2, {"phoneNumber": "+14155550001"})]
 
 
 def test_xlsx_cells_beyond_the_header_make_the_row_invalid(tmp_path: Path) -> None:
@@ -560,7 +583,8 @@ def test_xlsx_cells_beyond_the_header_make_the_row_invalid(tmp_path: Path) -> No
         tmp_path,
         {1: ["Phone Number", "Name"], 2: ["+14155550001", "a", "stray"], 3: ["+14155550002"]},
     )
-    got = list(open_table(path).rows())
+    with open_table(path) as opened:
+        got = list(opened.rows())
     assert (
         got[0].problem == "has 3 cells, the header has 2: is a delimiter inside an unquoted value?"
     )
@@ -568,15 +592,14 @@ def test_xlsx_cells_beyond_the_header_make_the_row_invalid(tmp_path: Path) -> No
 
 
 def test_rows_are_rawrows(tmp_path: Path) -> None:
-    table = open_table(write(tmp_path, "in.csv", "Phone Number\n+14155550001\n"))
-    assert list(table.rows()) == [RawRow(2, {"phoneNumber": "+14155550001"})]
+    with open_table(write(tmp_path, "in.csv", "Phone Number\n+14155550001\n")) as table:
+        assert list(table.rows()) == [RawRow(2, {"phoneNumber": "+14155550001"})]
 
 
 def test_estimated_rows_counts_csv_lines(tmp_path: Path) -> None:
     path = tmp_path / "n.csv"
     path.write_text("phoneNumber,trunkUsername\n+14155550001,u\n\n+14155550002,u\n")
-    assert open_table(path).estimated_rows() == 3  # blank lines count: an estimate
-    assert (
-        open_table(Path(__file__).parent.parent / "samples" / "phone_numbers.xlsx").estimated_rows()
-        == 20
-    )
+    with open_table(path) as opened:
+        assert opened.estimated_rows() == 3  # blank lines count: an estimate
+    with open_table(Path(__file__).parent.parent / "samples" / "phone_numbers.xlsx") as opened:
+        assert opened.estimated_rows() == 20

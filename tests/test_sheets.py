@@ -75,23 +75,23 @@ def test_every_format_gives_the_same_results(
 
 @pytest.mark.parametrize("suffix", list(WRITERS))
 def test_every_format_reads_cells_as_text(tmp_path: Path, suffix: str) -> None:
-    table = open_table(WRITERS[suffix](tmp_path / f"in{suffix}"))
-    assert table.header_row == 3
-    assert table.detected
-    got = {r.row: r.values for r in table.rows()}
-    assert got[4]["phoneNumber"] == "14155552671"
-    assert got[5]["trunkUsername"] == "007"
-    assert got[5]["friendlyName"] == "2024-03-01"
-    assert got[6]["trunkUsername"] == "12345"
-    assert got[10]["friendlyName"] == "1.5"
-    assert "nan" not in str(got)
+    with open_table(WRITERS[suffix](tmp_path / f"in{suffix}")) as table:
+        assert table.header_row == 3
+        assert table.detected
+        got = {r.row: r.values for r in table.rows()}
+        assert got[4]["phoneNumber"] == "14155552671"
+        assert got[5]["trunkUsername"] == "007"
+        assert got[5]["friendlyName"] == "2024-03-01"
+        assert got[6]["trunkUsername"] == "12345"
+        assert got[10]["friendlyName"] == "1.5"
+        assert "nan" not in str(got)
 
 
 def test_header_row_option_overrides(tmp_path: Path) -> None:
     path = WRITERS[".xlsx"](tmp_path / "in.xlsx")
-    table = open_table(path, header_row=4)  # a data row taken as the header
-    assert table.header_row == 4
-    assert next(r.row for r in table.rows()) == 5
+    with open_table(path, header_row=4) as table:  # a data row taken as the header
+        assert table.header_row == 4
+        assert next(r.row for r in table.rows()) == 5
 
 
 def test_title_row_in_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,8 +180,8 @@ def test_mostly_utf8_file_with_a_stray_byte(
     assert "not UTF-8" in rows["3"]["error"]
     assert "--encoding" in rows["3"]["error"]
     assert rows["4"]["error"] == "duplicate of row 2" or "phoneNumber" in rows["4"]["error"]
-    table = open_table(path)
-    assert next(table.rows()).values["friendlyName"] == "Café Zürich"  # no mojibake
+    with open_table(path) as table:
+        assert next(table.rows()).values["friendlyName"] == "Café Zürich"  # no mojibake
 
 
 def test_huge_cell_makes_its_row_invalid(
@@ -218,7 +218,8 @@ def test_huge_cell_in_a_workbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         for info in src.infolist():
             data = src.read(info.filename)
             dst.writestr(info.filename, data.replace(b"PLACEHOLDER", b"x" * 2_000_000))
-    got = list(open_table(path).rows())
+    with open_table(path) as opened:
+        got = list(opened.rows())
     assert [r.problem for r in got][0::2] == ["", ""]
     assert got[1].problem.startswith("has a cell longer than 131072 characters")
     monkeypatch.setattr(load, "_MAX_PART", 1_000_000)
@@ -247,13 +248,13 @@ def test_many_unknown_columns_give_a_short_warning(
 def test_truncated_input_is_detected(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     write_csv(path, TEMPLATE, [[f"+1415555{i:04d}", "u", "p", "s.x.com", ""] for i in range(50)])
-    table = open_table(path, chunk_rows=10)
-    chunks = table.chunks()
-    next(chunks)
-    with path.open("r+") as f:
-        f.truncate(200)
-    with pytest.raises(InputChangedError, match=r"changed while it was being read.*row 12"):
-        list(chunks)
+    with open_table(path, chunk_rows=10) as table:
+        chunks = table.chunks()
+        next(chunks)
+        with path.open("r+") as f:
+            f.truncate(200)
+        with pytest.raises(InputChangedError, match=r"changed while it was being read.*row 12"):
+            list(chunks)
 
 
 def test_input_truncated_mid_run_stops_with_a_clear_error(
@@ -305,9 +306,9 @@ def test_failed_rows_fixed_and_fed_back(
     code, err = _run([str(path), "--base-url", api.url, "--failed-rows", str(failed)], capsys)
     assert code == 1, err
     assert stat.S_IMODE(os.stat(failed).st_mode) == 0o600
-    table = open_table(failed)
-    assert table.header == ["error", *header]
-    got = list(table.records())
+    with open_table(failed) as table:
+        assert table.header == ["error", *header]
+        got = list(table.records())
     assert [cells[1] for _, cells in got] == ["n2", "n4"]
     assert "phoneNumber" in got[0][1][0]
     # fix them and feed the file back
@@ -423,16 +424,16 @@ def test_rows_and_chunks_read_the_same(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_text(MESSY)
     for size in (1, 2, 100):
-        table = open_table(path, chunk_rows=size)
-        streamed = [(r.row, r.values, r.problem) for r in table.rows()]
-        framed = []
-        for frame in table.chunks():
-            names = [c for c in frame.columns if c not in ("row", "_problem")]
-            for i in range(len(frame)):
-                values = {n: frame[n].iloc[i] for n in names if frame[n].iloc[i]}
-                problem = frame["_problem"].iloc[i] if "_problem" in frame.columns else ""
-                framed.append((int(frame["row"].iloc[i]), values, problem))
-        assert streamed == framed
+        with open_table(path, chunk_rows=size) as table:
+            streamed = [(r.row, r.values, r.problem) for r in table.rows()]
+            framed = []
+            for frame in table.chunks():
+                names = [c for c in frame.columns if c not in ("row", "_problem")]
+                for i in range(len(frame)):
+                    values = {n: frame[n].iloc[i] for n in names if frame[n].iloc[i]}
+                    problem = frame["_problem"].iloc[i] if "_problem" in frame.columns else ""
+                    framed.append((int(frame["row"].iloc[i]), values, problem))
+            assert streamed == framed
     assert [row for row, _, _ in streamed] == [4, 6, 7, 8, 10]
     assert streamed[0][1]["friendlyName"] == "two\nlines"
     assert streamed[1][2].startswith("has 8 cells, the header has 6")

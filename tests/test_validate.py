@@ -365,22 +365,22 @@ def test_check_columns() -> None:
 
 @pytest.mark.parametrize("name", ["phone_numbers.csv", "phone_numbers.xlsx"])
 def test_samples_validate_as_documented(name: str) -> None:
-    table = open_table(SAMPLES / name)
-    assert table.ignored == []
-    check_columns(table.columns, {}, table.header)
-    validator = Validator()
-    results = [validator.check(raw) for raw in table.rows()]
-    bad = [r for r in results if isinstance(r, RowResult)]
-    assert len(results) - len(bad) == 17
-    assert [(r.row, r.error.split(":")[0]) for r in bad] == [
-        (8, "phoneNumber"),
-        (12, "terminationSipURI"),
-        (17, "phoneNumber"),
-    ]
-    assert bad[2].error == "phoneNumber: duplicate of row 2"
+    with open_table(SAMPLES / name) as table:
+        assert table.ignored == []
+        check_columns(table.columns, {}, table.header)
+        validator = Validator()
+        results = [validator.check(raw) for raw in table.rows()]
+        bad = [r for r in results if isinstance(r, RowResult)]
+        assert len(results) - len(bad) == 17
+        assert [(r.row, r.error.split(":")[0]) for r in bad] == [
+            (8, "phoneNumber"),
+            (12, "terminationSipURI"),
+            (17, "phoneNumber"),
+        ]
+        assert bad[2].error == "phoneNumber: duplicate of row 2"
 
 
 def test_template_is_header_only() -> None:
-    table = open_table(SAMPLES / "template.csv")
-    assert len(table.columns) == 8
-    assert list(table.rows()) == []
+    with open_table(SAMPLES / "template.csv") as table:
+        assert len(table.columns) == 8
+        assert list(table.rows()) == []

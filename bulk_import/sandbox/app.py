@@ -143,8 +143,9 @@ def preload_records(path: Any) -> dict[str, Record]:
     from bulk_import.validate import PhoneError, normalize_phone
 
     records: dict[str, Record] = {}
-    table = open_table(path)
-    for raw in table.rows():
+    with open_table(path) as table:
+        raws = list(table.rows())
+    for raw in raws:
         values = raw.values
         try:
             number = normalize_phone(values.get("phoneNumber", ""), None)
