@@ -319,14 +319,29 @@ def test_list_raises_unless_2xx() -> None:
 # -- the default (aiohttp) transport over real sockets ---------------------------------
 
 
-async def _serve(behaviour: str) -> asyncio.Server:
+async def _serve(behaviour: str, handlers: set[asyncio.Task[Any]]) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(65536)
-        if behaviour == "hang":
-            await asyncio.sleep(2)
-        writer.close()
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            await reader.read(65536)
+            if behaviour == "hang":
+                await asyncio.sleep(2)
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
     return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def _stop(server: asyncio.Server, handlers: set[asyncio.Task[Any]]) -> None:
+    """Close the server and every connection it accepted (a hanging one is cancelled)."""
+    server.close()
+    await server.wait_closed()
+    for task in handlers:
+        task.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
 
 
 @pytest.mark.parametrize(("behaviour", "maybe_sent"), [("close", True), ("hang", True)])
@@ -334,7 +349,8 @@ def test_default_transport_classifies_a_lost_answer_as_maybe_sent(
     behaviour: str, maybe_sent: bool
 ) -> None:
     async def go() -> ConnectionFailed:
-        server = await _serve(behaviour)
+        handlers: set[asyncio.Task[Any]] = set()
+        server = await _serve(behaviour, handlers)
         port = server.sockets[0].getsockname()[1]
         try:
             async with SigmaMindAPI(f"http://127.0.0.1:{port}", KEY, timeout=0.3) as api:
@@ -342,7 +358,7 @@ def test_default_transport_classifies_a_lost_answer_as_maybe_sent(
                     await api.create(request())
                 return raised.value
         finally:
-            server.close()
+            await _stop(server, handlers)
 
     failure = asyncio.run(go())
     assert failure.maybe_sent is maybe_sent
@@ -350,10 +366,10 @@ def test_default_transport_classifies_a_lost_answer_as_maybe_sent(
 
 def test_default_transport_classifies_a_refused_connection_as_not_sent() -> None:
     async def go() -> ConnectionFailed:
-        server = await _serve("close")
+        handlers: set[asyncio.Task[Any]] = set()
+        server = await _serve("close", handlers)
         port = server.sockets[0].getsockname()[1]
-        server.close()
-        await server.wait_closed()
+        await _stop(server, handlers)
         async with SigmaMindAPI(f"http://127.0.0.1:{port}", KEY, timeout=0.3) as api:
             with pytest.raises(ConnectionFailed) as raised:
                 await api.create(request())
