@@ -105,7 +105,7 @@ def test_kill_9_then_resume_until_done(tmp_path: Path, sandbox_factory: Any) -> 
         finished = {r["phone_number"] for r in _readable(results) if r["status"] == "imported"}
         checks.append((finished, dict(api.state.attempts)))
         proc.kill()
-        proc.wait()
+        proc.communicate()  # waits, and closes the pipes
     rows = read_results(results)
     assert len(rows) == 400
     assert {r["status"] for r in rows} == {"imported"}

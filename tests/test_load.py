@@ -195,7 +195,7 @@ def test_comma_file_with_semicolons_in_cells(tmp_path: Path) -> None:
 
 
 def test_single_column_file(tmp_path: Path) -> None:
-    assert rows(
+    assert rows_closed(
         open_table(write(tmp_path, "in.csv", "phoneNumber\n+14155552671\n+14155552672\n"))
     ) == [
         (2, {"phoneNumber": "+14155552671"}),

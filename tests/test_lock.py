@@ -44,14 +44,14 @@ def test_second_run_is_refused_and_names_the_holder(tmp_path: Path) -> None:
         assert info.value.exit_code == 75
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()  # waits, and closes the pipe
 
 
 def test_lock_of_a_killed_run_does_not_block(tmp_path: Path) -> None:
     results = tmp_path / "out.csv"
     proc = _holder(results)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # waits, and closes the pipe
     assert lock_path(results).exists()  # the stale file is still there...
     with RunLock(results):  # ...and does not block
         pass

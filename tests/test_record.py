@@ -71,7 +71,8 @@ def test_results_writer_appends_then_finalizes_in_row_order(tmp_path: Path) -> N
             RowResult(5, "+14155550005", Status.IMPORTED, "+14155550005", 201, 1),
         ]
     )
-    rows = list(csv.DictReader(path.open()))
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
     assert [r["row"] for r in rows] == ["2", "5"]
     assert rows[0]["phone_number"] == "'=1+1"
     assert rows[0]["http_status"] == ""
