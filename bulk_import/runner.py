@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING
 
 from .config import DEFAULT_BASE_URL, MAX_CONCURRENCY, check_base_url
 from .decide import changed_fields, fingerprint
-from .errors import ApiError, BulkImportError, InputChangedError, MissingColumnsError, UsageError
+from .errors import (
+    ApiError,
+    BulkImportError,
+    InputChangedError,
+    MissingColumnsError,
+    ResultsFileError,
+    UsageError,
+    WriteError,
+)
 from .load import Table, open_table
 from .lock import RunLock
 from .models import (
@@ -41,6 +49,7 @@ from .models import (
     RowResult,
     Status,
 )
+from .outputs import Kind, Output, check_outputs, results_outputs
 from .progress import Progress
 from .record import (
     Journal,
@@ -141,13 +150,11 @@ class RunOptions:
                     f"--encoding {self.encoding!r} is not a text encoding",
                     hint="e.g. utf-8, cp1252, latin-1, utf-16",
                 ) from None
-        if self.results_path.resolve() == self.file.resolve():
-            raise UsageError("--output must not be the input file")
-        if self.failed_rows is not None:
-            if self.failed_rows.suffix.lower() not in {".csv", ".xlsx"}:
-                raise UsageError("--failed-rows must name a .csv or .xlsx file")
-            if self.failed_rows.resolve() in {self.file.resolve(), self.results_path.resolve()}:
-                raise UsageError("--failed-rows must not be the input or the results file")
+        if self.failed_rows is not None and self.failed_rows.suffix.lower() not in {
+            ".csv",
+            ".xlsx",
+        }:
+            raise UsageError("--failed-rows must name a .csv or .xlsx file")
         if self.command == "plan" and self.dry_run:
             raise UsageError("plan never writes; it has no --dry-run (it is one)")
         if not self.dry_run and not self.sandbox:
@@ -157,6 +164,17 @@ class RunOptions:
                     "no API key: set SIGMAMIND_API_KEY or use --api-key-file PATH",
                     hint="or try --dry-run to check the file, or --sandbox for a demo",
                 )
+
+    def outputs(self) -> list[Output]:
+        """Every file this run writes, for ``check_outputs`` (before anything is touched)."""
+        outputs = results_outputs(self.results_path, journal=not self.dry_run)
+        if self.summary_json is not None:
+            outputs.append(Output("--summary-json", self.summary_json, Kind.REPLACED, streams=True))
+        if self.log_file is not None:
+            outputs.append(Output("--log-file", self.log_file, Kind.APPENDED, streams=True))
+        if self.failed_rows is not None:
+            outputs.append(Output("--failed-rows", self.failed_rows, Kind.REPLACED))
+        return outputs
 
 
 class _Run:
@@ -307,6 +325,9 @@ def run_import(
     """
     say = say or _stderr
     opts.check()
+    # Every output is checked before the first request, and before anything is truncated,
+    # replaced or deleted (an earlier results file, its journal).
+    check_outputs(opts.outputs(), inputs=[("the input file", opts.file)])
     if opts.sandbox and not opts.dry_run:
         from .sandbox import SandboxConfig, SandboxServer
 
@@ -357,12 +378,16 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 defaults=opts.defaults, default_region=opts.default_region, partial=opts.partial
             )
             if opts.dry_run:
-                return _dry_run(opts, table, validator, say, started, t0, handle_signals)
+                try:
+                    return _dry_run(opts, table, validator, say, started, t0, handle_signals)
+                except WriteError as exc:  # a full disk; a dry run sends nothing
+                    raise ResultsFileError(exc.message, hint=exc.hint) from exc
             rows = (validator.check(raw) for raw in table.rows())
             total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
         with ExitStack() as stack:
             had_journal = journal_path(results_path).exists()
             journal = stack.enter_context(Journal(journal_path(results_path), resume=opts.resume))
+            stack.push(_nothing_sent_if_unmarked(journal))  # a full disk before any request
             if opts.resume and not had_journal:
                 # The journal has every done row; without it, the results file is what is left.
                 if results_path.exists():
@@ -502,6 +527,20 @@ def _failed_rows(
         return
     if count:
         say(f"failed rows: {count} row(s) to fix and run again are in {path}")
+
+
+def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
+    """An exit callback: a ``WriteError`` (a full disk) before this run marked any request
+    in doubt is a ``ResultsFileError`` (exit 2: nothing was sent)."""
+
+    def on_exit(
+        exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if isinstance(exc, WriteError) and not journal.marked:
+            raise ResultsFileError(exc.message, hint=exc.hint) from exc
+        return False
+
+    return on_exit
 
 
 def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult | Job]:
