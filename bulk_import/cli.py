@@ -12,6 +12,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -367,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         return _run(args)
     except BulkImportError as exc:
-        print(f"bulk-import: error: {exc}", file=sys.stderr)
+        print(f"bulk-import: error: {describe(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bulk-import: interrupted", file=sys.stderr)
@@ -381,6 +382,63 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+#: The command line's word for each library parameter an error may name
+#: (``BulkImportError.param``): the first mention of the parameter in the message (and
+#: in its hint) is replaced by this, and so is any ``name=True`` (a switch).
+FLAGS: dict[str, str] = {
+    "file": "FILE",
+    "output": "--output",
+    "sheet": "--sheet",
+    "header_row": "--header-row",
+    "failed_rows": "--failed-rows",
+    "encoding": "--encoding",
+    "base_url": "--base-url",
+    "api_key": f"an API key ({API_KEY_ENV} or --api-key-file PATH)",
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "max_attempts": "--max-attempts",
+    "timeout": "--timeout",
+    "dry_run": "--dry-run",
+    "resume": "--resume",
+    "on_existing": "--on-existing",
+    "max_failures": "--max-failures",
+    "mapping": "--map",
+    "defaults": "--default",
+    "default_region": "--default-region",
+    "summary_json": "--summary-json",
+    "log_file": "--log-file",
+    "allow_insecure_http": "--allow-insecure-http",
+    "sandbox": "--sandbox",
+    "yes": "--yes",
+}
+#: The command line's own hint for a parameter, where the library's (which may name other
+#: parameters, or say "None") would not read right on a terminal.
+HINTS: dict[str, str] = {
+    "rate": "leave --rate out for no limit",
+    "yes": "confirm with --yes (not asked: not on a terminal)",
+}
+
+
+def describe(exc: BulkImportError) -> str:
+    """The error as the command line says it: the parameter it names becomes its flag."""
+    message, hint = _switches(exc.message), exc.hint and _switches(exc.hint)
+    param = exc.param
+    if param in FLAGS:
+        name = re.compile(rf"(?<![\w-]){re.escape(param)}(?![\w-])")
+        flag = FLAGS[param]
+        message = name.sub(lambda _m: flag, message, count=1)
+        if param in HINTS:
+            hint = HINTS[param]
+        elif hint:
+            hint = name.sub(lambda _m: flag, hint, count=1)
+    return f"{message} ({hint})" if hint else message
+
+
+def _switches(text: str) -> str:
+    """``dry_run=True`` as ``--dry-run``."""
+    return re.sub(r"(?<![\w-])([a-z_]+)=True\b", lambda m: FLAGS.get(m[1], m[0]), text)
 
 
 def _gives_api_key(argv: Sequence[str]) -> bool:
@@ -441,6 +499,10 @@ def _setup_logging(*, quiet: bool) -> None:
         logger.addHandler(_Stderr())
         logger.propagate = False
     logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    for name in ("httpx", "httpcore"):  # their INFO lines would log every request URL
+        other = logging.getLogger(name)
+        if other.level < logging.WARNING:
+            other.setLevel(logging.WARNING)
 
 
 def _warn(text: str) -> None:
@@ -491,7 +553,7 @@ def _run(args: argparse.Namespace) -> int:
         confirm=_ask if _on_terminal() else None,
     )
     say = (lambda _text: None) if args.quiet else _warn
-    summary = run_import(opts, say=say)
+    summary = run_import(opts, say=say, handle_signals=True)
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
 
