@@ -21,10 +21,21 @@ from . import __version__
 from .config import (
     API_KEY_ENV,
     BASE_URL_ENV,
-    MAX_CONCURRENCY,
     resolve_api_key,
     resolve_base_url,
     resolve_trunk_password,
+)
+from .defaults import (
+    CONCURRENCY,
+    EXIT_ABORTED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_ROWS,
+    EXIT_USAGE,
+    MAX_ATTEMPTS,
+    MAX_CONCURRENCY,
+    TIMEOUT,
 )
 from .errors import BulkImportError, UsageError
 
@@ -55,9 +66,11 @@ examples:
   pick up where a stopped or failed run left off (skips rows already imported):
     bulk-import run numbers.csv --resume
 
-exit codes: 0 all rows done; 1 some rows invalid/failed/not attempted; 2 usage or file
-error (nothing sent); 3 aborted (key rejected, API unreachable); 75 another run holds the
-results file; 130 interrupted.
+exit codes: {EXIT_OK} all rows done; {EXIT_ROWS} some rows invalid/failed/not attempted; \
+{EXIT_USAGE} usage or file
+error (nothing sent); {EXIT_ABORTED} aborted (key rejected, API unreachable); {EXIT_LOCKED} \
+another run holds the
+results file; {EXIT_INTERRUPTED} interrupted.
 """
 
 
@@ -186,8 +199,10 @@ def _connection_options(p: argparse.ArgumentParser) -> None:
     api.add_argument("--sandbox", action="store_true", help="export from a local emulator (a demo)")
     api.add_argument("--allow-insecure-http", action="store_true", help=argparse.SUPPRESS)
     api.add_argument("--rate", type=float, metavar="R", help="requests per second at most")
-    api.add_argument("--max-attempts", type=int, default=5, metavar="N", help="tries per page")
-    api.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    api.add_argument(
+        "--max-attempts", type=int, default=MAX_ATTEMPTS, metavar="N", help="tries per page"
+    )
+    api.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS")
     api.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
 
@@ -278,9 +293,9 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--concurrency",
         type=int,
-        default=8,
+        default=CONCURRENCY,
         metavar="N",
-        help=f"requests in flight at once, 1 to {MAX_CONCURRENCY} (default: 8)",
+        help=f"requests in flight at once, 1 to {MAX_CONCURRENCY} (default: {CONCURRENCY})",
     )
     send.add_argument(
         "--rate",
@@ -291,12 +306,16 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--max-attempts",
         type=int,
-        default=5,
+        default=MAX_ATTEMPTS,
         metavar="N",
-        help="tries per row for 429, 5xx and network errors (default: 5)",
+        help=f"tries per row for 429, 5xx and network errors (default: {MAX_ATTEMPTS})",
     )
     send.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default: 30)"
+        "--timeout",
+        type=float,
+        default=TIMEOUT,
+        metavar="SECONDS",
+        help=f"per request (default: {TIMEOUT:g})",
     )
     send.add_argument(
         "--max-failures",
@@ -335,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if _gives_api_key(argv):
         print(API_KEY_FLAG_REFUSED, file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -354,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("bulk-import: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("BULK_IMPORT_DEBUG"):
             raise
@@ -518,7 +537,7 @@ def _template(args: argparse.Namespace) -> int:
 
     write_template(args.out)
     print(f"bulk-import: template written to {args.out}", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -539,7 +558,7 @@ def _export(args: argparse.Namespace) -> int:
     say = (lambda _text: None) if args.quiet else _warn
     count = export_account(opts, say=say)
     print(f"bulk-import: exported {count} number(s) to {args.out}", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -554,4 +573,4 @@ def _sandbox(args: argparse.Namespace) -> int:
             f"the sandbox can't listen on 127.0.0.1:{args.port}: {exc.strerror or exc}",
             hint="choose another --port, or --port 0 for a free one",
         ) from exc
-    return 0
+    return EXIT_OK

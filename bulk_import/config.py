@@ -19,9 +19,6 @@ from .errors import UsageError
 DEFAULT_BASE_URL = "https://api.sigmamind.ai"
 API_KEY_ENV = "SIGMAMIND_API_KEY"
 BASE_URL_ENV = "SIGMAMIND_BASE_URL"
-#: The most requests in flight a run allows (``--concurrency``): each one holds a
-#: connection and a task, and no API serves one client more usefully than this.
-MAX_CONCURRENCY = 1000
 
 
 def read_secret_file(path: Path, what: str, warn: Callable[[str], None]) -> str:

@@ -26,8 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_BASE_URL, MAX_CONCURRENCY, check_base_url
+from .config import DEFAULT_BASE_URL, check_base_url
 from .decide import changed_fields, fingerprint
+from .defaults import (
+    CONCURRENCY,
+    EXIT_ABORTED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS,
+    MAX_ATTEMPTS,
+    MAX_CONCURRENCY,
+    TIMEOUT,
+)
 from .errors import ApiError, UsageError
 from .load import Table, open_table
 from .lock import RunLock
@@ -58,7 +68,6 @@ from .validate import Validator, check_columns
 if TYPE_CHECKING:
     from .submit import SubmitReport
 
-EXIT_OK, EXIT_ROWS, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 3, 130
 #: The error of a row whose request was cut in flight (a second interrupt).
 CUT = "interrupted in flight: may have been stored; --resume checks"
 #: The signals that stop a run like Ctrl-C: the first drains, the second cuts.
@@ -75,10 +84,10 @@ class RunOptions:
     encoding: str | None = None
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
-    concurrency: int = 8
+    concurrency: int = CONCURRENCY
     rate: float | None = None
-    max_attempts: int = 5
-    timeout: float = 30.0
+    max_attempts: int = MAX_ATTEMPTS
+    timeout: float = TIMEOUT
     dry_run: bool = False
     resume: bool = False
     on_existing: OnExisting = "skip"
@@ -569,7 +578,7 @@ async def _send(
                 api,
                 SubmitOptions(
                     concurrency=opts.concurrency,
-                    max_attempts=opts.max_attempts,
+                    retry=retry,
                     on_existing=opts.on_existing,
                     max_failures=opts.max_failures,
                     writes=writes,
@@ -578,7 +587,6 @@ async def _send(
                 journal=run,
                 on_result=run.on_result,
                 limiter=limiter,
-                retry=retry,
                 stop=stop,
             )
         )

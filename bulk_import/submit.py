@@ -41,11 +41,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
+from .defaults import CONCURRENCY
 from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
 from .models import Action, FailureLimit, Job, OnExisting, RowResult, Status
 from .ratelimit import RateLimiter
@@ -84,8 +85,9 @@ class Journal(Protocol):
 
 @dataclass(frozen=True)
 class SubmitOptions:
-    concurrency: int = 8
-    max_attempts: int = 5
+    concurrency: int = CONCURRENCY
+    #: How many attempts per request, and the waits between them.
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_existing: OnExisting = "skip"
     max_failures: FailureLimit | None = None  # stop sending once rows keep failing
     #: False for a plan (or undo's dry run): reads are sent, every write becomes the
@@ -144,7 +146,6 @@ async def submit(
     journal: Journal,
     on_result: Callable[[RowResult], None],
     limiter: RateLimiter | None = None,
-    retry: RetryPolicy | None = None,
     stop: asyncio.Event | None = None,
 ) -> SubmitReport:
     """Send every job (see the module docstring); returns the run's report."""
@@ -153,7 +154,7 @@ async def submit(
         options,
         journal,
         limiter if limiter is not None else RateLimiter(None),
-        retry if retry is not None else RetryPolicy(max_attempts=options.max_attempts),
+        options.retry,
         stop if stop is not None else asyncio.Event(),
     )
     return await run.run(iter(jobs), on_result)

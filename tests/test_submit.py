@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bulk_import.api import SigmaMindAPI
+from bulk_import.defaults import MAX_ATTEMPTS
 from bulk_import.errors import AuthError, UnreachableError
 from bulk_import.models import ImportRequest, Job, RowResult, Status
 from bulk_import.ratelimit import RateLimiter
@@ -160,17 +161,18 @@ class Harness:
         async def go() -> SubmitReport:
             transport = httpx.MockTransport(self.api.handle)
             async with SigmaMindAPI("https://api.test", API_KEY, transport=transport) as api:
-                opts = SubmitOptions(**options)
+                retry = RetryPolicy(
+                    max_attempts=options.pop("max_attempts", MAX_ATTEMPTS),
+                    jitter=0.0,
+                    sleep=self.time.sleep,
+                )
                 return await submit(
                     todo,
                     api,
-                    opts,
+                    SubmitOptions(**options, retry=retry),
                     journal=self.journal,
                     on_result=self.results.append,
                     limiter=limiter or RateLimiter(None, adaptive=False),
-                    retry=RetryPolicy(
-                        max_attempts=opts.max_attempts, jitter=0.0, sleep=self.time.sleep
-                    ),
                     stop=stop,
                 )
 
@@ -528,13 +530,15 @@ def run_against(
             return await submit(
                 todo,
                 api,
-                SubmitOptions(concurrency=concurrency, max_attempts=max_attempts),
+                SubmitOptions(
+                    concurrency=concurrency,
+                    retry=RetryPolicy(
+                        max_attempts=max_attempts, base_delay=0.01, max_delay=0.2, jitter=0.01
+                    ),
+                ),
                 journal=NoJournal(),
                 on_result=results.append,
                 limiter=limiter,
-                retry=RetryPolicy(
-                    max_attempts=max_attempts, base_delay=0.01, max_delay=0.2, jitter=0.01
-                ),
             )
 
     report = asyncio.run(go())
