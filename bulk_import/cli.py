@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(command_name="run")
     _batch_commands(sub)
 
-    from .sandbox.__main__ import DEFAULTS, add_arguments
+    from .sandbox.cli import DEFAULTS, add_arguments
 
     sandbox = sub.add_parser(
         "sandbox",
@@ -562,7 +562,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox.__main__ import run
+    from .sandbox.cli import run
 
     if not 0 <= args.port < 65536:
         raise UsageError("--port must be between 0 and 65535")

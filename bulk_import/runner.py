@@ -189,7 +189,7 @@ class _Run:
         else:
             self.log.row(result)
 
-    # -- the submit.Journal protocol: the journal's, counting the requests each row sent
+    # -- the submit.JournalProtocol: the journal's, counting the requests each row sent
     def sending(self, job: Job) -> None:
         self.journal.sending(job)
         self.sent[job.row] += 1

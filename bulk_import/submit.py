@@ -57,7 +57,7 @@ T = TypeVar("T")
 FAILING_STREAK = 3  # requests out of attempts, with no usable answer between: API down
 
 
-class Journal(Protocol):
+class JournalProtocol(Protocol):
     """The caller's durable record of rows sent without an answer."""
 
     def sending(self, job: Job) -> None:
@@ -143,13 +143,13 @@ async def submit(
     api: SigmaMindAPI,
     options: SubmitOptions,
     *,
-    journal: Journal,
+    journal: JournalProtocol,
     on_result: Callable[[RowResult], None],
     limiter: RateLimiter | None = None,
     stop: asyncio.Event | None = None,
 ) -> SubmitReport:
     """Send every job (see the module docstring); returns the run's report."""
-    run = _Run(
+    run = _Submission(
         api,
         options,
         journal,
@@ -160,14 +160,14 @@ async def submit(
     return await run.run(iter(jobs), on_result)
 
 
-class _Run:
+class _Submission:
     """One submit call: the worker pool, the shared counters and the halt switch."""
 
     def __init__(
         self,
         api: SigmaMindAPI,
         options: SubmitOptions,
-        journal: Journal,
+        journal: JournalProtocol,
         limiter: RateLimiter,
         policy: RetryPolicy,
         stop: asyncio.Event,
@@ -372,7 +372,7 @@ class _Run:
 # -- one job -------------------------------------------------------------------------
 
 
-async def _process_job(run: _Run, job: Job) -> RowResult:
+async def _process_job(run: _Submission, job: Job) -> RowResult:
     """The whole life of one job, as exactly one ``RowResult``."""
     row = _Row(job, in_doubt=run.journal.in_doubt(job))
     try:
@@ -399,7 +399,7 @@ async def _process_job(run: _Run, job: Job) -> RowResult:
         return row.result(Status.FAILED, error=f"{reason} (last: {row.last_error})")
 
 
-async def _import(run: _Run, row: _Row) -> RowResult:
+async def _import(run: _Submission, row: _Row) -> RowResult:
     req = row.job.request
     answer = await run.request(row, lambda: run.api.create(req), stores=True)
     if answer.kind is AnswerKind.OK:
@@ -411,7 +411,7 @@ async def _import(run: _Run, row: _Row) -> RowResult:
     return row.result(Status.FAILED, error=answer.message)
 
 
-async def _existing(run: _Run, row: _Row) -> RowResult:
+async def _existing(run: _Submission, row: _Row) -> RowResult:
     """The number exists: ours from a lost attempt (-> imported), or --on-existing."""
     req = row.job.request
     row.counting = False  # ``attempts`` counts the POST's tries only

@@ -26,9 +26,9 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from bulk_import.models import E164, OPTIONAL_FIELDS, SIP_URI_RE, ImportRequest
-from bulk_import.sandbox.config import Fault, SandboxConfig
 from bulk_import.sandbox.faults import TRANSPORT_KEY, DropConnection, FaultDice
 from bulk_import.sandbox.limits import RateLimit, format_retry_after
+from bulk_import.sandbox.settings import Fault, SandboxConfig
 
 #: The fields of a stored number that the API answers with (never the trunk credentials).
 PUBLIC_FIELDS = (

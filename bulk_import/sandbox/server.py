@@ -20,8 +20,8 @@ from typing import Self
 import uvicorn
 
 from bulk_import.sandbox.app import SandboxApp, SandboxState
-from bulk_import.sandbox.config import SandboxConfig
 from bulk_import.sandbox.faults import ConnectionDropped
+from bulk_import.sandbox.settings import SandboxConfig
 
 HOST = "127.0.0.1"
 
