@@ -2,7 +2,8 @@
 
 ``RawRow`` (load) -> ``Job`` or an ``invalid`` ``RowResult`` (validate) -> ``RowResult``
 (submit) -> results file (record).  Python names are snake_case; the pydantic models
-carry the API's JSON names as aliases, and ``FIELDS`` lists them in SPEC order.
+carry the API's JSON names as aliases, and ``FIELDS`` lists them in the order of
+docs/contract.md ("Fields").
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ OnExisting = Literal["skip", "update", "fail"]
 
 
 class Status(StrEnum):
-    """The ``status`` column of the results file (SPEC section 4)."""
+    """The ``status`` column of the results file (docs/contract.md, "The results file")."""
 
     IMPORTED = "imported"
     ALREADY_EXISTS = "already_exists"
@@ -286,7 +287,7 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class RowResult:
-    """One line of the results file (SPEC section 4)."""
+    """One line of the results file (docs/contract.md, "The results file")."""
 
     row: int
     phone_number: str

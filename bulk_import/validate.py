@@ -1,13 +1,14 @@
 """Check rows: a ``RawRow`` becomes a ``Job`` (ready to send) or an ``invalid`` result.
 
-SPEC sections 3 and 4.  Phone numbers lose spaces, dashes, dots and brackets (and a
-``(0)`` after the country code); a leading ``00`` becomes ``+``; full-width characters are
-read as ASCII (NFKC); a cell Excel stored as a float (``.0``, ``E+11``) is refused with a
-hint; the result must be E.164 (``+`` then 7 to 15 digits) with an assigned country code
-and a length possible for it (phones.py).  Digits without ``+`` are read only with a default region,
-through ``phonenumbers``, and must then be a valid number of that region.  Everything else
-is checked by ``ImportRequest`` (models.py); its errors are turned into one readable line,
-every problem of the row, each naming its column by JSON name, in field order::
+docs/contract.md, "The input file" and "The results file".  Phone numbers lose spaces,
+dashes, dots and brackets (and a ``(0)`` after the country code); a leading ``00`` becomes
+``+``; full-width characters are read as ASCII (NFKC); a cell Excel stored as a float
+(``.0``, ``E+11``) is refused with a hint; the result must be E.164 (``+`` then 7 to 15
+digits) with an assigned country code and a length possible for it (phones.py).  Digits
+without ``+`` are read only with a default region, through ``phonenumbers``, and must then
+be a valid number of that region.  Everything else is checked by ``ImportRequest``
+(models.py); its errors are turned into one readable line, every problem of the row, each
+naming its column by JSON name, in field order::
 
     phoneNumber: '4155552671' has no country code (+...); terminationSipURI: required
 

@@ -1,4 +1,7 @@
-"""bulk_import.load: files -> text rows with spreadsheet row numbers (SPEC section 3)."""
+"""bulk_import.load: files -> text rows with spreadsheet row numbers.
+
+docs/contract.md, "The input file".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""bulk_import.validate: rows -> jobs or invalid results (SPEC sections 3 and 4)."""
+"""bulk_import.validate: rows -> jobs or invalid results (docs/contract.md: input, results)."""
 
 from __future__ import annotations
 

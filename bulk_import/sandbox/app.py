@@ -4,7 +4,8 @@ This module owns ``SandboxState`` (the stored numbers and the counters tests rea
 ``SandboxApp``, the ASGI application.  Its entry point does what applies to every API
 request (count it, wait ``latency_ms``, rate-limit, check ``X-API-Key``, count the
 answer's status) and hands the request to a Starlette router whose handlers implement
-SPEC section 1 with the validation rules of ``bulk_import.models.ImportRequest``.
+the endpoints of docs/contract.md ("The API") with the validation rules of
+``bulk_import.models.ImportRequest``.
 
 ``/_sandbox/stats`` (GET) and ``/_sandbox/reset`` (POST) need no key, are not counted and
 are never delayed, limited or faulted.
@@ -192,7 +193,7 @@ def unprocessable(errors: list[dict[str, str]]) -> JSONResponse:
 def validate_import(body: Any) -> ImportRequest | list[dict[str, str]]:
     """The import request in ``body``, or its errors.
 
-    The rules of ``ImportRequest``, and one more (SPEC section 1): an absent optional
+    The rules of ``ImportRequest``, and one more (docs/contract.md, "Fields"): an absent optional
     field is left out, so an optional field sent as ``null`` or ``""`` is refused.
     """
     errors = [
