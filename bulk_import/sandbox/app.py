@@ -26,7 +26,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from bulk_import.models import E164, OPTIONAL_FIELDS, SIP_URI_RE, ImportRequest
+from bulk_import.models import (
+    OPTIONAL_FIELDS,
+    PATCH_NAMES,
+    RULES,
+    SIP_URI_RE,
+    ImportRequest,
+)
 from bulk_import.sandbox.faults import TRANSPORT_KEY, DropConnection, FaultDice
 from bulk_import.sandbox.limits import RateLimit, format_retry_after
 from bulk_import.sandbox.settings import Fault, SandboxConfig
@@ -43,15 +49,7 @@ PUBLIC_FIELDS = (
 )
 
 #: PATCH body name -> stored field name.
-PATCH_FIELDS = {
-    "friendlyName": "friendlyName",
-    "inboundAgentId": "inboundAgentId",
-    "outboundAgentId": "outboundAgentId",
-    "outboundPhoneNumber": "outboundPhoneNumber",
-    "terminationSipUri": "terminationSipURI",
-    "trunkUsername": "trunkUsername",
-    "trunkPassword": "trunkPassword",
-}
+PATCH_FIELDS = {patch: name for name, patch in PATCH_NAMES.items()}
 
 Record = dict[str, Any]
 
@@ -61,13 +59,14 @@ class PatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    friendlyName: str | None = Field(default=None, max_length=128)
-    inboundAgentId: str | None = Field(default=None, max_length=64)
-    outboundAgentId: str | None = Field(default=None, max_length=64)
-    outboundPhoneNumber: str | None = Field(default=None, pattern=E164)
-    terminationSipUri: str | None = Field(default=None, min_length=1, max_length=253)
-    trunkUsername: str | None = Field(default=None, min_length=1, max_length=128)
-    trunkPassword: str | None = Field(default=None, min_length=1, max_length=128)
+    # The constraints of ``bulk_import.models.FIELDS``, by JSON name (tests check the names).
+    friendlyName: str | None = Field(default=None, **RULES["friendlyName"])
+    inboundAgentId: str | None = Field(default=None, **RULES["inboundAgentId"])
+    outboundAgentId: str | None = Field(default=None, **RULES["outboundAgentId"])
+    outboundPhoneNumber: str | None = Field(default=None, **RULES["outboundPhoneNumber"])
+    terminationSipUri: str | None = Field(default=None, **RULES["terminationSipURI"])
+    trunkUsername: str | None = Field(default=None, **RULES["trunkUsername"])
+    trunkPassword: str | None = Field(default=None, **RULES["trunkPassword"])
 
     @field_validator("terminationSipUri")
     @classmethod
