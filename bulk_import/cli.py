@@ -12,6 +12,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -369,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         return _run(args)
     except BulkImportError as exc:
-        print(f"bulk-import: error: {exc}", file=sys.stderr)
+        print(f"bulk-import: error: {describe(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bulk-import: interrupted", file=sys.stderr)
@@ -383,6 +384,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+#: The command line's word for each library parameter an error may name
+#: (``BulkImportError.param``): the first mention of the parameter in the message (and
+#: in its hint) is replaced by this.
+FLAGS: dict[str, str] = {
+    "file": "FILE",
+    "output": "--output",
+    "sheet": "--sheet",
+    "encoding": "--encoding",
+    "base_url": "--base-url",
+    "api_key": "an API key",
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "max_attempts": "--max-attempts",
+    "timeout": "--timeout",
+    "dry_run": "--dry-run",
+    "resume": "--resume",
+    "on_existing": "--on-existing",
+    "max_failures": "--max-failures",
+    "mapping": "--map",
+    "defaults": "--default",
+    "default_region": "--default-region",
+    "summary_json": "--summary-json",
+    "log_file": "--log-file",
+    "allow_insecure_http": "--allow-insecure-http",
+    "sandbox": "--sandbox",
+    "yes": "--yes",
+}
+#: The command line's own hint for a parameter, where the library's (which may name other
+#: parameters, or say "None") would not read right on a terminal.
+HINTS: dict[str, str] = {
+    "api_key": f"set {API_KEY_ENV} or use --api-key-file PATH; or try --dry-run to check "
+    "the file, or --sandbox for a demo",
+    "rate": "leave --rate out for no limit",
+    "yes": "confirm with --yes (not asked: not on a terminal)",
+}
+
+
+def describe(exc: BulkImportError) -> str:
+    """The error as the command line says it: the parameter it names becomes its flag."""
+    param = exc.param
+    if param is None or param not in FLAGS:
+        return str(exc)
+    name = re.compile(rf"(?<![\w-]){re.escape(param)}(?![\w-])")
+    flag = FLAGS[param]
+    message = name.sub(lambda _m: flag, exc.message, count=1)
+    hint = HINTS.get(param) or exc.hint
+    if hint is not None and param not in HINTS:
+        hint = name.sub(lambda _m: flag, hint, count=1)
+    return f"{message} ({hint})" if hint else message
 
 
 def _gives_api_key(argv: Sequence[str]) -> bool:

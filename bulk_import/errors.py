@@ -18,6 +18,11 @@ CLI turns them into a message and an exit code (``exit_code`` below)::
 
 Row-level problems (a bad cell, a refused request) are never exceptions: they are
 results with status ``invalid`` or ``failed``.
+
+Messages name the library's parameters, never command-line flags: an error about one
+option sets ``param`` to its name (a ``RunOptions`` field or a function's parameter) and
+writes that name in its message, e.g. ``UsageError("concurrency must be at least 1",
+param="concurrency")``.  The CLI rewrites the name into its flag (``cli.describe``).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ class BulkImportError(Exception):
 
     exit_code: int = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: The parameter the error is about (its name is written in ``message``), if any.
+        self.param = param
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

@@ -127,34 +127,41 @@ class RunOptions:
 
     def check(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise UsageError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}")
+            raise UsageError(
+                f"concurrency must be between 1 and {MAX_CONCURRENCY}", param="concurrency"
+            )
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise UsageError(
-                f"--rate {self.rate}: give a number of requests per second above 0",
-                hint="leave --rate out for no limit",
+                f"rate {self.rate}: give a number of requests per second above 0",
+                hint="None for no limit",
+                param="rate",
             )
         if self.max_attempts < 1:
-            raise UsageError("--max-attempts must be at least 1")
+            raise UsageError("max_attempts must be at least 1", param="max_attempts")
         if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise UsageError(f"--timeout {self.timeout}: give a number of seconds above 0")
+            raise UsageError(
+                f"timeout {self.timeout}: give a number of seconds above 0", param="timeout"
+            )
         if self.encoding is not None:
             try:
                 "".encode(self.encoding)  # a text encoding, not a codec such as rot13
             except LookupError:
                 raise UsageError(
-                    f"--encoding {self.encoding!r} is not a text encoding",
+                    f"encoding {self.encoding!r} is not a text encoding",
                     hint="e.g. utf-8, cp1252, latin-1, utf-16",
+                    param="encoding",
                 ) from None
         if self.results_path.resolve() == self.file.resolve():
-            raise UsageError("--output must not be the input file")
+            raise UsageError("output must not be the input file", param="output")
         if self.command == "plan" and self.dry_run:
-            raise UsageError("plan never writes; it has no --dry-run (it is one)")
+            raise UsageError("plan never writes; it has no dry_run (it is one)", param="dry_run")
         if not self.dry_run and not self.sandbox:
             check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
             if not self.api_key:
                 raise UsageError(
-                    "no API key: set SIGMAMIND_API_KEY or use --api-key-file PATH",
-                    hint="or try --dry-run to check the file, or --sandbox for a demo",
+                    "api_key is required to send anything",
+                    hint="or dry_run=True to check the file, or sandbox=True for a demo",
+                    param="api_key",
                 )
 
 
@@ -397,7 +404,9 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
     """
     source = opts.file
     if not source.exists():
-        raise UsageError(f"no results file at {source}", hint="give the results CSV of a run")
+        raise UsageError(
+            f"no results file at {source}", hint="give the results CSV of a run", param="file"
+        )
     befores = read_befores(journal_path(source))
     rows: list[RowResult | Job] = []
     deletes = restores = 0
@@ -437,7 +446,9 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
     if not opts.dry_run and deletes + restores and not opts.yes:
         if opts.confirm is None:
             raise UsageError(
-                f"{what}: confirm with --yes (not asked: not on a terminal); nothing was sent"
+                f"{what}: not confirmed; nothing was sent",
+                hint="yes=True goes ahead, or give confirm a function that asks",
+                param="yes",
             )
         if not opts.confirm(what):
             raise UsageError("undo cancelled: nothing was sent")
