@@ -505,7 +505,6 @@ def _run(args: argparse.Namespace) -> int:
     # Imported here, so that --help and usage errors answer at once (pandas is slow to load).
     from .load import parse_mapping
     from .runner import RunOptions, run_import
-    from .validate import parse_defaults
 
     env = os.environ
     defaults = parse_defaults(args.default)
@@ -546,6 +545,30 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_import(opts, say=say)
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
+
+
+def parse_defaults(items: Sequence[str]) -> dict[str, str]:
+    """``--default field=value``, repeated -> ``{JSON field name: value}``."""
+    from .load import match_header
+    from .models import FIELD_BY_JSON, FIELDS_HINT
+
+    defaults: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        json_name = match_header(name) if sep else None
+        if not sep or not name.strip():
+            raise UsageError(f"--default {item!r} is not of the form 'field=value'")
+        if json_name is None:
+            raise UsageError(f"--default {item!r}: {name!r} is not a field", hint=FIELDS_HINT)
+        if FIELD_BY_JSON[json_name].secret:
+            raise UsageError(
+                "--default cannot set trunkPassword: it would be visible in ps; "
+                "use --trunk-password-env VAR or --trunk-password-file PATH"
+            )
+        if not value.strip():
+            raise UsageError(f"--default {json_name}=: the value is empty")
+        defaults[json_name] = value.strip()
+    return defaults
 
 
 def _failure_limit(text: str) -> FailureLimit:

@@ -86,6 +86,8 @@ FIELDS: tuple[FieldSpec, ...] = (
 FIELD_BY_JSON: dict[str, FieldSpec] = {f.json: f for f in FIELDS}
 REQUIRED_FIELDS: tuple[str, ...] = tuple(f.json for f in FIELDS if f.required)
 OPTIONAL_FIELDS: tuple[str, ...] = tuple(f.json for f in FIELDS if not f.required)
+#: The hint of a message about a name that is not a field.
+FIELDS_HINT = "fields: " + ", ".join(f.json for f in FIELDS)
 #: The pydantic constraints of every field, by JSON name (``ImportRequest``, and the
 #: sandbox's ``PatchRequest``, are built from them).
 RULES: dict[str, dict[str, Any]] = {f.json: f.rules() for f in FIELDS}

@@ -32,7 +32,6 @@ from pydantic import ValidationError
 
 from bulk_import import phones
 from bulk_import.errors import MissingColumnsError, UsageError
-from bulk_import.load import match_header
 from bulk_import.models import (
     E164,
     E164_RE,
@@ -49,7 +48,6 @@ from bulk_import.models import (
 
 _ORDER = {spec.json: i for i, spec in enumerate(FIELDS)}
 _PHONE_FIELDS = tuple(spec.json for spec in FIELDS if spec.phone)
-_FIELDS_HINT = "fields: " + ", ".join(spec.json for spec in FIELDS)
 _QUOTE_LIMIT = 40
 
 # Spaces of every kind, dashes of every kind, dots and brackets: all dropped.
@@ -96,27 +94,6 @@ def check_columns(
     missing = [f for f in required if f not in columns and f not in defaults]
     if missing:
         raise MissingColumnsError(missing, list(found_headers))
-
-
-def parse_defaults(items: Sequence[str]) -> dict[str, str]:
-    """``["field=value", ...]`` (from ``--default``) -> ``{JSON field name: value}``."""
-    defaults: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        json_name = match_header(name) if sep else None
-        if not sep or not name.strip():
-            raise UsageError(f"--default {item!r} is not of the form 'field=value'")
-        if json_name is None:
-            raise UsageError(f"--default {item!r}: {name!r} is not a field", hint=_FIELDS_HINT)
-        if FIELD_BY_JSON[json_name].secret:
-            raise UsageError(
-                "--default cannot set trunkPassword: it would be visible in ps; "
-                "use --trunk-password-env VAR or --trunk-password-file PATH"
-            )
-        if not value.strip():
-            raise UsageError(f"--default {json_name}=: the value is empty")
-        defaults[json_name] = value.strip()
-    return defaults
 
 
 def normalize_phone(text: str, region: str | None) -> str:
@@ -250,8 +227,9 @@ def _check_region(region: str | None) -> str | None:
 
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise UsageError(
-            f"--default-region {region!r} is not a known region",
+            f"default_region {region!r} is not a known region",
             hint="give a two-letter ISO 3166 country code such as US, GB or DE",
+            param="default_region",
         )
     return code
 
