@@ -14,7 +14,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +22,9 @@ from . import __version__
 from .config import (
     API_KEY_ENV,
     BASE_URL_ENV,
+    read_secret_file,
     resolve_api_key,
     resolve_base_url,
-    resolve_trunk_password,
 )
 from .defaults import (
     CONCURRENCY,
@@ -569,6 +569,27 @@ def parse_defaults(items: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--default {json_name}=: the value is empty")
         defaults[json_name] = value.strip()
     return defaults
+
+
+def resolve_trunk_password(
+    env_var: str | None,
+    file: Path | None,
+    env: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> str | None:
+    """The trunk password every row shares: ``--trunk-password-env`` or ``-file``."""
+    if env_var and file:
+        raise UsageError("give --trunk-password-env or --trunk-password-file, not both")
+    if file is not None:
+        return read_secret_file(file, "trunk password", warn)
+    if env_var:
+        value = env.get(env_var)
+        if not value:
+            raise UsageError(
+                f"--trunk-password-env {env_var}: that environment variable is not set or empty"
+            )
+        return value
+    return None
 
 
 def _failure_limit(text: str) -> FailureLimit:
