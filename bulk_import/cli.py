@@ -38,7 +38,7 @@ from .defaults import (
     MAX_CONCURRENCY,
     TIMEOUT,
 )
-from .errors import BulkImportError, UsageError
+from .errors import BulkImportError, MissingColumnsError, UsageError
 
 if TYPE_CHECKING:
     from .models import FailureLimit
@@ -425,6 +425,8 @@ HINTS: dict[str, str] = {
 
 def describe(exc: BulkImportError) -> str:
     """The error as the command line says it: the parameter it names becomes its flag."""
+    if isinstance(exc, MissingColumnsError):
+        return f"{exc.message} ({_missing_columns_hint(exc.missing)})"
     param = exc.param
     if param is None or param not in FLAGS:
         return str(exc)
@@ -435,6 +437,21 @@ def describe(exc: BulkImportError) -> str:
     if hint is not None and param not in HINTS:
         hint = name.sub(lambda _m: flag, hint, count=1)
     return f"{message} ({hint})" if hint else message
+
+
+def _missing_columns_hint(missing: list[str]) -> str:
+    hints = []
+    if any(name != "trunkPassword" for name in missing):
+        hints.append(
+            "rename the column, add --map 'Your Header=field', or give a default "
+            "with --default field=value"
+        )
+    if "trunkPassword" in missing:
+        hints.append(
+            "trunkPassword: add a column, or give one password for every row with "
+            "--trunk-password-env VAR or --trunk-password-file PATH"
+        )
+    return "; ".join(hints)
 
 
 def _gives_api_key(argv: Sequence[str]) -> bool:
@@ -641,6 +658,8 @@ def _export(args: argparse.Namespace) -> int:
 
     env = os.environ
     api_key = None if args.sandbox else resolve_api_key(args.api_key_file, env, _warn)
+    if api_key is None and not args.sandbox:
+        raise UsageError(f"no API key: set {API_KEY_ENV} or use --api-key-file PATH")
     opts = ExportOptions(
         out=args.out,
         base_url=resolve_base_url(args.base_url, env),

@@ -67,13 +67,12 @@ class MissingColumnsError(InputFileError):
         hints = []
         if others:
             hints.append(
-                "rename the column, add --map 'Your Header=field', or give a default "
-                "with --default field=value"
+                "rename the column, pair it with a field in mapping ({'Your Header': "
+                "'field'}), or give a value in defaults ({'field': 'value'})"
             )
         if "trunkPassword" in missing:
             hints.append(
-                "trunkPassword: add a column, or give one password for every row with "
-                "--trunk-password-env VAR or --trunk-password-file PATH"
+                "trunkPassword: add a column, or give one password for every row in defaults"
             )
         super().__init__(
             f"missing required column(s): {', '.join(missing)}; the header has: {shown}",

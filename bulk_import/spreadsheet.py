@@ -81,7 +81,7 @@ def export_account(opts: ExportOptions, *, say: Callable[[str], None] | None = N
             return _export(opts, server.url, key)
     check_base_url(opts.base_url, allow_insecure_http=opts.allow_insecure_http)
     if not opts.api_key:
-        raise UsageError("no API key: set SIGMAMIND_API_KEY or use --api-key-file PATH")
+        raise UsageError("api_key is required to export", param="api_key")
     return _export(opts, opts.base_url, opts.api_key)
 
 
