@@ -26,7 +26,6 @@ from .api import Answer, AnswerKind, Pager, SigmaMindAPI
 from .decide import (
     SECRET_FIELDS,
     Decision,
-    Record,
     decide_update,
     describe,
     diff,
@@ -36,7 +35,7 @@ from .decide import (
     restore_body,
 )
 from .errors import ApiError, AuthError, ConnectionFailed, UnreachableError
-from .models import Action, RowResult, Status
+from .models import Action, Record, RowResult, Status
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 

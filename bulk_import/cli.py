@@ -122,73 +122,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """plan, update, undo, export and template: the rest of a batch's life."""
-    raw = argparse.RawDescriptionHelpFormatter
-    plan = sub.add_parser(
-        "plan",
-        allow_abbrev=False,
-        help="what run would do, read from the account; changes nothing",
-        description="For each row of FILE, what `run` would do now (would_import, "
+#: The commands that take one file: name -> (its line in the command list, its
+#: description, and its file argument: dest, metavar, help).
+_FILE_COMMANDS: dict[str, tuple[str, str, tuple[str, str, str]]] = {
+    "plan": (
+        "what run would do, read from the account; changes nothing",
+        "For each row of FILE, what `run` would do now (would_import, "
         "would_update, unchanged, already_exists, ...) and the fields that would change, "
         "read from the account. Sends no POST, PATCH or DELETE. Results: <FILE stem>.plan.csv.",
-        formatter_class=raw,
-    )
-    plan.add_argument("file", type=Path, metavar="FILE", help="the spreadsheet to plan")
-    _run_options(plan)
-    plan.set_defaults(command_name="plan")
-
-    update = sub.add_parser(
-        "update",
-        allow_abbrev=False,
-        help="change numbers that exist: PATCH only the fields that differ",
-        description="For each row of FILE, read the number and PATCH only the fields that "
+        ("file", "FILE", "the spreadsheet to plan"),
+    ),
+    "update": (
+        "change numbers that exist: PATCH only the fields that differ",
+        "For each row of FILE, read the number and PATCH only the fields that "
         "differ (nothing when none do: unchanged). Only phoneNumber is required: an export, "
         "edited, is a valid update file. `undo` puts the old values back.",
-        formatter_class=raw,
-    )
-    update.add_argument("file", type=Path, metavar="FILE", help="the spreadsheet of changes")
-    _run_options(update)
-    update.set_defaults(command_name="update")
-
-    undo = sub.add_parser(
-        "undo",
-        allow_abbrev=False,
-        help="delete what a run imported, put back what it updated",
-        description="Delete exactly the numbers RESULTS lists as imported, and PATCH back the "
+        ("file", "FILE", "the spreadsheet of changes"),
+    ),
+    "undo": (
+        "delete what a run imported, put back what it updated",
+        "Delete exactly the numbers RESULTS lists as imported, and PATCH back the "
         "old values of the rows it lists as updated (kept in its journal). Nothing else is "
         "touched. Says how many and where first; asks on a terminal, needs --yes elsewhere. "
         "Results: <RESULTS stem>.undo.csv.",
-        formatter_class=raw,
-    )
-    undo.add_argument("file", type=Path, metavar="RESULTS", help="the results CSV of run/update")
-    undo.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
-    _run_options(undo)
-    undo.set_defaults(command_name="undo")
-
-    export = sub.add_parser(
-        "export",
-        allow_abbrev=False,
-        help="the account's numbers as a spreadsheet in the import's columns",
-        description="Write every number of the account (all pages), sorted, to OUT (.csv or "
+        ("file", "RESULTS", "the results CSV of run/update"),
+    ),
+    "export": (
+        "the account's numbers as a spreadsheet in the import's columns",
+        "Write every number of the account (all pages), sorted, to OUT (.csv or "
         ".xlsx) in the import's columns; a valid input for `update`. No trunk credentials "
         "(the API never returns them).",
-        formatter_class=raw,
-    )
-    export.add_argument("out", type=Path, metavar="OUT", help="the file to write: .csv or .xlsx")
-    _connection_options(export)
-    export.set_defaults(command_name="export")
-
-    template = sub.add_parser(
-        "template",
-        allow_abbrev=False,
-        help="an empty import spreadsheet (.csv or .xlsx)",
-        description="Write the header row of an import file to OUT (.csv or .xlsx), required "
+        ("out", "OUT", "the file to write: .csv or .xlsx"),
+    ),
+    "template": (
+        "an empty import spreadsheet (.csv or .xlsx)",
+        "Write the header row of an import file to OUT (.csv or .xlsx), required "
         "fields first; in .xlsx the phone columns are formatted as text.",
-        formatter_class=raw,
-    )
-    template.add_argument("out", type=Path, metavar="OUT", help="the file to write")
-    template.set_defaults(command_name="template")
+        ("out", "OUT", "the file to write"),
+    ),
+}
+
+
+def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """plan, update, undo, export and template: the rest of a batch's life."""
+    for name, (what, description, (dest, metavar, about)) in _FILE_COMMANDS.items():
+        command = sub.add_parser(
+            name,
+            allow_abbrev=False,
+            help=what,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_argument(dest, type=Path, metavar=metavar, help=about)
+        if name == "undo":
+            command.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
+        if name == "export":
+            _connection_options(command)
+        elif name != "template":
+            _run_options(command)
+        command.set_defaults(command_name=name)
 
 
 def _connection_options(p: argparse.ArgumentParser) -> None:

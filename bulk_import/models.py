@@ -95,6 +95,11 @@ RULES: dict[str, dict[str, Any]] = {f.json: f.rules() for f in FIELDS}
 PATCH_NAMES: dict[str, str] = {f.json: f.patch_json for f in FIELDS if f.json != "phoneNumber"}
 
 OnExisting = Literal["skip", "update", "fail"]
+#: A number's record as the API answers it, by JSON name (None: the field is empty).
+Record = dict[str, str | None]
+#: What a journal keeps before a PATCH: the record as it was, the body sent, the fields
+#: changed.
+Kept = tuple[Record, Record, list[str]]
 
 
 class Status(StrEnum):

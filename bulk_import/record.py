@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
 from .errors import ResultsFileError
-from .models import DONE_STATUSES, Job, RowResult, Status
+from .models import DONE_STATUSES, Job, Kept, Record, RowResult, Status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -297,13 +297,7 @@ class Journal:
         ).fetchone()
         return None if hit is None else cast(dict[str, str], json.loads(hit[0]))
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         """Durably keep the record as it was before a PATCH, and what the PATCH sends.
 
         A number still in doubt from an earlier run keeps its first record: the account
@@ -316,9 +310,7 @@ class Journal:
             (phone, json.dumps(record), json.dumps(sent), json.dumps(changed)),
         )
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         """The record before this journal's PATCH of ``phone``, the body sent, the fields."""
         hit = self._db.execute(
             "SELECT record, sent, changed FROM before WHERE phone = ?", (phone,)
@@ -327,7 +319,7 @@ class Journal:
             return None
         return json.loads(hit[0]), json.loads(hit[1]), json.loads(hit[2])
 
-    # -- the submit.Journal protocol ------------------------------------------------------
+    # -- the submit.JournalProtocol ------------------------------------------------------
     def sending(self, job: Job) -> None:
         """Durably mark the number in doubt before a request that may store it."""
         self._flush()

@@ -47,7 +47,9 @@ from .models import (
     Action,
     FailureLimit,
     Job,
+    Kept,
     OnExisting,
+    Record,
     RowResult,
     Status,
 )
@@ -204,18 +206,10 @@ class _Run:
     def in_doubt(self, job: Job) -> bool:
         return self.journal.in_doubt(job)
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         self.journal.keep_before(phone, record, sent, changed)
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         return self.journal.before_of(phone)
 
     def tell(self, text: str) -> None:

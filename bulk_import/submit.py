@@ -48,7 +48,7 @@ from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
 from .defaults import CONCURRENCY
 from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
-from .models import Action, FailureLimit, Job, OnExisting, RowResult, Status
+from .models import Action, FailureLimit, Job, Kept, OnExisting, Record, RowResult, Status
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 
@@ -67,18 +67,10 @@ class JournalProtocol(Protocol):
         """True if an earlier run sent this row and never got an answer."""
         ...
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         """Called before a PATCH: durably keep the record as it was, and what is sent."""
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         """What ``keep_before`` kept for ``phone`` (this run or an earlier one)."""
         ...
 

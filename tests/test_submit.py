@@ -15,7 +15,7 @@ import pytest
 from bulk_import.api import SigmaMindAPI
 from bulk_import.defaults import MAX_ATTEMPTS
 from bulk_import.errors import AuthError, UnreachableError
-from bulk_import.models import ImportRequest, Job, RowResult, Status
+from bulk_import.models import ImportRequest, Job, Kept, Record, RowResult, Status
 from bulk_import.ratelimit import RateLimiter
 from bulk_import.retry import RetryPolicy
 from bulk_import.submit import SubmitOptions, SubmitReport, submit
@@ -123,18 +123,10 @@ class FakeJournal:
     def sending(self, job: Job) -> None:
         self.events.append(("sending", job.phone_number))
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         pass
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         return None
 
     def in_doubt(self, job: Job) -> bool:
@@ -508,18 +500,10 @@ def run_against(
         def sending(self, job: Job) -> None:
             pass
 
-        def keep_before(
-            self,
-            phone: str,
-            record: dict[str, str | None],
-            sent: dict[str, str | None],
-            changed: list[str],
-        ) -> None:
+        def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
             pass
 
-        def before_of(
-            self, phone: str
-        ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+        def before_of(self, phone: str) -> Kept | None:
             return None
 
         def in_doubt(self, job: Job) -> bool:
