@@ -708,6 +708,103 @@ def memory(runner: Runner, sizes: Sizes) -> list[Result]:
     return results
 
 
+# -- workbooks (reading with calamine, writing results as .xlsx) ------------------------
+
+XLSX_50K_WALL_S = 1.0
+XLSX_1M_WALL_S = 20.0
+XLSX_RSS_MB = 800.0
+XLSX_OUTPUT_RATIO = 2.0
+
+
+def make_xlsx(rows: int) -> Path:
+    """``benchmarks/out/rows-N.xlsx``: the rows of ``make_csv`` as a workbook (kept)."""
+    import xlsxwriter
+
+    path = OUT / f"rows-{rows}.xlsx"
+    if path.exists():
+        return path
+    tmp = path.with_name(path.stem + ".tmp.xlsx")
+    book = xlsxwriter.Workbook(str(tmp), {"constant_memory": True})
+    sheet = book.add_worksheet("Numbers")
+    sheet.write_row(0, 0, HEADER.split(","))
+    for i in range(rows):
+        sheet.write_row(
+            i + 1, 0, [phone_number(i), "acme_telnyx", "bench-pass", "sip.telnyx.com", f"Bench {i}"]
+        )
+    book.close()
+    tmp.replace(path)
+    return path
+
+
+def sheet_dry_run(runner: Runner, name: str, file: Path, rows: int, output: str) -> Result:
+    """One dry run of ``file`` writing ``output`` (``.csv`` or ``.xlsx``): wall and RSS."""
+    results, summary_path = OUT / f"{name}.results{output}", OUT / f"{name}.summary.json"
+    summary_path.unlink(missing_ok=True)
+    argv = [runner.python, "-m", "bulk_import", "run", str(file), "--dry-run", "--no-progress"]
+    argv += ["--output", str(results), "--summary-json", str(summary_path)]
+    say(f"  {name}: {shlex.join(shown(a) for a in argv)}")
+    busy_before = busy_cpu_s()
+    m = measure(argv, env=tool_env(), log=OUT / "logs" / name, timeout=runner.timeout)
+    result = Result(
+        scenario=name,
+        rows=rows,
+        wall_s=m.wall_s,
+        target="",
+        passed=None,
+        rows_per_s=rows / m.wall_s,
+        peak_rss_mb=m.peak_rss_mb,
+        tool_cpu_s=m.cpu_s,
+        commands=[shlex.join(shown(a) for a in argv)],
+    )
+    note_others(result, busy_before)
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    result.tool_s = summary.get("duration_seconds")
+    if m.exit_code != 0 or summary.get("counts", {}).get("valid") != rows:
+        last = m.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+        result.notes.append(f"BROKEN RUN: exit {m.exit_code}: {last[0]}")
+    return result
+
+
+def xlsx_dry_runs(runner: Runner, sizes: Sizes) -> list[Result]:
+    """Dry runs of a 50,000-row and a 1,000,000-row .xlsx (calamine)."""
+    out: list[Result] = []
+    for rows, wall in ((min(50_000, sizes.dry_run), XLSX_50K_WALL_S), (sizes.dry_run, None)):
+        say(f"  (writing {rows:,} rows of .xlsx input, once)")
+        result = sheet_dry_run(
+            runner, f"xlsx-dry-run-{rows // 1000}k", make_xlsx(rows), rows, ".csv"
+        )
+        if wall is not None:
+            result.target = f"wall ≤ {wall:g} s"
+            result.passed = not broken(result) and result.wall_s <= wall
+        else:
+            result.target = f"wall ≤ {XLSX_1M_WALL_S:g} s, peak RSS ≤ {XLSX_RSS_MB:g} MB"
+            result.passed = (
+                not broken(result)
+                and result.wall_s <= XLSX_1M_WALL_S
+                and (result.peak_rss_mb or 0) <= XLSX_RSS_MB
+            )
+        out.append(result)
+    return out
+
+
+def xlsx_output(runner: Runner, sizes: Sizes) -> list[Result]:
+    """A dry run of the big CSV with ``--output results.xlsx``, against the CSV output."""
+    rows = sizes.dry_run
+    file = make_csv(rows)
+    csv_out = sheet_dry_run(runner, "output-csv", file, rows, ".csv")
+    csv_out.target = "reference for output-xlsx"
+    xlsx_out = sheet_dry_run(runner, "output-xlsx", file, rows, ".xlsx")
+    ratio = xlsx_out.wall_s / csv_out.wall_s
+    xlsx_out.notes.insert(0, f"{ratio:.2f}× the CSV output's wall time")
+    xlsx_out.target = f"wall ≤ {XLSX_OUTPUT_RATIO:g}× output-csv, peak RSS ≤ {XLSX_RSS_MB:g} MB"
+    xlsx_out.passed = (
+        not broken(xlsx_out)
+        and ratio <= XLSX_OUTPUT_RATIO
+        and (xlsx_out.peak_rss_mb or 0) <= XLSX_RSS_MB
+    )
+    return [csv_out, xlsx_out]
+
+
 SCENARIOS = {
     "startup": startup,
     "limits": limits,
@@ -715,6 +812,8 @@ SCENARIOS = {
     "no-limit": no_limit,  # runs the naive baseline first, on the same sandbox
     "dry-run-1m": dry_run_1m,
     "memory": memory,
+    "xlsx-dry-run": xlsx_dry_runs,
+    "xlsx-output": xlsx_output,
 }
 
 

@@ -89,13 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="import every row of a CSV or Excel file",
         allow_abbrev=False,
-        description="Import every row of FILE (.csv, .tsv, .txt, .xlsx, .xlsm) and write a "
-        "results CSV that says, row by row, what happened.",
+        description="Import every row of FILE (.csv, .tsv, .txt, .xlsx, .xlsm, .xlsb, .xls, "
+        ".ods) and write a results file that says, row by row, what happened.",
         epilog=RUN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
-        "file", type=Path, metavar="FILE", help="the spreadsheet: .csv, .tsv, .txt, .xlsx or .xlsm"
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="the spreadsheet: .csv, .tsv, .txt, .xlsx, .xlsm, .xlsb, .xls or .ods",
     )
     _run_options(run)
     run.set_defaults(command_name="run")
@@ -207,9 +210,23 @@ def _run_options(run: argparse.ArgumentParser) -> None:
         "-o",
         type=Path,
         metavar="PATH",
-        help="results CSV (default: <FILE stem>.results.csv beside FILE)",
+        help="results CSV, or a workbook if it ends in .xlsx "
+        "(default: <FILE stem>.results.csv beside FILE)",
     )
-    io.add_argument("--sheet", metavar="NAME", help="Excel sheet to read (default: the first)")
+    io.add_argument("--sheet", metavar="NAME", help="workbook sheet to read (default: the first)")
+    io.add_argument(
+        "--header-row",
+        type=int,
+        metavar="N",
+        help="the row number of the header (default: the first row naming two fields)",
+    )
+    io.add_argument(
+        "--failed-rows",
+        type=Path,
+        metavar="PATH",
+        help="also write the rows that did not go through (.csv or .xlsx), in the input's "
+        "columns plus 'error': fix them and run that file (owner-only, 0600: it has passwords)",
+    )
     io.add_argument(
         "--encoding", metavar="NAME", help="CSV encoding (default: UTF-8, falling back to cp1252)"
     )
@@ -404,6 +421,7 @@ FLAGS: dict[str, str] = {
     "allow_insecure_http": "--allow-insecure-http",
     "sandbox": "--sandbox",
     "yes": "--yes",
+    "failed_rows": "--failed-rows",
 }
 #: The command line's own hint for a parameter, where the library's (which may name other
 #: parameters, or say "None") would not read right on a terminal.
@@ -527,6 +545,8 @@ def _run(args: argparse.Namespace) -> int:
         file=args.file,
         output=args.output,
         sheet=args.sheet,
+        header_row=args.header_row,
+        failed_rows=args.failed_rows,
         encoding=args.encoding,
         base_url=resolve_base_url(args.base_url, env),
         api_key=api_key,

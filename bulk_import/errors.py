@@ -1,13 +1,14 @@
 """Every error bulk-import raises on purpose, in one tree.
 
-Third-party errors (httpx, pandas, openpyxl, pydantic) are caught at the boundary of the
+Third-party errors (httpx, pandas, python-calamine, pydantic) are caught at the boundary of the
 stage that uses the library and re-raised as one of these, ``from`` the original.  Only the
 CLI turns them into a message and an exit code (``exit_code`` below)::
 
     BulkImportError                 base class; .exit_code
     ├── UsageError                  bad options or configuration               exit 2
     ├── InputFileError              the file cannot be read as a table         exit 2
-    │   └── MissingColumnsError     required fields absent from the header     exit 2
+    │   ├── MissingColumnsError     required fields absent from the header     exit 2
+    │   └── InputChangedError       the input changed while a run read it      exit 2/3
     ├── LockedError                 another run holds the results file lock    exit 75
     ├── ResultsFileError            the results file or journal can't be used  exit 2
     ├── ApiError                    the API could not be used at all           exit 3
@@ -78,6 +79,14 @@ class MissingColumnsError(InputFileError):
             f"missing required column(s): {', '.join(missing)}; the header has: {shown}",
             hint="; ".join(hints),
         )
+
+
+class InputChangedError(InputFileError):
+    """The input file changed (truncated, appended to, rewritten) while it was read.
+
+    Before anything is sent it is a file error (exit 2); during a run, the run stops
+    sending and ends aborted (exit 3), naming the row from which on nothing was read.
+    """
 
 
 class LockedError(BulkImportError):

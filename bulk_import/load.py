@@ -1,17 +1,24 @@
 """Read the input file: file -> text rows with spreadsheet row numbers.
 
-This module (and ``record``) is the only one that touches files.  It owns SPEC section 3
-up to the point where a row is a dict of trimmed text cells:
+This module (and ``record``) is the only one that touches the input.  It owns the input
+rules of docs/contract.md up to the point where a row is a dict of trimmed text cells:
 
 * ``.csv``/``.txt``/``.tsv``: the encoding is UTF-8 (with or without BOM), else
-  Windows-1252; a UTF-16 file with a BOM (Excel's "Unicode Text") is read too, and
-  ``encoding=`` overrides the guess.  The delimiter is sniffed among ``,`` ``;`` tab ``|``.
-  pandas reads the file chunk by chunk, every cell as text (never through a float).
-* ``.xlsx``/``.xlsm``: openpyxl in read-only mode, first sheet unless ``sheet=``; number
-  cells become their digits (``14155552671``, never ``1.4155552671E10``).
-* Row numbers are the ones a spreadsheet shows: the header row is 1 (or the first
-  non-blank row), blank rows are dropped but still counted.  A row is blank when every
-  cell, matched or not, is empty after trimming.
+  Windows-1252 for a file that is not UTF-8 as a whole (a UTF-8 file with a few bad bytes
+  stays UTF-8, and the rows holding them are invalid); a UTF-16 file with a BOM (Excel's
+  "Unicode Text") is read too, and ``encoding=`` overrides the guess.  The delimiter is
+  sniffed among ``,`` ``;`` tab ``|``.  The stdlib ``csv`` reader reads it record by
+  record, every cell as text; a cell over ``CELL_LIMIT`` characters is never held.
+* Workbooks (``.xlsx``/``.xlsm``/``.xlsb``/``.xls``/``.ods``): python-calamine, first sheet
+  unless ``sheet=``; number cells become their digits (``14155552671``, never
+  ``1.4155552671E10``), dates the text they show (``2024-03-01``), error cells empty.
+* The header row is the first row naming at least two fields (title rows above it are
+  skipped), else the first non-blank row; ``header_row=`` names it.  Row numbers are the
+  ones a spreadsheet shows; blank rows are dropped but still counted.  A row is blank when
+  every cell, matched or not, is empty after trimming.
+* A row with a non-empty cell beyond the header's width, an oversized cell, or bytes that
+  are not in the file's encoding gets a row-level problem (``RawRow.problem``): it is
+  invalid, and the rows around it go on.
 * Headers match fields case-, space-, ``_``- and ``-``-insensitively by JSON name
   (``phoneNumber``), snake form (``phone_number``) or plain words (``Phone Number``).
   Also accepted (synonyms): ``Phone``, ``Number``, ``DID``, ``E164`` (phoneNumber);
@@ -29,24 +36,29 @@ and what to try.  Missing required columns are ``validate``'s business, not this
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
+import math
+import os
 import re
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, islice
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-import pandas as pd
-
-from bulk_import.errors import InputFileError, UsageError
+from bulk_import.errors import InputChangedError, InputFileError, UsageError
 from bulk_import.models import FIELDS, RawRow
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})
-XLSX_SUFFIXES = frozenset({".xlsx", ".xlsm"})
+WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 64 * 1024
 _SCAN_BLOCK = 1024 * 1024
@@ -102,29 +114,77 @@ def parse_mapping(items: Sequence[str]) -> dict[str, str]:
 
 @dataclass
 class Table:
-    """An opened input file: its header, matched columns, and a way to stream its rows."""
+    """An opened input file: its header, matched columns, and a way to stream its rows.
+
+    ``header_row`` is the row the header was taken from (``detected`` when it was found as
+    the first row naming two fields); data rows are the rows below it.  A CSV file stays
+    open (``close()``) so that every pass reads the file the run started with.
+    """
 
     path: Path
     header: list[str]
     columns: dict[str, str]
     ignored: list[str]
     chunk_rows: int = 10_000
+    header_row: int = 1
+    detected: bool = False
+    sheet: str | None = None
     _reader: _Reader | None = field(default=None, repr=False)
+    _mapping: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        """Frames of at most ``chunk_rows`` rows: ``row`` plus one text column per field."""
+        """Frames of at most ``chunk_rows`` rows: ``row`` plus one text column per field.
+
+        A chunk with row-level problems (see ``RawRow.problem``) also has a ``ROW_PROBLEM``
+        column: the problem, or ``""``.
+        """
+        import pandas as pd
+
+        for rows, columns, problems in self._columns():
+            frame = pd.DataFrame({"row": pd.Series(rows, dtype="int64")})
+            for name, cells in columns.items():
+                frame[name] = pd.Series(cells, dtype=object)
+            if problems is not None:
+                frame[ROW_PROBLEM] = pd.Series(problems, dtype=object)
+            yield frame
+
+    def rows(self) -> Iterator[RawRow]:
+        """One ``RawRow`` per non-blank data row, holding only its non-empty cells."""
+        for rows, columns, problems in self._columns():
+            names = list(columns)
+            cells_by_row = zip(*columns.values(), strict=True) if names else ((),) * len(rows)
+            for i, (row, cells) in enumerate(zip(rows, cells_by_row, strict=True)):
+                values = {n: c for n, c in zip(names, cells, strict=True) if c}
+                yield RawRow(row, values, problems[i] if problems is not None else "")
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Each non-blank data row as the file has it: (row number, every cell as text)."""
         if self._reader is None:
             return
-        for frame in self._reader.frames(self):
-            if len(frame):  # a chunk of blank rows only
-                yield frame
+        for first, batch, problems in self._reader.batches(self.chunk_rows):
+            for i, cells in enumerate(batch):
+                if i in problems or any(c.strip() for c in cells):
+                    yield first + i, cells
+
+    def _columns(self) -> Iterator[tuple[list[int], dict[str, list[str]], list[str] | None]]:
+        if self._reader is None:
+            return
+        positions = _positions(self)
+        width = len(self.header)
+        for first, batch, problems in self._reader.batches(self.chunk_rows):
+            check_size = not isinstance(self._reader, _CsvReader)  # csv caps cells itself
+            shaped = _shape(batch, first, problems, width, positions, check_size)
+            if shaped[0]:  # not a chunk of blank rows only
+                yield shaped
 
     def estimated_rows(self) -> int | None:
         """About how many data rows there are (a progress bar's total), if cheap to know.
 
         For a CSV, its line count less the header (blank lines and multi-line cells make
-        it approximate); for a workbook, None: its row count is not known without reading.
+        it approximate); for a workbook, its row count below the header.
         """
+        if isinstance(self._reader, _BookReader):
+            return max(self._reader.height - self.header_row, 0)
         if not isinstance(self._reader, _CsvReader):
             return None
         lines = 0
@@ -134,15 +194,38 @@ class Table:
                     lines += block.count(b"\n")
         except OSError:
             return None
-        return max(lines - 1, 0)
+        return max(lines - self.header_row, 0)
 
-    def rows(self) -> Iterator[RawRow]:
-        """One ``RawRow`` per non-blank data row, holding only its non-empty cells."""
-        for frame in self.chunks():
-            names = [str(c) for c in frame.columns[1:]]
-            columns = [frame[name].tolist() for name in names]
-            for row, *cells in zip(frame["row"].tolist(), *columns, strict=True):
-                yield RawRow(row, {n: c for n, c in zip(names, cells, strict=True) if c})
+    def ignored_summary(self, limit: int = 5) -> str:
+        """The ignored columns for a one-line warning: a count and the first few names."""
+        shown = ", ".join(repr(_clip(h, 30)) for h in self.ignored[:limit])
+        more = len(self.ignored) - limit
+        count = f"{len(self.ignored)} column(s)" if len(self.ignored) > 1 else "column"
+        return f"{count} {shown}" + (f" and {more} more" if more > 0 else "")
+
+    def header_note(self, missing: Sequence[str] = ()) -> str:
+        """Where the header came from, and which other sheets have the ``missing`` fields."""
+        where = f"row {self.header_row}" + (f" of sheet {self.sheet!r}" if self.sheet else "")
+        how = (
+            "the first row naming two fields"
+            if self.detected
+            else "no row near the top names two fields; give the header's row with --header-row N"
+        )
+        note = f"{where} was taken as the header ({how})"
+        if isinstance(self._reader, _BookReader) and missing:
+            others = self._reader.sheets_with(missing, self._mapping)
+            if others:
+                shown = ", ".join(repr(name) for name in others)
+                note += f"; sheet(s) {shown} have those columns: choose one with --sheet"
+        return note
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+def _clip(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 3] + "..."
 
 
 def open_table(
@@ -152,24 +235,47 @@ def open_table(
     mapping: Mapping[str, str] | None = None,
     encoding: str | None = None,
     chunk_rows: int = 10_000,
+    header_row: int | None = None,
 ) -> Table:
-    """Open a CSV or Excel file, read its header and match it to the API's fields."""
+    """Open a CSV or workbook, find its header row and match it to the API's fields.
+
+    ``header_row`` (``--header-row``) names the header's row; by default it is the first
+    row naming at least two fields (else the first non-blank row).
+    """
     path = Path(path)
+    mapping = dict(mapping or {})
+    if header_row is not None and header_row < 1:
+        raise UsageError("--header-row must be 1 or more (the spreadsheet's row number)")
     suffix = path.suffix.lower()
     reader: _Reader
     if suffix in CSV_SUFFIXES:
-        reader = _CsvReader.open(path, encoding)
-    elif suffix in XLSX_SUFFIXES:
-        reader = _XlsxReader.open(path, sheet)
+        reader = _CsvReader.open(path, encoding, header_row, mapping)
+    elif suffix in WORKBOOK_SUFFIXES:
+        reader = _BookReader.open(path, sheet, header_row, mapping)
     else:
-        hint = "save it as .xlsx or CSV UTF-8" if suffix in {".xls", ".ods", ".numbers"} else ""
+        hint = "save it as .xlsx or CSV UTF-8" if suffix in {".numbers", ".xlsx#"} else ""
         raise InputFileError(
             f"{path}: unsupported file type {suffix or '(no extension)'!r}; "
-            "bulk-import reads .csv, .txt, .tsv, .xlsx and .xlsm",
+            "bulk-import reads .csv, .txt, .tsv, .xlsx, .xlsm, .xlsb, .xls and .ods",
             hint=hint or None,
         )
-    columns, ignored = _match_columns(path, reader.header, mapping or {})
-    return Table(path, reader.header, columns, ignored, max(1, chunk_rows), reader)
+    try:
+        columns, ignored = _match_columns(path, reader.header, mapping)
+    except BaseException:
+        reader.close()
+        raise
+    return Table(
+        path,
+        reader.header,
+        columns,
+        ignored,
+        max(1, chunk_rows),
+        reader.header_row,
+        reader.detected,
+        reader.sheet,
+        reader,
+        mapping,
+    )
 
 
 def _match_columns(
@@ -219,42 +325,124 @@ def _claim(path: Path, owner: dict[str, str], json_name: str, written: str) -> N
     owner[json_name] = written
 
 
+#: A row-level problem's column in a ``Table.chunks()`` frame (absent when there is none).
+ROW_PROBLEM = "_problem"
+#: Rows looked at for a header naming two fields before the first non-blank row is taken.
+HEADER_SCAN_ROWS = 50
+#: The longest cell read, in characters; a longer one makes its row invalid, unread.
+CELL_LIMIT = 131_072
+_LINE_LIMIT = 4 * CELL_LIMIT
+_MARK = chr(0xFDD0)  # a noncharacter: the first cell of a row that could not be read
+_SURROGATE = re.compile(r"[\udc80-\udcff]")
+_NON_ASCII = re.compile(r"[\x80-\ud7ff\ue000-\U0010ffff]")
+
+
+def _names_fields(header: Sequence[str], mapping: Mapping[str, str]) -> int:
+    """How many distinct fields a row's cells name (``--map`` headers count too)."""
+    mapped = {k.strip().casefold() for k in mapping}
+    named = set()
+    for cell in header:
+        if cell.strip().casefold() in mapped:
+            named.add("map:" + cell.strip().casefold())
+        elif (json_name := match_header(cell)) is not None:
+            named.add(json_name)
+    return len(named)
+
+
+def _header_cells(cells: Sequence[str]) -> list[str]:
+    header = [c.strip() for c in cells]
+    while header and not header[-1]:
+        header.pop()
+    return header
+
+
+def _pick_header(
+    rows: Iterable[list[str]], header_row: int | None, mapping: Mapping[str, str]
+) -> tuple[int, list[str], bool] | None:
+    """(row number, header cells, found as naming two fields) among ``rows`` (from row 1)."""
+    first: tuple[int, list[str]] | None = None
+    for number, cells in enumerate(rows, start=1):
+        if header_row is not None:
+            if number == header_row:
+                return number, _header_cells(cells), False
+            continue
+        if number > HEADER_SCAN_ROWS and first is not None:
+            break
+        header = _header_cells(cells)
+        if not any(header):
+            continue
+        if _names_fields(header, mapping) >= 2:
+            return number, header, True
+        if first is None:
+            first = (number, header)
+    return (*first, False) if first is not None else None
+
+
 class _Reader:
-    """What ``Table`` needs from a file kind: its header and a stream of raw frames."""
+    """What ``Table`` needs from a file kind: its header and batches of text rows."""
 
     header: list[str]
+    header_row: int
+    detected: bool
+    sheet: str | None = None
 
-    def frames(self, table: Table) -> Iterator[pd.DataFrame]:
+    def batches(self, size: int) -> Iterator[tuple[int, list[list[str]], dict[int, str]]]:
+        """(first row number, up to ``size`` rows of text cells, {index: row problem})."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release the file."""
 
-def _shape(columns: list[list[Any]], first_row: int, positions: dict[str, int]) -> pd.DataFrame:
-    """Positional columns of cells -> a ``chunks()`` frame: trimmed, blank rows dropped.
 
-    Plain lists, not pandas' ``.str`` methods: these run per cell in Python either way,
-    and lists are several times faster.
+def _shape(
+    batch: list[list[str]],
+    first_row: int,
+    problems: dict[int, str],
+    width: int,
+    positions: dict[str, int],
+    check_size: bool = True,
+) -> tuple[list[int], dict[str, list[str]], list[str] | None]:
+    """A batch of rows -> (row numbers, trimmed cells by field, problems): blank rows dropped.
+
+    A row longer than the header with a non-empty cell beyond it gets a problem; shorter
+    rows get empty cells.  Column-wise with plain lists: several times faster than per cell.
     """
-    size = len(columns[0]) if columns else 0
+    for i in [i for i, n in enumerate(map(len, batch)) if n != width]:
+        cells = batch[i]
+        if len(cells) > width:
+            extra = [j for j in range(width, len(cells)) if cells[j].strip()]
+            if extra:
+                problems.setdefault(
+                    i,
+                    f"has {extra[-1] + 1} cells, the header has {width}: "
+                    "is a delimiter inside an unquoted value?",
+                )
+            batch[i] = cells[:width]
+        else:
+            batch[i] = cells + [""] * (width - len(cells))
+    size = len(batch)
+    for pos in range(width if check_size else 0):  # by column: no Python call per cell
+        if max(map(len, map(itemgetter(pos), batch)), default=0) > CELL_LIMIT:
+            for i, cells in enumerate(batch):
+                if len(cells[pos]) > CELL_LIMIT:
+                    problems.setdefault(
+                        i, f"has a cell longer than {CELL_LIMIT} characters: not read"
+                    )
+                    batch[i] = [*cells[:pos], "", *cells[pos + 1 :]]
     trimmed = {
-        pos: _trim(columns[pos]) if pos < len(columns) else [""] * size
-        for pos in set(positions.values())
+        pos: list(map(str.strip, map(itemgetter(pos), batch))) for pos in set(positions.values())
     }
     keep = [any(cells) for cells in zip(*trimmed.values(), strict=True)] or [False] * size
-    others = [column for pos, column in enumerate(columns) if pos not in trimmed]
-    for i in (i for i, kept in enumerate(keep) if not kept and others):
-        keep[i] = any(_trim([column[i]])[0] for column in others)  # a cell elsewhere
+    if all(keep):  # the common case: no blank row to drop
+        shaped = {name: trimmed[pos] for name, pos in positions.items()}
+        kept_problems = [problems.get(i, "") for i in range(size)] if problems else None
+        return list(range(first_row, first_row + size)), shaped, kept_problems
+    for i in (i for i, kept in enumerate(keep) if not kept):
+        keep[i] = i in problems or any(c.strip() for c in batch[i])  # a cell elsewhere
     rows = [first_row + i for i, kept in enumerate(keep) if kept]
-    frame = pd.DataFrame({"row": pd.Series(rows, dtype="int64")})
-    for name, pos in positions.items():
-        frame[name] = pd.Series(list(compress(trimmed[pos], keep)), dtype=object)
-    return frame
-
-
-def _trim(cells: list[Any]) -> list[str]:
-    try:
-        return [c.strip() for c in cells]
-    except AttributeError:  # a missing cell (NaN/None) among them
-        return [c.strip() if isinstance(c, str) else "" for c in cells]
+    shaped = {name: list(compress(trimmed[pos], keep)) for name, pos in positions.items()}
+    kept_problems = [problems.get(i, "") for i in compress(range(size), keep)] if problems else None
+    return rows, shaped, kept_problems
 
 
 def _positions(table: Table) -> dict[str, int]:
@@ -267,139 +455,288 @@ def _positions(table: Table) -> dict[str, int]:
 
 @dataclass
 class _CsvReader(_Reader):
+    """A text file, kept open: every pass reads it through one descriptor, and a pass
+    that finds it changed since it was opened (size or modification time) stops with
+    ``InputChangedError``, so no row of a truncated or rewritten file is lost unsaid."""
+
     path: Path
+    file: BinaryIO
+    stat: os.stat_result
     encoding: str
-    delimiter: str
-    skip: int  # blank lines before the header
-    header: list[str]
+    errors: str  # "surrogateescape": a UTF-8 file with a few bad bytes (rows invalid)
+    delimiter: str = ","
+    header_row: int = 1
+    header: list[str] = field(default_factory=list)
+    detected: bool = False
+    long_lines: bool = True  # a line may be over _LINE_LIMIT: read lines through the cap
 
     @classmethod
-    def open(cls, path: Path, encoding: str | None) -> _CsvReader:
+    def open(
+        cls, path: Path, encoding: str | None, header_row: int | None, mapping: Mapping[str, str]
+    ) -> _CsvReader:
         try:
             if encoding is not None:
                 try:
                     codecs.lookup(encoding)
                 except LookupError:
                     raise UsageError(f"unknown encoding {encoding!r}") from None
+            file = path.open("rb")
+        except OSError as exc:
+            raise _os_error(path, exc) from exc
+        try:
+            reader = cls(path, file, os.fstat(file.fileno()), "utf-8", "strict")
+            reader._open(encoding, header_row, mapping)
+        except BaseException:
+            file.close()
+            raise
+        return reader
+
+    def _open(
+        self, encoding: str | None, header_row: int | None, mapping: Mapping[str, str]
+    ) -> None:
+        try:
+            if encoding is not None:
+                self.encoding = encoding
             else:
-                encoding = _detect_encoding(path)
-            skip, first_line = _leading_blank_lines(path, encoding)
+                self.encoding, self.errors = _detect_encoding(self.path, self.file)
+            self.long_lines = _longest_line(self.file) > _LINE_LIMIT // 4  # 4 bytes a char
+            first_line = self._first_line()
             if first_line is None:
                 raise InputFileError(
-                    f"{path}: has no header row (the file is empty)",
+                    f"{self.path}: has no header row (the file is empty)",
                     hint="the first row must name the columns, e.g. use samples/template.csv",
                 )
-            delimiter = _sniff(path, encoding, first_line)
-            header = _read_header(path, encoding, delimiter, skip)
-        except (OSError, UnicodeError, ValueError, csv.Error) as exc:
-            # pandas' ParserError and EmptyDataError are ValueErrors
-            raise _csv_error(path, exc, encoding) from exc
-        if not any(header):
-            raise InputFileError(f"{path}: has no header row (its first line has no names)")
-        return cls(path, encoding, delimiter, skip, header)
+            with self._text() as stream:
+                sample = stream.read(SNIFF_BYTES)
+            sniffed = _sniff(self.path, sample, first_line)
+            found: tuple[int, list[str], bool] | None = None
+            for delimiter in [sniffed] + [d for d in DELIMITERS if d != sniffed]:
+                with self._text() as stream:
+                    picked = _pick_header(_csv_rows(stream, delimiter), header_row, mapping)
+                if picked is not None and (picked[2] or header_row is not None):
+                    found, self.delimiter = picked, delimiter
+                    break
+                if found is None and delimiter == sniffed:
+                    found, self.delimiter = picked, delimiter
+                if header_row is not None:
+                    break
+        except (OSError, UnicodeError, csv.Error) as exc:
+            raise _csv_error(self.path, exc, self.encoding) from exc
+        if found is None and header_row is not None:
+            raise InputFileError(f"{self.path}: has no row {header_row} (--header-row)")
+        if found is None or not any(found[1]):
+            where = f"row {header_row} is empty" if header_row else "its first line has no names"
+            raise InputFileError(f"{self.path}: has no header row ({where})")
+        self.header_row, header, self.detected = found
+        self.header = [_SURROGATE.sub("?", h) for h in header]
 
-    def frames(self, table: Table) -> Iterator[pd.DataFrame]:
-        positions = _positions(table)
-        first_row = self.skip + 2
+    def _text(self) -> TextIO:
+        """A new text stream over the open file, from its start."""
+        stream = open(  # noqa: SIM115 - the caller closes it
+            os.dup(self.file.fileno()),
+            encoding=self.encoding,
+            errors=self.errors,
+            newline="",
+        )
+        stream.seek(0)
+        return stream
+
+    def _first_line(self) -> str | None:
+        with self._text() as stream:
+            for line in _capped_lines(stream):
+                if line.strip(" \r\n" + DELIMITERS):
+                    return line
+        return None
+
+    def batches(self, size: int) -> Iterator[tuple[int, list[list[str]], dict[int, str]]]:
+        first = self.header_row + 1
         try:
-            reader = pd.read_csv(
-                self.path,
-                sep=self.delimiter,
-                header=0,
-                skiprows=self.skip,
-                index_col=False,  # never take a first column as the index
-                dtype=str,
-                keep_default_na=False,
-                na_filter=False,
-                skip_blank_lines=False,  # blank lines count for the row numbers
-                encoding=self.encoding,
-                encoding_errors="strict",
-                chunksize=table.chunk_rows,
-            )
-            with reader:
-                while (raw := _next_chunk(reader)) is not None:
-                    columns = [raw.iloc[:, i].tolist() for i in range(raw.shape[1])]
-                    yield _shape(columns, first_row, positions)
-                    first_row += len(raw)
-        except pd.errors.ParserWarning as exc:  # the first data row is too long
-            raise InputFileError(
-                f"{self.path}: line {self.skip + 2} has more cells than the header has "
-                f"({len(self.header)})",
-                hint="check the delimiter, or quote cells that contain it",
-            ) from exc
-        except (OSError, UnicodeError, ValueError) as exc:  # pandas' ParserError: ValueError
+            with self._text() as stream:
+                lines = _capped_lines(stream) if self.long_lines else stream
+                for batch in _csv_batches(lines, self.delimiter, self.header_row, size):
+                    self._check_unchanged(first)
+                    yield first, batch, self._problems(batch)
+                    first += len(batch)
+            self._check_unchanged(first)
+        except (OSError, UnicodeError, csv.Error) as exc:
             raise _csv_error(self.path, exc, self.encoding, len(self.header)) from exc
 
+    def _problems(self, batch: list[list[str]]) -> dict[int, str]:
+        """Rows that could not be read (marked by ``_csv_rows``) or hold bytes not UTF-8."""
+        problems: dict[int, str] = {}
+        for i, cells in enumerate(batch):
+            if cells and cells[0] == _MARK:
+                problems[i] = cells[1] if len(cells) > 1 else "could not be read"
+                batch[i] = []
+        if self.errors == "surrogateescape":
+            for i, cells in enumerate(batch):
+                bad = [j for j, c in enumerate(cells) if _SURROGATE.search(c)]
+                if bad:
+                    column = self.header[bad[0]] if bad[0] < len(self.header) else ""
+                    where = f" in column {column!r}" if column else ""
+                    problems.setdefault(
+                        i,
+                        f"has bytes that are not UTF-8{where}, though the rest of the file is "
+                        "UTF-8: fix them, or give the file's encoding (e.g. --encoding cp1252)",
+                    )
+                    batch[i] = [_SURROGATE.sub("?", c) for c in cells]
+        return problems
 
-def _next_chunk(reader: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
-    """The next chunk, or None; pandas' warning that it would drop cells is an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.errors.ParserWarning)
-        return next(reader, None)
-
-
-def _detect_encoding(path: Path) -> str:
-    """UTF-8 (``utf-8-sig`` with a BOM), UTF-16 with a BOM, else Windows-1252."""
-    with path.open("rb") as stream:
-        head = stream.read(4)
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16"
-        if head.startswith(b"PK\x03\x04"):
-            raise InputFileError(
-                f"{path}: looks like an Excel workbook, not text",
-                hint="rename it to .xlsx, or save it from Excel as CSV UTF-8",
+    def _check_unchanged(self, next_row: int) -> None:
+        now = os.fstat(self.file.fileno())
+        if (now.st_size, now.st_mtime_ns) != (self.stat.st_size, self.stat.st_mtime_ns):
+            raise InputChangedError(
+                f"{self.path}: changed while it was being read (it had {self.stat.st_size} "
+                f"bytes, now {now.st_size}); rows from row {next_row} on were not read",
+                hint="leave the input alone during a run: copy it, edit the copy, and run "
+                "the copy (with --resume to skip what is done)",
             )
-        stream.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        utf8 = True
-        cp1252 = True
-        offset = 0
-        while block := stream.read(_SCAN_BLOCK):
-            if utf8:
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError:
-                    utf8 = False
-            if cp1252 and any(b in block for b in _CP1252_UNDEFINED):
-                cp1252 = False
-            offset += len(block)
-            if not utf8 and not cp1252:
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _capped_lines(stream: TextIO) -> Iterator[str]:
+    """The stream's lines; a line longer than ``_LINE_LIMIT`` is skipped (never held) and
+    stands as a marked line, so that a huge cell costs no memory."""
+    readline = stream.readline
+    while line := readline(_LINE_LIMIT):
+        if len(line) < _LINE_LIMIT or line[-1] in "\r\n":
+            yield line
+            continue
+        while (rest := readline(_LINE_LIMIT)) and len(rest) == _LINE_LIMIT:
+            if rest[-1] in "\r\n":
                 break
-        if utf8:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
-    if utf8:
-        return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+        yield (
+            f'{_MARK},"has a line longer than {_LINE_LIMIT} characters: not read '
+            '(is a cell too large?)"\n'
+        )
+
+
+def _longest_line(stream: BinaryIO) -> int:
+    """The length in bytes of the file's longest line (a C-speed pass over the bytes)."""
+    stream.seek(0)
+    longest = carry = 0
+    while block := stream.read(_SCAN_BLOCK):
+        first, sep, _ = block.partition(b"\n")
+        if not sep:
+            carry += len(block)
+            continue
+        longest = max(longest, carry + len(first), *map(len, block.split(b"\n")[1:-1]))
+        carry = len(block) - block.rindex(b"\n") - 1
+    return max(longest, carry)
+
+
+def _csv_rows(stream: TextIO, delimiter: str) -> Iterator[list[str]]:
+    """Every record of the stream as cells (blank lines as ``[]``); a record that cannot be
+    read is ``[_MARK, problem]``.  A quote left open at the end is an ``InputFileError``."""
+    reader = csv.reader(_capped_lines(stream), delimiter=delimiter, strict=True)
+    while True:
+        try:
+            yield from reader
+            return
+        except csv.Error as exc:
+            yield _unreadable(exc)
+
+
+def _csv_batches(
+    lines: Iterable[str], delimiter: str, skip: int, size: int
+) -> Iterator[list[list[str]]]:
+    """The records of ``_csv_rows`` after the first ``skip``, in lists of up to ``size``,
+    taken straight from the csv reader (no Python call per record).  ``lines`` is the text
+    stream itself when no line can be over ``_LINE_LIMIT``, else ``_capped_lines`` of it."""
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    batch: list[list[str]] = []
+    skipping = True
+    while True:
+        try:
+            while skip:
+                skip -= 1
+                if next(reader, None) is None:
+                    return
+            skipping = False
+            while True:
+                want, before = size - len(batch), len(batch)
+                batch.extend(islice(reader, want))
+                if len(batch) - before < want:  # the reader is exhausted
+                    if batch:
+                        yield batch
+                    return
+                yield batch
+                batch = []
+        except csv.Error as exc:
+            mark = _unreadable(exc)
+            if not skipping:
+                batch.append(mark)
+
+
+def _unreadable(exc: csv.Error) -> list[str]:
+    """The marked record that stands for one the csv reader refused (see ``_csv_rows``)."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return [_MARK, f"has a cell longer than {CELL_LIMIT} characters: not read"]
+    if "unexpected end of data" in text:
+        raise exc
+    return [
+        _MARK,
+        "has a quoted cell with text after its closing quote: quote the whole "
+        'cell, and double the quotes inside it ("")',
+    ]
+
+
+def _detect_encoding(path: Path, stream: BinaryIO) -> tuple[str, str]:
+    """(encoding, errors): UTF-8 (``utf-8-sig`` with a BOM), UTF-16 with a BOM, else cp1252.
+
+    A file that is not UTF-8 as a whole but whose non-ASCII text is mostly UTF-8 is read
+    as UTF-8 with its bad bytes kept apart (``surrogateescape``): those rows are invalid,
+    the rest is not re-read as mojibake.
+    """
+    stream.seek(0)
+    head = stream.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "strict"
+    if head.startswith(b"PK\x03\x04"):
+        raise InputFileError(
+            f"{path}: looks like an Excel workbook, not text",
+            hint="rename it to .xlsx, or save it from Excel as CSV UTF-8",
+        )
+    utf8 = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    stream.seek(0)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while block := stream.read(_SCAN_BLOCK):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+        return utf8, "strict"
+    except UnicodeDecodeError:
+        pass
+    stream.seek(0)
+    lenient = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    bad = good = 0
+    cp1252 = True
+    while block := stream.read(_SCAN_BLOCK):
+        text = lenient.decode(block)
+        bad += len(_SURROGATE.findall(text))
+        good += len(_NON_ASCII.findall(text)) - 0
+        if cp1252 and any(b in block for b in _CP1252_UNDEFINED):
+            cp1252 = False
+    if good > bad:
+        return utf8, "surrogateescape"
     if cp1252:
-        return "cp1252"
+        return "cp1252", "strict"
     raise InputFileError(
         f"{path}: is neither UTF-8 nor Windows-1252 text (is it a text file at all?)",
         hint="save it as CSV UTF-8, or name its encoding with --encoding",
     )
 
 
-def _leading_blank_lines(path: Path, encoding: str) -> tuple[int, str | None]:
-    """How many blank lines precede the header, and the header line itself."""
-    count = 0
-    with path.open("r", encoding=encoding, newline="") as stream:
-        for line in stream:
-            if line.strip(" \r\n" + DELIMITERS):
-                return count, line
-            count += 1
-    return count, None
-
-
-def _sniff(path: Path, encoding: str, header_line: str) -> str:
+def _sniff(path: Path, sample: str, header_line: str) -> str:
     """The delimiter: csv.Sniffer on the start of the file, checked against the header."""
     if path.suffix.lower() == ".tsv":
         fallback = "\t"
     else:
         counts = {d: header_line.count(d) for d in DELIMITERS}
         fallback = max(DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
-    with path.open("r", encoding=encoding, errors="replace", newline="") as stream:
-        sample = stream.read(SNIFF_BYTES)
     if len(sample) == SNIFF_BYTES and "\n" in sample:
         sample = sample[: sample.rindex("\n")]  # no half line at the end
     # csv.Sniffer's quote-guessing regexes take minutes on some inputs (many stray quotes):
@@ -414,26 +751,6 @@ def _sniff(path: Path, encoding: str, header_line: str) -> str:
     return sniffed
 
 
-def _read_header(path: Path, encoding: str, delimiter: str, skip: int) -> list[str]:
-    """The header cells exactly as written (pandas would rename duplicates)."""
-    first = pd.read_csv(
-        path,
-        sep=delimiter,
-        header=None,
-        skiprows=skip,
-        nrows=1,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        encoding=encoding,
-        encoding_errors="strict",
-    )
-    return [str(v).strip() for v in first.iloc[0].tolist()] if len(first) else []
-
-
-_FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
 def _csv_error(
     path: Path, exc: BaseException, encoding: str | None, width: int | None = None
 ) -> InputFileError:
@@ -445,19 +762,10 @@ def _csv_error(
             f"{path}: cannot be read as {encoding or 'text'} ({exc})",
             hint="save it as CSV UTF-8, or try --encoding (e.g. cp1252, latin-1, utf-16)",
         )
-    if isinstance(exc, pd.errors.EmptyDataError):
-        return InputFileError(f"{path}: has no header row (the file is empty)")
     text = str(exc)
-    match = _FIELDS_RE.search(text)
-    if match:
-        expected, line, saw = match.groups()
+    if "unexpected end of data" in text:
         return InputFileError(
-            f"{path}: line {line} has {saw} cells but the header has {width or expected}",
-            hint="check the delimiter, or quote cells that contain it",
-        )
-    if "EOF inside string" in text:
-        return InputFileError(
-            f'{path}: a quote (") opened in a cell is never closed ({text.strip()})',
+            f'{path}: a quote (") opened in a cell is never closed',
             hint='close the quote, or double quotes inside quoted cells ("")',
         )
     return InputFileError(
@@ -476,22 +784,42 @@ def _os_error(path: Path, exc: OSError) -> InputFileError:
     return InputFileError(f"{path}: cannot be read ({exc.strerror or exc})")
 
 
-# --- Excel ---------------------------------------------------------------------------
+# --- workbooks -----------------------------------------------------------------------
 
 
 @dataclass
-class _XlsxReader(_Reader):
+class _BookReader(_Reader):
+    """A workbook through python-calamine (.xlsx .xlsm .xlsb .xls .ods).
+
+    The sheet is loaded once, when the file is opened: every later pass reads that copy,
+    so a file changed during a run changes nothing.  Its rows reach Python one at a time
+    (``iter_rows``), a batch at a time as text.
+    """
+
     path: Path
-    sheet: str
-    header_row: int
-    header: list[str]
+    book: Any
+    sheet_data: Any
+    sheet: str | None
+    height: int = 0
+    header_row: int = 1
+    header: list[str] = field(default_factory=list)
+    detected: bool = False
 
     @classmethod
-    def open(cls, path: Path, sheet: str | None) -> _XlsxReader:
+    def open(
+        cls,
+        path: Path,
+        sheet: str | None,
+        header_row: int | None,
+        mapping: Mapping[str, str],
+    ) -> _BookReader:
         with _workbook_errors(path):
-            book = _load_workbook(path)
+            _check_expansion(path)
+            from python_calamine import CalamineWorkbook
+
+            book = CalamineWorkbook.from_path(str(path))
             try:
-                names = [ws.title for ws in book.worksheets]
+                names: list[str] = list(book.sheet_names)
                 if sheet is None:
                     if not names:
                         raise InputFileError(f"{path}: the workbook has no sheets")
@@ -502,62 +830,92 @@ class _XlsxReader(_Reader):
                         + ", ".join(repr(n) for n in names),
                         hint="give one of them with --sheet",
                     )
-                for number, values in _sheet_rows(book, sheet):
-                    header = [_cell_text(v) for v in values]
-                    if any(header):
-                        while header and not header[-1]:
-                            header.pop()
-                        return cls(path, sheet, number, header)
-            finally:
+                data = book.get_sheet_by_name(sheet)
+                end = data.end
+                reader = cls(path, book, data, sheet, end[0] + 1 if end else 0)
+                found = _pick_header(reader._text_rows(), header_row, mapping)
+            except BaseException:
                 book.close()
-        raise InputFileError(
-            f"{path}: has no header row (sheet {sheet!r} is empty)",
-            hint="the first row must name the columns, or choose another sheet with --sheet",
-        )
+                raise
+        if found is None or not any(found[1]):
+            book.close()
+            if header_row is not None:
+                raise InputFileError(
+                    f"{path}: row {header_row} of sheet {sheet!r} is empty (--header-row)"
+                )
+            raise InputFileError(
+                f"{path}: has no header row (sheet {sheet!r} is empty)",
+                hint="the first row must name the columns, or choose another sheet with --sheet",
+            )
+        reader.header_row, reader.header, reader.detected = found
+        return reader
 
-    def frames(self, table: Table) -> Iterator[pd.DataFrame]:
-        positions = _positions(table)
-        width = len(self.header)
+    def _text_rows(self) -> Iterator[list[str]]:
+        for values in self.sheet_data.iter_rows():
+            yield [v if v.__class__ is str else _cell_text(v) for v in values]
+
+    def batches(self, size: int) -> Iterator[tuple[int, list[list[str]], dict[int, str]]]:
         with _workbook_errors(self.path):
-            book = _load_workbook(self.path)
-            try:
-                batch: list[list[str]] = []
-                first = self.header_row + 1
-                for number, values in _sheet_rows(book, self.sheet):
-                    if number <= self.header_row:
-                        continue
-                    cells = [_cell_text(v) for v in values[:width]]
-                    batch.append(cells + [""] * (width - len(cells)))
-                    if len(batch) >= table.chunk_rows:
-                        yield _shape(_transpose(batch, width), first, positions)
-                        first += len(batch)
-                        batch = []
-                if batch:
-                    yield _shape(_transpose(batch, width), first, positions)
-            finally:
-                book.close()
+            rows = self.sheet_data.iter_rows()
+            for _ in islice(rows, self.header_row):
+                pass
+            first = self.header_row + 1
+            while raw := list(islice(rows, size)):
+                batch = [[v if v.__class__ is str else _cell_text(v) for v in r] for r in raw]
+                del raw
+                yield first, batch, {}
+                first += len(batch)
+
+    def sheets_with(self, fields: Sequence[str], mapping: Mapping[str, str]) -> list[str]:
+        """The other sheets whose header (found as in ``open``) has every one of ``fields``."""
+        found: list[str] = []
+        with contextlib.suppress(Exception):  # a hint only: never fail on it
+            for name in self.book.sheet_names:
+                if name == self.sheet:
+                    continue
+                rows = (
+                    [v if v.__class__ is str else _cell_text(v) for v in r]
+                    for r in self.book.get_sheet_by_name(name).iter_rows()
+                )
+                picked = _pick_header(rows, None, mapping)
+                if picked is None:
+                    continue
+                named = {match_header(h) for h in picked[1]}
+                named |= {mapping[h] for h in picked[1] if h in mapping}
+                if all(f in named for f in fields):
+                    found.append(name)
+        return found
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.book.close()
 
 
-def _transpose(batch: list[list[str]], width: int) -> list[list[Any]]:
-    return [list(column) for column in zip(*batch, strict=True)] if batch else [[]] * width
+#: A part of a zipped workbook larger than this, and ``_MAX_RATIO`` times its compressed
+#: size, is refused before it is read: it is a few huge cells (a sheet of a million rows
+#: compresses about 10:1), and calamine would hold each of them whole.
+_MAX_PART = 64 * 1024 * 1024
+_MAX_RATIO = 100
 
 
-def _load_workbook(path: Path) -> Any:
-    from openpyxl import load_workbook
-
-    return load_workbook(path, read_only=True, data_only=True)
-
-
-def _sheet_rows(book: Any, sheet: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    """(sheet row number, cell values) for every row, empty rows included as ``()``."""
-    worksheet = book[sheet]
-    worksheet.reset_dimensions()  # a wrong <dimension> in the file must not truncate it
-    yield from enumerate(worksheet.iter_rows(values_only=True), start=1)
+def _check_expansion(path: Path) -> None:
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > _MAX_PART and info.file_size > _MAX_RATIO * max(
+                info.compress_size, 1
+            ):
+                raise InputFileError(
+                    f"{path}: its part {info.filename!r} expands to {info.file_size >> 20} MB "
+                    f"from {max(info.compress_size >> 10, 1)} KB: cells that large are not read",
+                    hint="find the huge cell (a paste gone wrong?), clear it and save again",
+                )
 
 
 @contextmanager
 def _workbook_errors(path: Path) -> Iterator[None]:
-    """Turn whatever openpyxl, zipfile or the XML parser raise into an InputFileError."""
+    """Turn whatever calamine or the file system raise into an InputFileError."""
     try:
         yield
     except InputFileError:
@@ -566,24 +924,31 @@ def _workbook_errors(path: Path) -> Iterator[None]:
         raise _os_error(path, exc) from exc
     except Exception as exc:  # a damaged workbook can raise almost anything
         raise InputFileError(
-            f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc})",
-            hint="is it really an Excel file? open it in Excel and save it as .xlsx, "
-            "or export it as CSV UTF-8",
+            f"{path}: cannot be read as a workbook ({type(exc).__name__}: {exc})",
+            hint="is it really an Excel or OpenDocument file? open it and save it as "
+            ".xlsx, or export it as CSV UTF-8",
         ) from exc
 
 
 def _cell_text(value: Any) -> str:
-    """An Excel cell value as text: number cells as their digits, never ``1.4E10``."""
+    """A workbook cell as the text it shows: number cells as their digits (never
+    ``1.4E10`` nor ``...71.0``), dates as ``2024-03-01``, booleans as ``TRUE``."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
         if value.is_integer():
             return str(int(value))
         return repr(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
         return value.isoformat()
-    return str(value).strip()
+    return str(value)

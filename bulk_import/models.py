@@ -245,14 +245,18 @@ class RawRow:
 
     ``values`` maps JSON field names (``phoneNumber``) to trimmed cell text; an empty
     cell is absent.  ``row`` is the number a spreadsheet shows (the header is row 1).
+    ``problem`` says why the row as a whole could not be read (too many cells, a cell
+    too large, bytes not in the file's encoding): such a row is invalid, never sent.
     """
 
     row: int
     values: dict[str, str]
+    problem: str = ""
 
     def __repr__(self) -> str:
         shown = {k: ("**********" if k == "trunkPassword" else v) for k, v in self.values.items()}
-        return f"RawRow(row={self.row}, values={shown})"
+        extra = f", problem={self.problem!r}" if self.problem else ""
+        return f"RawRow(row={self.row}, values={shown}{extra})"
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -557,6 +557,9 @@ def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str
             f"can't write the results file {path}: {exc.strerror}",
             hint="choose another place with --output",
         ) from exc
+    except BaseException:  # an interrupt between creating the file and opening it
+        tmp.unlink(missing_ok=True)
+        raise
     try:
         with out:
             out.write(",".join(RESULT_COLUMNS) + "\n")

@@ -38,7 +38,7 @@ from .defaults import (
     MAX_CONCURRENCY,
     TIMEOUT,
 )
-from .errors import ApiError, UsageError
+from .errors import ApiError, BulkImportError, InputChangedError, MissingColumnsError, UsageError
 from .load import Table, open_table
 from .lock import RunLock
 from .models import (
@@ -65,9 +65,12 @@ from .record import (
     write_results_frames,
     write_summary_json,
 )
+from .sheets import XlsxResults, is_workbook_path, read_results_xlsx, write_failed_rows
 from .validate import Validator, check_columns
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .submit import SubmitReport
 
 #: The error of a row whose request was cut in flight (a second interrupt).
@@ -83,6 +86,8 @@ class RunOptions:
     file: Path
     output: Path | None = None
     sheet: str | None = None
+    header_row: int | None = None
+    failed_rows: Path | None = None
     encoding: str | None = None
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
@@ -155,6 +160,13 @@ class RunOptions:
                 ) from None
         if self.results_path.resolve() == self.file.resolve():
             raise UsageError("output must not be the input file", param="output")
+        if self.failed_rows is not None:
+            if self.failed_rows.suffix.lower() not in {".csv", ".xlsx"}:
+                raise UsageError("failed_rows must name a .csv or .xlsx file", param="failed_rows")
+            if self.failed_rows.resolve() in {self.file.resolve(), self.results_path.resolve()}:
+                raise UsageError(
+                    "failed_rows must not be the input or the results file", param="failed_rows"
+                )
         if self.command == "plan" and self.dry_run:
             raise UsageError("plan never writes; it has no dry_run (it is one)", param="dry_run")
         if not self.dry_run and not self.sandbox:
@@ -174,7 +186,7 @@ class _Run:
         self,
         opts: RunOptions,
         journal: Journal,
-        writer: ResultsWriter,
+        writer: ResultsWriter | _XlsxWriter,
         log: RunLog,
         progress: Progress,
         say: Callable[[str], None],
@@ -186,6 +198,7 @@ class _Run:
         self.progress = progress
         self.pending: dict[int, Job] = {}
         self.say = say
+        self.input_changed: InputChangedError | None = None
         self.earlier: Counter[str] = Counter()  # rows --resume found done by earlier runs
         self.sent: Counter[int] = Counter()  # requests that may store, by row (cut rows)
 
@@ -228,7 +241,18 @@ class _Run:
         return self.journal.salt
 
     def jobs(self, rows: Iterable[RowResult | Job]) -> Iterator[Job]:
-        """The valid rows still to send; every other row is recorded on the way."""
+        """The valid rows still to send; every other row is recorded on the way.
+
+        An input file that changes under the run ends the rows here (``input_changed``):
+        the rows in flight finish, and the run ends aborted, saying where it stopped.
+        """
+        try:
+            yield from self._jobs(rows)
+        except InputChangedError as exc:
+            self.input_changed = exc
+            self.say(f"stopping: {exc}")
+
+    def _jobs(self, rows: Iterable[RowResult | Job]) -> Iterator[Job]:
         for checked in rows:
             if isinstance(checked, RowResult):
                 self.finish(checked, durable=False)
@@ -311,24 +335,35 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
     started = datetime.now(UTC)
     t0 = time.monotonic()
     results_path = opts.results_path
-    with RunLock(results_path):
+    with RunLock(results_path), ExitStack() as files:
+        table: Table | None = None
         if opts.command == "undo":
             rows: Iterable[RowResult | Job] = _undo_rows(opts, say)
             total: int | None = None
         else:
             table = open_table(
-                opts.file, sheet=opts.sheet, mapping=opts.mapping, encoding=opts.encoding
+                opts.file,
+                sheet=opts.sheet,
+                mapping=opts.mapping,
+                encoding=opts.encoding,
+                header_row=opts.header_row,
             )
-            if opts.partial:
-                check_columns(table.columns, opts.defaults.keys(), table.header, ("phoneNumber",))
-            else:
-                check_columns(table.columns, opts.defaults.keys(), table.header)
+            files.callback(table.close)
+            try:
+                if opts.partial:
+                    required = ("phoneNumber",)
+                    check_columns(table.columns, opts.defaults.keys(), table.header, required)
+                else:
+                    check_columns(table.columns, opts.defaults.keys(), table.header)
+            except MissingColumnsError as exc:
+                exc.message += f"; {table.header_note(exc.missing)}"
+                raise
             # An export's own "active" column is not an input field, and not a surprise.
-            ignored = [h for h in table.ignored if h.strip().lower() != "active"]
-            if ignored:
-                shown = ", ".join(repr(h) for h in ignored)
+            table.ignored = [h for h in table.ignored if h.strip().lower() != "active"]
+            if table.ignored:
                 say(
-                    f"warning: ignoring column(s) that match no field: {shown} (map one with --map)"
+                    f"warning: ignoring {table.ignored_summary()} (no field of that name; "
+                    "map one with --map)"
                 )
             validator = Validator(
                 defaults=opts.defaults, default_region=opts.default_region, partial=opts.partial
@@ -343,10 +378,21 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             if opts.resume and not had_journal:
                 # The journal has every done row; without it, the results file is what is left.
                 if results_path.exists():
-                    journal.import_previous(read_results_csv(results_path))
+                    earlier = (
+                        read_results_xlsx(results_path)
+                        if is_workbook_path(results_path)
+                        else read_results_csv(results_path)
+                    )
+                    journal.import_previous(earlier)
                 else:
                     say(f"note: --resume: no earlier results at {results_path}; sending every row")
-            writer = stack.enter_context(ResultsWriter(results_path, changes=opts.shows_changes))
+            writer: ResultsWriter | _XlsxWriter
+            if is_workbook_path(results_path):
+                writer = stack.enter_context(_XlsxWriter(results_path))
+            else:
+                writer = stack.enter_context(
+                    ResultsWriter(results_path, changes=opts.shows_changes)
+                )
             log = stack.enter_context(RunLog(opts.log_file))
             progress = stack.enter_context(Progress(total, enabled=opts.progress))
             run = _Run(opts, journal, writer, log, progress, say)
@@ -362,7 +408,11 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals, total))
             finally:
                 sending = time.monotonic() - sending
-                aborted = report.aborted if report is not None else None
+                aborted: ApiError | InputChangedError | None = (
+                    report.aborted if report is not None else None
+                )
+                if aborted is None and run.input_changed is not None:
+                    aborted = run.input_changed
                 why = (
                     "interrupted before this row was sent"
                     if interrupted
@@ -374,8 +424,10 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 progress.close()
                 writer.finalize(journal.results_in_order())
                 counts = _counts(journal)
+                if opts.failed_rows is not None and table is not None:
+                    _failed_rows(opts.failed_rows, table, journal.results_in_order(), say)
             this_run = {status: n - run.earlier[status] for status, n in counts.items()}
-            return _summarize(
+            summary = _summarize(
                 opts,
                 log,
                 counts,
@@ -387,6 +439,81 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 this_run=this_run,
                 sending_seconds=sending,
             )
+            if isinstance(writer, _XlsxWriter):
+                writer.finish(summary, _shown_options(opts))
+            return summary
+
+
+class _XlsxWriter:
+    """``--output X.xlsx`` during a run: nothing row by row (the journal has every finished
+    row); at the end the workbook is rendered from the journal, its summary sheet last."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._book: XlsxResults | None = None
+
+    def __enter__(self) -> _XlsxWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop a workbook begun but never finished (the journal still has every row)."""
+        if self._book is not None:
+            self._book.abandon()
+            self._book = None
+
+    def append(self, result: RowResult) -> None:
+        """Nothing: the journal holds the row."""
+
+    def finalize(self, results: Iterator[RowResult]) -> None:
+        self._book = XlsxResults(self.path)
+        try:
+            self._book.write(results)
+        except BaseException:
+            self._book.abandon()
+            raise
+
+    def finish(self, summary: Summary, options: dict[str, str]) -> None:
+        if self._book is not None:
+            book, self._book = self._book, None
+            book.finish(summary, options)
+
+
+def _shown_options(opts: RunOptions) -> dict[str, str]:
+    """The run's settings for a summary sheet: never the key or a trunk password."""
+    shown = {
+        "file": str(opts.file),
+        "sheet": opts.sheet or "",
+        "header row": "" if opts.header_row is None else str(opts.header_row),
+        "base url": "(sandbox)" if opts.sandbox else opts.base_url.split("@")[-1],
+        "concurrency": str(opts.concurrency),
+        "rate": "" if opts.rate is None else str(opts.rate),
+        "max attempts": str(opts.max_attempts),
+        "timeout": str(opts.timeout),
+        "dry run": str(opts.dry_run),
+        "resume": str(opts.resume),
+        "on existing": opts.on_existing,
+        "map": "; ".join(f"{k}={v}" for k, v in opts.mapping.items()),
+        "defaults": ", ".join(k for k in opts.defaults if k != "trunkPassword"),
+        "default region": opts.default_region or "",
+    }
+    return {k: v for k, v in shown.items() if v}
+
+
+def _failed_rows(
+    path: Path, table: Table, results: Iterator[RowResult], say: Callable[[str], None]
+) -> None:
+    """``--failed-rows``: written at the end; a failure to write it is said, not raised
+    (the results file and the journal already hold every row)."""
+    try:
+        count = write_failed_rows(path, table, results)
+    except BulkImportError as exc:
+        say(f"warning: --failed-rows {path} not written: {exc}")
+        return
+    if count:
+        say(f"failed rows: {count} row(s) to fix and run again are in {path}")
 
 
 def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult | Job]:
@@ -470,13 +597,42 @@ def _dry_run(
     """
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
+    failed: list[RowResult] = []
+    xlsx: XlsxResults | None = None
     with RunLog(opts.log_file) as log:
         log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
-        with _interrupting(handle_signals):
-            table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
-            frames = (validator.check_frame(frame) for frame in table.chunks())
-            counts = write_results_frames(opts.results_path, frames)
-        return _summarize(opts, log, counts, started, t0)
+        try:
+            with _interrupting(handle_signals):
+                table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
+                frames = (validator.check_frame(frame) for frame in table.chunks())
+                if opts.failed_rows is not None:
+                    frames = (_keep_invalid(frame, failed) for frame in frames)
+                if is_workbook_path(opts.results_path):
+                    xlsx = XlsxResults(opts.results_path)
+                    xlsx.write_frames(frames)
+                    counts = xlsx.counts
+                else:
+                    counts = write_results_frames(opts.results_path, frames)
+                if opts.failed_rows is not None:
+                    _failed_rows(opts.failed_rows, table, iter(failed), say)
+        except BaseException:
+            if xlsx is not None:
+                xlsx.abandon()
+            raise
+        summary = _summarize(opts, log, counts, started, t0)
+    if xlsx is not None:
+        xlsx.finish(summary, _shown_options(opts))
+    return summary
+
+
+def _keep_invalid(frame: pd.DataFrame, into: list[RowResult]) -> pd.DataFrame:
+    """Pass ``frame`` on, keeping its invalid rows (row and error) for ``--failed-rows``."""
+    for row, status, error in zip(
+        frame["row"].tolist(), frame["status"].tolist(), frame["error"].tolist(), strict=True
+    ):
+        if status == Status.INVALID.value:
+            into.append(RowResult(int(row), "", Status.INVALID, error=error))
+    return frame
 
 
 @contextlib.contextmanager
@@ -506,7 +662,7 @@ def _summarize(
     t0: float,
     *,
     report: SubmitReport | None = None,
-    aborted: ApiError | None = None,
+    aborted: ApiError | InputChangedError | None = None,
     interrupted: bool = False,
     this_run: dict[str, int] | None = None,
     sending_seconds: float = 0.0,
@@ -640,7 +796,7 @@ def _counts(journal: Journal) -> dict[str, int]:
 
 def _exit_code(
     counts: dict[str, int],
-    aborted: ApiError | None,
+    aborted: ApiError | InputChangedError | None,
     interrupted: bool,
     ok_statuses: frozenset[Status] = OK_BY_COMMAND["run"],
 ) -> int:

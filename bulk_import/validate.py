@@ -23,15 +23,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
 from pydantic import ValidationError
 
 from bulk_import import phones
 from bulk_import.errors import MissingColumnsError, UsageError
+from bulk_import.load import ROW_PROBLEM
 from bulk_import.models import (
     E164,
     E164_RE,
@@ -45,6 +43,11 @@ from bulk_import.models import (
     RowResult,
     Status,
 )
+
+if TYPE_CHECKING:  # loaded by the column-wise checks only: a run row by row never needs them
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 _ORDER = {spec.json: i for i, spec in enumerate(FIELDS)}
 _PHONE_FIELDS = tuple(spec.json for spec in FIELDS if spec.phone)
@@ -161,6 +164,12 @@ class Validator:
 
     def check(self, raw: RawRow) -> Job | RowResult:
         """A ``Job`` for a good row, else a ``RowResult`` with status ``invalid``."""
+        if raw.problem:  # the row could not be read as a whole: its cells may be shifted
+            cell = raw.values.get("phoneNumber", "").strip()
+            phone = _phone_or_none(cell, self.region) or cell
+            return RowResult(
+                row=raw.row, phone_number=phone, status=Status.INVALID, error=raw.problem
+            )
         cells = {k: t for k, v in raw.values.items() if k in FIELD_BY_JSON and (t := v.strip())}
         values = {**self.defaults, **cells}  # an empty cell is absent: the default applies
         problems: dict[str, str] = {}
@@ -287,6 +296,9 @@ _E164_FULL = re.compile(E164).fullmatch
 
 def _check_frame(validator: Validator, frame: pd.DataFrame) -> pd.DataFrame:
     """``Validator.check_frame``: the rules column by column, ``check`` for the other rows."""
+    import numpy as np
+    import pandas as pd
+
     rows = frame["row"].to_numpy(dtype=np.int64)
     size = len(rows)
     plain = np.ones(size, dtype=bool)  # passes every rule looked at so far
@@ -308,6 +320,11 @@ def _check_frame(validator: Validator, frame: pd.DataFrame) -> pd.DataFrame:
                 plain &= _lengths(cells) > 0
             if spec.json == "terminationSipURI":
                 plain &= _each_distinct(SIP_URI_RE.match, cells)
+    if ROW_PROBLEM in frame.columns:  # rows not read as a whole: ``check`` says why
+        troubled = np.array([bool(p) for p in frame[ROW_PROBLEM].tolist()], dtype=bool)
+        plain &= ~troubled
+        phones = phones.copy()
+        phones[troubled] = None
     readable = pd.notna(phones)
     plain &= _first_rows(validator._seen, phones, rows, readable) == rows  # else a duplicate
 
@@ -343,6 +360,8 @@ def _cells(frame: pd.DataFrame, name: str, default: str | None, size: int) -> li
 
 def _phone_numbers(cells: list[str], region: str | None) -> npt.NDArray[np.object_]:
     """Each cell as ``normalize_phone`` gives it, or None (empty, or not a number)."""
+    import numpy as np
+
     possible = phones.possible
     numbers = [c if _E164_FULL(c) and possible(c) else _phone_or_none(c, region) for c in cells]
     return np.array(numbers, dtype=object)
@@ -369,6 +388,8 @@ def _first_rows(
     Every readable number is claimed in row order, even on a row with other problems, so
     ``check`` on a later row (or chunk) finds the same first row.
     """
+    import numpy as np
+
     first = rows.copy()
     numbers, at = phones[readable].tolist(), rows[readable].tolist()
     first[readable] = np.fromiter(map(seen.setdefault, numbers, at), np.int64, len(at))
@@ -376,11 +397,15 @@ def _first_rows(
 
 
 def _lengths(cells: list[str]) -> npt.NDArray[np.int64]:
+    import numpy as np
+
     return np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
 
 
 def _each_distinct(test: Callable[[str], object], cells: list[str]) -> npt.NDArray[np.bool_]:
     """``bool(test(cell))`` for each cell, calling ``test`` once per distinct value."""
+    import numpy as np
+
     passed = {value: bool(test(value)) for value in set(cells)}
     return np.fromiter(map(passed.__getitem__, cells), dtype=bool, count=len(cells))
 
@@ -392,8 +417,10 @@ def _check_rows(
     if not len(positions):
         return
     part = frame.iloc[positions]
-    names = [str(c) for c in part.columns if c != "row"]
+    names = [str(c) for c in part.columns if c not in ("row", ROW_PROBLEM)]
     columns = [part[name].tolist() for name in names]
-    for i, row, *cells in zip(positions.tolist(), part["row"].tolist(), *columns, strict=True):
+    problems = part[ROW_PROBLEM].tolist() if ROW_PROBLEM in part.columns else [""] * len(part)
+    rows = zip(positions.tolist(), part["row"].tolist(), problems, *columns, strict=True)
+    for i, row, problem, *cells in rows:
         values = {name: c for name, c in zip(names, cells, strict=True) if c}
-        yield i, validator.check(RawRow(row, values))
+        yield i, validator.check(RawRow(row, values, problem))

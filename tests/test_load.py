@@ -280,8 +280,10 @@ def test_first_chunk_comes_before_the_end_of_the_file(tmp_path: Path) -> None:
     table = open_table(write(tmp_path, "in.csv", "\n".join(lines) + "\n"), chunk_rows=10)
     chunks = table.chunks()
     assert len(next(chunks)) == 10  # the bad line 52 is not read yet
-    with pytest.raises(InputFileError, match="line 52 has 4 cells but the header has 2"):
-        list(chunks)
+    last = list(chunks)[-1]
+    assert last["_problem"].tolist()[-1] == (
+        "has 4 cells, the header has 2: is a delimiter inside an unquoted value?"
+    )
 
 
 def test_long_cells(tmp_path: Path) -> None:
@@ -304,21 +306,23 @@ def test_empty_file_has_no_header_row(tmp_path: Path, data: bytes) -> None:
 
 
 def test_ragged_row_with_too_many_cells(tmp_path: Path) -> None:
-    text = "Phone Number,Friendly Name\n+14155550001,a\n+14155550002,b\n+1,x,y\n"
-    with pytest.raises(InputFileError) as caught:
-        list(open_table(write(tmp_path, "in.csv", text)).rows())
-    assert str(caught.value) == (
-        f"{tmp_path / 'in.csv'}: line 4 has 3 cells but the header has 2 "
-        "(check the delimiter, or quote cells that contain it)"
-    )
-    assert caught.value.__cause__ is not None
+    """A row with a cell beyond the header is a row-level problem; the others go on."""
+    text = "Phone Number,Friendly Name\n+14155550001,a\n+14155550002,b\n+1,x,y\n+14155550003\n"
+    got = list(open_table(write(tmp_path, "in.csv", text)).rows())
+    assert [(r.row, r.problem) for r in got] == [
+        (2, ""),
+        (3, ""),
+        (4, "has 3 cells, the header has 2: is a delimiter inside an unquoted value?"),
+        (5, ""),
+    ]
 
 
 def test_first_data_row_with_too_many_cells(tmp_path: Path) -> None:
-    """pandas would silently take the first cell as an index; it must be an error."""
+    """pandas would silently take the first cell as an index; it must be a problem row."""
     text = "Phone Number,Friendly Name\n+14155550001,a,b\n+14155550002,b\n"
-    with pytest.raises(InputFileError, match="line 2 has more cells than the header"):
-        list(open_table(write(tmp_path, "in.csv", text)).rows())
+    got = list(open_table(write(tmp_path, "in.csv", text)).rows())
+    assert got[0].problem.startswith("has 3 cells, the header has 2")
+    assert got[1] == RawRow(3, {"phoneNumber": "+14155550002", "friendlyName": "b"})
 
 
 def test_short_rows_are_padded(tmp_path: Path) -> None:
@@ -388,7 +392,7 @@ def test_two_headers_for_one_field(tmp_path: Path) -> None:
 def test_duplicate_and_empty_headers(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", "Phone Number,Notes,,Notes,\n+14155552671,a,b,c,\n")
     table = open_table(path)
-    assert table.header == ["Phone Number", "Notes", "", "Notes", ""]
+    assert table.header == ["Phone Number", "Notes", "", "Notes"]  # trailing empty dropped
     assert table.ignored == ["Notes"]
     assert rows(table) == [(2, {"phoneNumber": "+14155552671"})]
 
@@ -414,15 +418,19 @@ def test_directory(tmp_path: Path) -> None:
         open_table(tmp_path / "dir.csv")
 
 
-@pytest.mark.parametrize("name", ["in.xls", "in.json", "in"])
+@pytest.mark.parametrize("name", ["in.json", "in"])
 def test_unsupported_kinds(tmp_path: Path, name: str) -> None:
-    with pytest.raises(InputFileError, match=r"reads \.csv, \.txt, \.tsv, \.xlsx and \.xlsm"):
+    with pytest.raises(
+        InputFileError, match=r"reads \.csv, .*\.xlsx, \.xlsm, \.xlsb, \.xls and \.ods"
+    ):
         open_table(write(tmp_path, name, "Phone Number\n"))
 
 
 @pytest.mark.parametrize("data", [b"\x00\x01\x02junk" * 50, b"Phone Number\n+14155552671\n", b""])
 def test_junk_named_xlsx(tmp_path: Path, data: bytes) -> None:
-    with pytest.raises(InputFileError, match="is it really an Excel file") as caught:
+    with pytest.raises(
+        InputFileError, match="is it really an Excel or OpenDocument file"
+    ) as caught:
         open_table(write(tmp_path, "in.xlsx", data))
     assert caught.value.__cause__ is not None
 
@@ -431,7 +439,7 @@ def test_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
     path = tmp_path / "in.xlsx"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("hello.txt", "hi")
-    with pytest.raises(InputFileError, match="cannot be read as an Excel workbook"):
+    with pytest.raises(InputFileError, match="cannot be read as a workbook"):
         open_table(path)
 
 
@@ -469,7 +477,7 @@ def test_xlsx_number_cells_are_digits(tmp_path: Path) -> None:
             3,
             {
                 "phoneNumber": "+14155552672",
-                "trunkUsername": "2024-01-02T03:04:05",
+                "trunkUsername": "2024-01-02 03:04:05",
                 "friendlyName": "100000000000000000000",
                 "inboundAgentId": "0.1",
                 "outboundAgentId": "FALSE",
@@ -479,7 +487,7 @@ def test_xlsx_number_cells_are_digits(tmp_path: Path) -> None:
             4,
             {
                 "phoneNumber": "14155552671",
-                "trunkUsername": "2024-01-02T00:00:00",
+                "trunkUsername": "2024-01-02",
                 "friendlyName": "00123",
                 "inboundAgentId": "N/A",
                 "outboundAgentId": "text",
@@ -509,7 +517,8 @@ def test_xlsx_blank_rows_keep_numbering(tmp_path: Path) -> None:
 def test_xlsx_header_below_empty_rows(tmp_path: Path) -> None:
     path = xlsx(tmp_path, {3: [None, "Phone Number"], 4: [None, "+14155550001"]})
     table = open_table(path)
-    assert table.header == ["", "Phone Number"]
+    assert table.header == ["Phone Number"]  # calamine starts at the first used column
+    assert table.header_row == 3
     assert rows(table) == [(4, {"phoneNumber": "+14155550001"})]
 
 
@@ -549,9 +558,16 @@ def test_xlsm_is_read(tmp_path: Path) -> None:
     assert rows(open_table(path)) == [(2, {"phoneNumber": "+14155550001"})]
 
 
-def test_xlsx_cells_beyond_the_header_are_ignored(tmp_path: Path) -> None:
-    path = xlsx(tmp_path, {1: ["Phone Number"], 2: ["+14155550001", "stray", "more"]})
-    assert rows(open_table(path)) == [(2, {"phoneNumber": "+14155550001"})]
+def test_xlsx_cells_beyond_the_header_make_the_row_invalid(tmp_path: Path) -> None:
+    path = xlsx(
+        tmp_path,
+        {1: ["Phone Number", "Name"], 2: ["+14155550001", "a", "stray"], 3: ["+14155550002"]},
+    )
+    got = list(open_table(path).rows())
+    assert (
+        got[0].problem == "has 3 cells, the header has 2: is a delimiter inside an unquoted value?"
+    )
+    assert got[1] == RawRow(3, {"phoneNumber": "+14155550002"})
 
 
 def test_rows_are_rawrows(tmp_path: Path) -> None:
@@ -565,5 +581,5 @@ def test_estimated_rows_counts_csv_lines(tmp_path: Path) -> None:
     assert open_table(path).estimated_rows() == 3  # blank lines count: an estimate
     assert (
         open_table(Path(__file__).parent.parent / "samples" / "phone_numbers.xlsx").estimated_rows()
-        is None
+        == 20
     )
