@@ -422,6 +422,7 @@ FLAGS: dict[str, str] = {
     "sandbox": "--sandbox",
     "yes": "--yes",
     "failed_rows": "--failed-rows",
+    "header_row": "--header-row",
 }
 #: The command line's own hint for a parameter, where the library's (which may name other
 #: parameters, or say "None") would not read right on a terminal.
@@ -440,7 +441,8 @@ def describe(exc: BulkImportError) -> str:
     param = exc.param
     if param is None or param not in FLAGS:
         return str(exc)
-    name = re.compile(rf"(?<![\w-]){re.escape(param)}(?![\w-])")
+    # Not inside a path or a file name (``/data/mapping.csv``).
+    name = re.compile(rf"(?<![\w/\\.-]){re.escape(param)}(?![\w/\\.-])")
     flag = FLAGS[param]
     message = name.sub(lambda _m: flag, exc.message, count=1)
     hint = HINTS.get(param) or exc.hint
@@ -530,7 +532,6 @@ def _warn(text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # Imported here, so that --help and usage errors answer at once (pandas is slow to load).
-    from .load import parse_mapping
     from .runner import RunOptions, run_import
 
     env = os.environ
@@ -574,6 +575,27 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_import(opts, say=say)
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
+
+
+def parse_mapping(items: Sequence[str]) -> dict[str, str]:
+    """``--map Header=field``, repeated -> ``{header: JSON field name}``."""
+    from .load import match_header
+    from .models import FIELDS_HINT
+
+    mapping: dict[str, str] = {}
+    for item in items:
+        header, sep, name = item.rpartition("=")
+        header, name = header.strip(), name.strip()
+        if not sep or not header or not name:
+            raise UsageError(
+                f"--map {item!r} is not of the form 'Header=field'",
+                hint=FIELDS_HINT,
+            )
+        json_name = match_header(name)
+        if json_name is None:
+            raise UsageError(f"--map {item!r}: {name!r} is not a field", hint=FIELDS_HINT)
+        mapping[header] = json_name
+    return mapping
 
 
 def parse_defaults(items: Sequence[str]) -> dict[str, str]:

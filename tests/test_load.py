@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from bulk_import.cli import parse_mapping
 from bulk_import.errors import InputFileError, UsageError
-from bulk_import.load import Table, match_header, open_table, parse_mapping
+from bulk_import.load import Table, match_header, open_table
 from bulk_import.models import RawRow
 
 WORDS = "Phone Number,Trunk Username,Trunk Password,Termination SIP URI,Friendly Name"
