@@ -14,7 +14,6 @@ import socket
 import sys
 import threading
 import time
-from types import TracebackType
 from typing import Self
 
 import uvicorn
@@ -182,12 +181,7 @@ class SandboxServer:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
