@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsFileError
 from .models import RowResult, Status
+from .record import RESULT_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,15 +35,6 @@ if TYPE_CHECKING:
     from .load import Table
     from .record import Summary
 
-RESULT_HEADER = (
-    "row",
-    "phone_number",
-    "status",
-    "sip_phone_number",
-    "http_status",
-    "attempts",
-    "error",
-)
 FAILED_STATUSES = frozenset({Status.INVALID, Status.FAILED, Status.NOT_ATTEMPTED})
 
 #: Fill colour per status (green for done, red for refused, amber for not sent ...).
@@ -102,9 +94,9 @@ class XlsxResults:
         self._header = self._book.add_format({"bold": True, "bg_color": "#D9D9D9"})
         self._fills = {s: self._book.add_format({"bg_color": c}) for s, c in STATUS_FILLS.items()}
         self._other = self._book.add_format({"bg_color": _OTHER_FILL})
-        self._widths = [len(h) for h in RESULT_HEADER]
+        self._widths = [len(h) for h in RESULT_COLUMNS]
         self._row = 0
-        for col, name in enumerate(RESULT_HEADER):
+        for col, name in enumerate(RESULT_COLUMNS):
             self._sheet.write_string(0, col, name, self._header)
         self._sheet.freeze_panes(1, 0)
 
@@ -120,7 +112,7 @@ class XlsxResults:
     def write_frames(self, frames: Iterable[pd.DataFrame]) -> None:
         """``write`` for the dry run's frames (the columns of the results file)."""
         for frame in frames:
-            columns = [frame[name].tolist() for name in RESULT_HEADER]
+            columns = [frame[name].tolist() for name in RESULT_COLUMNS]
             columns[6] = [" ".join(e.split()) if e else e for e in columns[6]]
             self._rows(columns)
 
@@ -158,7 +150,7 @@ class XlsxResults:
     def finish(self, summary: Summary, options: dict[str, str]) -> None:
         """Write the summary sheet, close the workbook and move it into place."""
         try:
-            self._sheet.autofilter(0, 0, self._row, len(RESULT_HEADER) - 1)
+            self._sheet.autofilter(0, 0, self._row, len(RESULT_COLUMNS) - 1)
             for col, width in enumerate(self._widths):
                 self._sheet.set_column(col, col, width + 2)
             rows: list[tuple[str, Any]] = [("status", "rows")]
@@ -213,7 +205,7 @@ def read_results_xlsx(path: Path) -> Iterator[RowResult]:
             "numbers it has), or give another --output",
         ) from exc
     index = {name: i for i, name in enumerate(header)}
-    if any(name not in index for name in RESULT_HEADER):
+    if any(name not in index for name in RESULT_COLUMNS):
         return
     for values in rows:
         cells = {name: _text(values[i]) for name, i in index.items() if i < len(values)}
