@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import logging
 import math
 import os
 import re
@@ -30,11 +29,6 @@ from httpx_aiohttp import AiohttpTransport  # scales with connections (FINDINGS.
 
 from .errors import ApiError, AuthError, ConnectionFailed
 from .models import ImportRequest, PhoneNumberRecord, RateLimitInfo
-
-for _name in ("httpx", "httpcore"):  # their INFO lines would log every request URL
-    _logger = logging.getLogger(_name)
-    if _logger.level < logging.WARNING:
-        _logger.setLevel(logging.WARNING)
 
 IMPORT_PATH = "/v1/phone-numbers/import"
 NUMBERS_PATH = "/v1/phone-numbers"

@@ -397,14 +397,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: The command line's word for each library parameter an error may name
 #: (``BulkImportError.param``): the first mention of the parameter in the message (and
-#: in its hint) is replaced by this.
+#: in its hint) is replaced by this, and so is any ``name=True`` (a switch).
 FLAGS: dict[str, str] = {
     "file": "FILE",
     "output": "--output",
     "sheet": "--sheet",
+    "header_row": "--header-row",
+    "failed_rows": "--failed-rows",
     "encoding": "--encoding",
     "base_url": "--base-url",
-    "api_key": "an API key",
+    "api_key": f"an API key ({API_KEY_ENV} or --api-key-file PATH)",
     "concurrency": "--concurrency",
     "rate": "--rate",
     "max_attempts": "--max-attempts",
@@ -421,14 +423,10 @@ FLAGS: dict[str, str] = {
     "allow_insecure_http": "--allow-insecure-http",
     "sandbox": "--sandbox",
     "yes": "--yes",
-    "failed_rows": "--failed-rows",
-    "header_row": "--header-row",
 }
 #: The command line's own hint for a parameter, where the library's (which may name other
 #: parameters, or say "None") would not read right on a terminal.
 HINTS: dict[str, str] = {
-    "api_key": f"set {API_KEY_ENV} or use --api-key-file PATH; or try --dry-run to check "
-    "the file, or --sandbox for a demo",
     "rate": "leave --rate out for no limit",
     "yes": "confirm with --yes (not asked: not on a terminal)",
 }
@@ -438,17 +436,23 @@ def describe(exc: BulkImportError) -> str:
     """The error as the command line says it: the parameter it names becomes its flag."""
     if isinstance(exc, MissingColumnsError):
         return f"{exc.message} ({_missing_columns_hint(exc.missing)})"
+    message, hint = _switches(exc.message), exc.hint and _switches(exc.hint)
     param = exc.param
-    if param is None or param not in FLAGS:
-        return str(exc)
-    # Not inside a path or a file name (``/data/mapping.csv``).
-    name = re.compile(rf"(?<![\w/\\.-]){re.escape(param)}(?![\w/\\.-])")
-    flag = FLAGS[param]
-    message = name.sub(lambda _m: flag, exc.message, count=1)
-    hint = HINTS.get(param) or exc.hint
-    if hint is not None and param not in HINTS:
-        hint = name.sub(lambda _m: flag, hint, count=1)
+    if param in FLAGS:
+        # Not inside a path or a file name (``/data/mapping.csv``).
+        name = re.compile(rf"(?<![\w/\\.-]){re.escape(param)}(?![\w/\\.-])")
+        flag = FLAGS[param]
+        message = name.sub(lambda _m: flag, message, count=1)
+        if param in HINTS:
+            hint = HINTS[param]
+        elif hint:
+            hint = name.sub(lambda _m: flag, hint, count=1)
     return f"{message} ({hint})" if hint else message
+
+
+def _switches(text: str) -> str:
+    """``dry_run=True`` as ``--dry-run``."""
+    return re.sub(r"(?<![\w-])([a-z_]+)=True\b", lambda m: FLAGS.get(m[1], m[0]), text)
 
 
 def _missing_columns_hint(missing: list[str]) -> str:
@@ -524,6 +528,10 @@ def _setup_logging(*, quiet: bool) -> None:
         logger.addHandler(_Stderr())
         logger.propagate = False
     logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    for name in ("httpx", "httpcore"):  # their INFO lines would log every request URL
+        other = logging.getLogger(name)
+        if other.level < logging.WARNING:
+            other.setLevel(logging.WARNING)
 
 
 def _warn(text: str) -> None:
@@ -572,7 +580,7 @@ def _run(args: argparse.Namespace) -> int:
         confirm=_ask if _on_terminal() else None,
     )
     say = (lambda _text: None) if args.quiet else _warn
-    summary = run_import(opts, say=say)
+    summary = run_import(opts, say=say, handle_signals=True)
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
 
@@ -692,8 +700,6 @@ def _export(args: argparse.Namespace) -> int:
 
     env = os.environ
     api_key = None if args.sandbox else resolve_api_key(args.api_key_file, env, _warn)
-    if api_key is None and not args.sandbox:
-        raise UsageError(f"no API key: set {API_KEY_ENV} or use --api-key-file PATH")
     opts = ExportOptions(
         out=args.out,
         base_url=resolve_base_url(args.base_url, env),

@@ -8,7 +8,6 @@ is refused for anything but loopback unless explicitly allowed.
 from __future__ import annotations
 
 import ipaddress
-import os
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -58,8 +57,7 @@ def resolve_api_key(
     return value or None
 
 
-def resolve_base_url(given: str | None, env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
+def resolve_base_url(given: str | None, env: Mapping[str, str]) -> str:
     return (given or env.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
 
 

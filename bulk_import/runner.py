@@ -3,8 +3,13 @@
     load -> validate -> submit -> record
 
 ``run_import(options)`` holds the results-file lock, streams rows from the file through
-validation into the submit stage, records every outcome as it finishes, handles
-SIGINT/SIGTERM/SIGHUP, and returns the ``Summary`` (whose ``exit_code`` the CLI exits with).
+validation into the submit stage, records every outcome as it finishes (and gives it to
+``options.on_row``), and returns the ``Summary`` (whose ``exit_code`` the CLI exits with).
+``arun_import`` is the same, awaited inside a running event loop.
+
+Quiet unless asked: it prints nothing (notes go to ``say``, none by default), shows no
+progress bar (``progress``), installs no signal handler (``handle_signals``) and reads no
+environment variable; the CLI asks for all of these.
 """
 
 from __future__ import annotations
@@ -15,11 +20,10 @@ import dataclasses
 import math
 import secrets
 import signal
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,7 +85,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 @dataclass
 class RunOptions:
-    """Everything one run needs; the CLI fills it from flags and the environment."""
+    """Everything one run needs; the CLI fills it from flags and the environment.
+
+    The defaults are a library's: no progress bar, and nothing read from the environment
+    (``api_key`` and ``base_url`` are what is given here, nothing else).
+    """
 
     file: Path
     output: Path | None = None
@@ -104,7 +112,8 @@ class RunOptions:
     default_region: str | None = None
     summary_json: Path | None = None
     log_file: Path | None = None
-    progress: bool = True
+    #: A progress bar on stderr (plain lines when stderr is not a terminal).
+    progress: bool = False
     allow_insecure_http: bool = False
     sandbox: bool = False
     #: ``run``, ``plan``, ``update`` or ``undo`` (``file`` is then a results file).
@@ -113,6 +122,11 @@ class RunOptions:
     yes: bool = False
     #: undo on a terminal: asked with what will be done; True to go ahead.
     confirm: Callable[[str], bool] | None = field(default=None, repr=False)
+    #: Given each row this run finishes (``RowResult``), as it is recorded: invalid rows,
+    #: done rows, failed and not attempted ones alike; the rows ``Summary.this_run``
+    #: counts.  Rows that ``resume`` finds done by an earlier run are not given again.
+    #: If it raises, the run stops as on any error and the exception propagates.
+    on_row: Callable[[RowResult], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def results_path(self) -> Path:
@@ -201,6 +215,7 @@ class _Run:
         self.input_changed: InputChangedError | None = None
         self.earlier: Counter[str] = Counter()  # rows --resume found done by earlier runs
         self.sent: Counter[int] = Counter()  # requests that may store, by row (cut rows)
+        self.reporter = _Reporter(opts.on_row)
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
         self.journal.record(result, durable=durable)
@@ -210,6 +225,7 @@ class _Run:
             self.earlier[result.status.value] += 1
         else:
             self.log.row(result)
+            self.reporter.report(result)
 
     # -- the submit.JournalProtocol: the journal's, counting the requests each row sent
     def sending(self, job: Job) -> None:
@@ -291,8 +307,10 @@ class _Run:
         """Mark what was never sent or never reached ``not_attempted``, and a row cut in
         flight (its request may have left) ``failed``, in doubt: ``--resume`` checks it.
 
-        The progress bar stops where it is: these rows are not done.
+        The progress bar stops where it is: these rows are not done.  A failing ``on_row``
+        does not stop this (it is raised once the results file is complete).
         """
+        self.reporter.closing = True
         self.progress.close()
         for job in sorted(self.pending.values(), key=lambda j: j.row):
             if self.journal.was_sent(job):
@@ -307,17 +325,123 @@ class _Run:
             self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
 
 
+class _Reporter:
+    """Gives each finished row to ``on_row``; after it first raises, to nobody.
+
+    While the run is closing (marking rows not attempted, finishing the results file) its
+    exception is kept, not raised, and ``raise_kept`` raises it once the file is complete.
+    """
+
+    def __init__(self, on_row: Callable[[RowResult], None] | None) -> None:
+        self.on_row = on_row
+        self.closing = False
+        self.failed: Exception | None = None
+
+    def report(self, result: RowResult) -> None:
+        if self.on_row is None or self.failed is not None:
+            return
+        try:
+            self.on_row(result)
+        except Exception as exc:
+            self.failed = exc
+            if not self.closing:
+                raise
+
+    def raise_kept(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+
+
+#: What the run's one asynchronous step (sending) gives back: the report, and whether it
+#: was interrupted.
+_Sent = tuple["SubmitReport | None", bool]
+#: A run as a generator: everything synchronous is done in it, and the one asynchronous
+#: step (sending) is handed out to the caller, who runs it (``asyncio.run``, or ``await``
+#: inside a running loop) and sends its result back in.  Its return value is the summary.
+_Steps = Generator[Callable[[], Awaitable[_Sent]], _Sent, Summary]
+
+
 def run_import(
     opts: RunOptions,
     *,
     say: Callable[[str], None] | None = None,
-    handle_signals: bool = True,
+    handle_signals: bool = False,
 ) -> Summary:
-    """Run one import (or dry run) and return its summary; raises BulkImportError.
+    """Run one import (or dry run) and return its summary; raises ``BulkImportError``.
+
+    ``say`` gets notes meant for a person (a warning about an ignored column, say); none
+    are shown without it.  ``handle_signals`` makes SIGINT/SIGTERM/SIGHUP stop the run
+    cleanly (the first drains the rows in flight, the second cuts them); the CLI asks for
+    it, a library caller owns its process's signals and leaves it off.  It runs its own
+    event loop: inside a running one, await ``arun_import`` instead.
 
     With ``opts.sandbox`` an emulator of the API is started in this process for the run.
     """
-    say = say or _stderr
+    steps = _import_steps(opts, say or _silent, handle_signals)
+    try:
+        step = next(steps)
+        while True:
+            try:
+                sent = _in_a_loop(_awaited(step()))
+            except BaseException as exc:  # noqa: BLE001 - the run cleans up, then re-raises
+                step = steps.throw(exc)
+            else:
+                step = steps.send(sent)
+    except StopIteration as done:
+        summary: Summary = done.value
+        return summary
+
+
+async def arun_import(
+    opts: RunOptions,
+    *,
+    say: Callable[[str], None] | None = None,
+    handle_signals: bool = False,
+) -> Summary:
+    """``run_import``, awaited inside a running event loop (the requests are sent on it).
+
+    Reading the file and writing the results are done on the loop's thread, as the rows
+    go; a dry run sends nothing and does all its work before it returns.
+    """
+    steps = _import_steps(opts, say or _silent, handle_signals)
+    try:
+        step = next(steps)
+        while True:
+            try:
+                sent = await step()
+            except BaseException as exc:  # noqa: BLE001 - the run cleans up, then re-raises
+                step = steps.throw(exc)
+            else:
+                step = steps.send(sent)
+    except StopIteration as done:
+        summary: Summary = done.value
+        return summary
+
+
+async def _awaited(step: Awaitable[_Sent]) -> _Sent:
+    return await step
+
+
+def _in_a_loop(coro: Coroutine[object, object, _Sent]) -> _Sent:
+    """``asyncio.run(coro)`` without its SIGINT handler: a library leaves its caller's
+    signals alone (Ctrl-C raises ``KeyboardInterrupt`` as anywhere else in Python)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+
+def _import_steps(opts: RunOptions, say: Callable[[str], None], handle_signals: bool) -> _Steps:
     opts.check()
     if opts.sandbox and not opts.dry_run:
         from .sandbox import SandboxConfig, SandboxServer
@@ -327,11 +451,11 @@ def run_import(
             doing = "importing into" if opts.command == "run" else f"{opts.command} against"
             say(f"sandbox: {doing} a local emulator of the API at {server.url}")
             local = dataclasses.replace(opts, base_url=server.url, api_key=key, sandbox=False)
-            return _run_import(local, say, handle_signals)
-    return _run_import(opts, say, handle_signals)
+            return (yield from _run_import(local, say, handle_signals))
+    return (yield from _run_import(opts, say, handle_signals))
 
 
-def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bool) -> Summary:
+def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bool) -> _Steps:
     started = datetime.now(UTC)
     t0 = time.monotonic()
     results_path = opts.results_path
@@ -405,7 +529,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             interrupted = False
             sending = time.monotonic()
             try:
-                report, interrupted = asyncio.run(_send(opts, jobs, run, handle_signals, total))
+                report, interrupted = yield lambda: _send(opts, jobs, run, handle_signals, total)
             finally:
                 sending = time.monotonic() - sending
                 aborted: ApiError | InputChangedError | None = (
@@ -426,6 +550,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 counts = _counts(journal)
                 if opts.failed_rows is not None and table is not None:
                     _failed_rows(opts.failed_rows, table, journal.results_in_order(), say)
+            run.reporter.raise_kept()
             this_run = {status: n - run.earlier[status] for status, n in counts.items()}
             summary = _summarize(
                 opts,
@@ -604,7 +729,10 @@ def _dry_run(
         try:
             with _interrupting(handle_signals):
                 table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
+                frames: Iterable[pd.DataFrame]
                 frames = (validator.check_frame(frame) for frame in table.chunks())
+                if opts.on_row is not None:
+                    frames = _reported(frames, _Reporter(opts.on_row))
                 if opts.failed_rows is not None:
                     frames = (_keep_invalid(frame, failed) for frame in frames)
                 if is_workbook_path(opts.results_path):
@@ -633,6 +761,33 @@ def _keep_invalid(frame: pd.DataFrame, into: list[RowResult]) -> pd.DataFrame:
         if status == Status.INVALID.value:
             into.append(RowResult(int(row), "", Status.INVALID, error=error))
     return frame
+
+
+def _reported(frames: Iterable[pd.DataFrame], reporter: _Reporter) -> Iterator[pd.DataFrame]:
+    """``frames``, each one's rows given to ``reporter`` once it has been written."""
+    for frame in frames:
+        yield frame
+        for row, phone, status, sip, http, attempts, error in zip(
+            frame["row"].tolist(),
+            frame["phone_number"].tolist(),
+            frame["status"].tolist(),
+            frame["sip_phone_number"].tolist(),
+            frame["http_status"].tolist(),
+            frame["attempts"].tolist(),
+            frame["error"].tolist(),
+            strict=True,
+        ):
+            reporter.report(
+                RowResult(
+                    int(row),
+                    phone,
+                    Status(status),
+                    sip_phone_number=sip,
+                    http_status=int(http) if http not in ("", None) else None,
+                    attempts=int(attempts),
+                    error=error,
+                )
+            )
 
 
 @contextlib.contextmanager
@@ -808,5 +963,5 @@ def _exit_code(
     return EXIT_OK if all(n == 0 or s in ok for s, n in counts.items()) else EXIT_ROWS
 
 
-def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+def _silent(_text: str) -> None:
+    """The library's ``say``: a library caller is told nothing it did not ask for."""

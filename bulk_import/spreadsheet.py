@@ -70,6 +70,11 @@ def write_template(out: Path) -> None:
 
 def export_account(opts: ExportOptions, *, say: Callable[[str], None] | None = None) -> int:
     """Write the account's numbers to ``opts.out``; returns how many."""
+    return asyncio.run(aexport_account(opts, say=say))
+
+
+async def aexport_account(opts: ExportOptions, *, say: Callable[[str], None] | None = None) -> int:
+    """``export_account``, awaited inside a running event loop."""
     _check_out(opts.out)
     if opts.sandbox:
         from .sandbox import SandboxConfig, SandboxServer
@@ -78,15 +83,18 @@ def export_account(opts: ExportOptions, *, say: Callable[[str], None] | None = N
         with SandboxServer(SandboxConfig(api_key=key)) as server:
             if say:
                 say(f"sandbox: exporting from a local emulator of the API at {server.url}")
-            return _export(opts, server.url, key)
+            return _write_export(opts, await _list(opts, server.url, key))
     check_base_url(opts.base_url, allow_insecure_http=opts.allow_insecure_http)
     if not opts.api_key:
-        raise UsageError("api_key is required to export", param="api_key")
-    return _export(opts, opts.base_url, opts.api_key)
+        raise UsageError(
+            "api_key is required to read the account",
+            hint="or sandbox=True for a demo",
+            param="api_key",
+        )
+    return _write_export(opts, await _list(opts, opts.base_url, opts.api_key))
 
 
-def _export(opts: ExportOptions, base_url: str, api_key: str) -> int:
-    records = asyncio.run(_list(opts, base_url, api_key))
+def _write_export(opts: ExportOptions, records: list[dict[str, str | None]]) -> int:
     rows = []
     for record in sorted(records, key=lambda r: r.get("phoneNumber") or ""):
         rows.append([record.get(name) or "" for name in EXPORT_COLUMNS])

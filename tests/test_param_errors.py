@@ -59,3 +59,13 @@ def test_run_options_name_their_parameters_never_a_flag(
     assert "--" not in str(caught.value)
     assert "SIGMAMIND" not in str(caught.value)
     assert param in FLAGS
+
+
+def test_a_switch_named_in_a_message_or_hint_is_its_flag() -> None:
+    exc = UsageError(
+        "api_key is required", hint="or dry_run=True to check the file", param="api_key"
+    )
+    assert describe(exc) == (
+        "an API key (SIGMAMIND_API_KEY or --api-key-file PATH) is required "
+        "(or --dry-run to check the file)"
+    )
