@@ -6,22 +6,31 @@ turning answers into row outcomes is ``submit``'s job.  A request that got no HT
 raises ``ConnectionFailed`` instead, ``maybe_sent`` telling whether it may have been stored.
 
 Secrets: the API key lives in one private attribute and in the client's headers; ``repr``
-masks it, and every message is scrubbed of the key and of the trunk password that was sent.
+masks it, and every message is scrubbed of the key and of the trunk password that was sent,
+in every form a server may echo them (``scrub``).
+
+Hostile answers: ``timeout`` is a deadline for the whole request, answer included (a server
+that trickles its body can't hold a row longer); at most ``BODY_LIMIT`` bytes of an answer
+are read (``ERROR_BODY_LIMIT`` of an error); an answer is read leniently (odd-typed fields
+become text or are dropped, JSON too deep to parse is text) and never raises.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import html
 import json
 import math
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import aiohttp
 import httpx
@@ -33,6 +42,13 @@ from .models import ImportRequest, PhoneNumberRecord, RateLimitInfo
 IMPORT_PATH = "/v1/phone-numbers/import"
 NUMBERS_PATH = "/v1/phone-numbers"
 MESSAGE_LIMIT = 200
+#: What is read of an answer at most: a record is small, an error page need not be read whole.
+BODY_LIMIT = 8 * 1024 * 1024
+ERROR_BODY_LIMIT = 64 * 1024
+#: The share of ``timeout`` a connection may take to open; the deadline is the whole of it,
+#: so a host that never accepts is told apart (not sent) from an answer that never came.
+CONNECT_SHARE = 0.9
+MASK = "***"
 #: Statuses worth sending again: throttled, or a transient server/gateway failure.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -106,7 +122,9 @@ class SigmaMindAPI:
                 "Accept": "application/json",
                 "User-Agent": "bulk-import/0.1",
             },
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(
+                timeout, connect=timeout * CONNECT_SHARE, pool=timeout * CONNECT_SHARE
+            ),
             limits=limits,  # used only by httpx's own transport
             transport=transport,
             follow_redirects=False,
@@ -170,8 +188,9 @@ class SigmaMindAPI:
         target = url if url is not None else NUMBERS_PATH
         if url is not None and not same_origin(url, self._base_url):
             raise ApiError(f"the list's next page is on another host ({url}); not following it")
-        response = await self._send("GET", target, None, None, params=params)
-        return self._answer(response, None, parse_record=False), _json_or_none(response)
+        response, body = await self._send("GET", target, None, None, params=params)
+        answer = self._answer(response, body, None, parse_record=False)
+        return answer, _json_or_none(_decode(body, response))
 
     async def list(self) -> list[PhoneNumberRecord]:
         """``GET /v1/phone-numbers``, every page (no retries; see ``listing`` for those)."""
@@ -198,8 +217,8 @@ class SigmaMindAPI:
         body: dict[str, str] | dict[str, str | None] | None = None,
         secret: str | None = None,
     ) -> Answer:
-        response = await self._send(method, path, body, secret)
-        return self._answer(response, secret, parse_record=True)
+        response, content = await self._send(method, path, body, secret)
+        return self._answer(response, content, secret, parse_record=True)
 
     async def _send(
         self,
@@ -209,9 +228,20 @@ class SigmaMindAPI:
         secret: str | None,
         *,
         params: dict[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, bytes]:
+        """One request and (at most ``BODY_LIMIT`` bytes of) its answer, within ``timeout``."""
         try:
-            return await self._client.request(method, path, json=body, params=params)
+            async with asyncio.timeout(self.timeout):
+                request = self._client.build_request(method, path, json=body, params=params)
+                response = await self._client.send(request, stream=True)
+                try:
+                    limit = BODY_LIMIT if 200 <= response.status_code < 300 else ERROR_BODY_LIMIT
+                    return response, await _read_capped(response, limit)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:  # the deadline: the request (or its answer) took too long
+            text = f"no complete answer within {self.timeout:g} s (--timeout)"
+            raise ConnectionFailed(text, maybe_sent=True) from exc
         except httpx.TransportError as exc:
             text = self._scrub(_describe(exc, self.timeout), secret)
             raise ConnectionFailed(text, maybe_sent=_maybe_sent(exc)) from exc
@@ -222,16 +252,23 @@ class SigmaMindAPI:
             raise ConnectionFailed(text, maybe_sent=True) from exc
 
     def _answer(
-        self, response: httpx.Response, secret: str | None, *, parse_record: bool
+        self, response: httpx.Response, body: bytes, secret: str | None, *, parse_record: bool
     ) -> Answer:
+        """What an answer means; never raises, whatever the body holds."""
         status = response.status_code
-        data = _json_or_none(response)
-        raw = "" if 200 <= status < 300 else _error_text(data, response)
+        secrets = [s for s in (secret, self._api_key) if s]
+        # Masked before anything else: reducing a page to its words could break a secret
+        # into pieces that no longer look like it.
+        text = scrub(_decode(body, response), secrets)
+        data = _json_or_none(text)
+        raw = "" if 200 <= status < 300 else _error_text(data, text)
         kind = classify(status, raw)
-        message = _one_line(self._scrub(raw, secret)) or response.reason_phrase or f"HTTP {status}"
+        message = _one_line(scrub(raw, secrets), secrets) or scrub(
+            response.reason_phrase or f"HTTP {status}", secrets
+        )
         record = None
-        if parse_record and kind is AnswerKind.OK and isinstance(data, dict):
-            record = PhoneNumberRecord.model_validate(data)
+        if parse_record and kind is AnswerKind.OK:
+            record = PhoneNumberRecord.from_answer(data, clean=lambda v: scrub(v, secrets))
         return Answer(
             status=status,
             kind=kind,
@@ -297,7 +334,9 @@ class Pager:
         for item in items:
             if not isinstance(item, dict):
                 continue
-            record = PhoneNumberRecord.model_validate(item)
+            record = PhoneNumberRecord.from_answer(item)  # leniently: never raises
+            if record is None:
+                continue
             key = record.sip_phone_number or item.get("phoneNumber")
             if not isinstance(key, str) or key in self._seen_numbers:
                 continue
@@ -354,38 +393,131 @@ def classify(status: int, message: str = "") -> AnswerKind:
     return AnswerKind.REJECTED
 
 
-def scrub(text: str, secrets: list[str]) -> str:
-    """``text`` with every occurrence of each secret (as sent, JSON- or URL-escaped) masked."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        for form in {secret, json.dumps(secret)[1:-1], quote(secret, safe="")}:
-            text = text.replace(form, "***")
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret masked, in every form a server may echo it.
+
+    The forms: as sent, JSON-escaped (with and without ``ensure_ascii``),
+    HTML entities (named or numeric) and URL encoding.  Whatever is not caught by form is
+    caught by decoding: when a secret shows only once the text is HTML-, JSON- or
+    URL-decoded, the decoded text is masked instead.
+    """
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    return _scrub(text, ordered, depth=0) if ordered else text
+
+
+def _scrub(text: str, secrets: list[str], depth: int) -> str:
+    for secret in secrets:
+        for form in _forms(secret):
+            if form in text:
+                text = text.replace(form, MASK)
+    if depth < 3:  # an encoding inside an encoding, at most three deep
+        for decode in (html.unescape, _json_unescape, unquote_plus, unquote):
+            decoded = decode(text)
+            if decoded != text and any(s in decoded for s in secrets):
+                return _scrub(decoded, secrets, depth + 1)
     return text
 
 
-def _one_line(text: str) -> str:
+def _forms(secret: str) -> set[str]:
+    """``secret`` as a server may write it back."""
+    ascii_json = json.dumps(secret)[1:-1]
+    return {
+        secret,
+        ascii_json,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+    }
+
+
+_JSON_ESCAPE_RE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_JSON_SIMPLE = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
+
+
+def _json_unescape(text: str) -> str:
+    """JSON string escapes (``\\u00e4``, ``\\u003c``, ``\\"``) decoded, surrogate pairs joined."""
+
+    def one(match: re.Match[str]) -> str:
+        code, simple = match.groups()
+        return chr(int(code, 16)) if code else _JSON_SIMPLE[simple]
+
+    decoded = _JSON_ESCAPE_RE.sub(one, text)
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _one_line(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` on one line of at most ``MESSAGE_LIMIT`` characters, secrets still masked."""
     text = " ".join(text.split())
+    text = scrub(text, [" ".join(s.split()) for s in secrets])  # a secret with spaces
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
-def _error_text(data: Any, response: httpx.Response) -> str:
-    return _extract_message(data) if data is not None else _plain_text(response.text)
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; the rest is never read (the connection closes)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
-def _json_or_none(response: httpx.Response) -> Any:
-    if not response.content:
+def _decode(body: bytes, response: httpx.Response) -> str:
+    try:
+        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
+
+
+def _error_text(data: Any, text: str) -> str:
+    if data is None:
+        return _plain_text(text)
+    try:
+        return _extract_message(data)
+    except (RecursionError, ValueError, TypeError):  # JSON too odd to render: its text
+        return text
+
+
+def _json_or_none(text: str) -> Any:
+    if not text.strip():
         return None
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
         return None
+
+
+_TITLE_OPEN_RE = re.compile(r"<title\b[^<>]*>", re.IGNORECASE)
+_TITLE_CLOSE_RE = re.compile(r"</title\s*>", re.IGNORECASE)
+_TAG_RE = re.compile(r"<[^<>]*>")
 
 
 def _plain_text(text: str) -> str:
-    """A non-JSON body as text: an HTML page is reduced to its title, or its words."""
-    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-    if title:
-        return title.group(1)
-    return re.sub(r"<[^>]+>", " ", text)
+    """A non-JSON body as text: an HTML page is reduced to its title, or its words.
+
+    Each step is one linear scan (no pattern can rescan the rest of the text from every
+    ``<``), so a page of 40,000 ``<title>`` tags costs what its length costs.
+    """
+    opening = _TITLE_OPEN_RE.search(text)
+    if opening:
+        closing = _TITLE_CLOSE_RE.search(text, opening.end())
+        if closing:
+            return html.unescape(text[opening.end() : closing.start()])
+    return html.unescape(_TAG_RE.sub(" ", text))
 
 
 def _extract_message(data: Any) -> str:

@@ -63,6 +63,11 @@ def resolve_base_url(given: str | None, env: Mapping[str, str]) -> str:
 
 def check_base_url(url: str, *, allow_insecure_http: bool) -> None:
     parts = urlsplit(url)
+    if "@" in parts.netloc:  # user:pass@host: a credential in a URL ends up in logs
+        raise UsageError(
+            f"--base-url must not carry a user name or password ({_without_userinfo(url)})",
+            hint=f"the API key goes in a header: set {API_KEY_ENV} or use --api-key-file",
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"base_url {url!r} is not an http(s) URL", param="base_url")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
@@ -71,6 +76,12 @@ def check_base_url(url: str, *, allow_insecure_http: bool) -> None:
             hint="use https, or allow_insecure_http if you really mean it",
             param="allow_insecure_http",
         )
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 def is_loopback(host: str) -> bool:

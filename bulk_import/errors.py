@@ -11,6 +11,7 @@ CLI turns them into a message and an exit code (``exit_code`` below)::
     │   └── InputChangedError       the input changed while a run read it      exit 2/3
     ├── LockedError                 another run holds the results file lock    exit 75
     ├── ResultsFileError            the results file or journal can't be used  exit 2
+    ├── WriteError                  an output failed mid-run (disk full): stop  exit 3
     ├── ApiError                    the API could not be used at all           exit 3
     │   ├── AuthError               401/403: the API key was rejected          exit 3
     │   ├── UnreachableError        no answer past the retry budget            exit 3
@@ -99,6 +100,18 @@ class ResultsFileError(BulkImportError):
     """The results file or its journal can't be created, read or resumed."""
 
     exit_code = 2
+
+
+class WriteError(BulkImportError):
+    """An output (journal, results, log, summary) could not be written once the run had
+    begun sending (a full disk, an I/O error): the run stops.
+
+    Rows in flight may have been stored without their answer being recorded; their numbers
+    stay marked in the journal, so ``--resume`` checks them.  Before the first request
+    the same failure is a ``ResultsFileError`` (exit 2: nothing was sent).
+    """
+
+    exit_code = 3
 
 
 class ApiError(BulkImportError):

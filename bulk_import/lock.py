@@ -16,10 +16,9 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import LockedError, ResultsFileError
+from .outputs import describe, lock_path, open_own
 
-
-def lock_path(results: Path) -> Path:
-    return results.with_name(results.name + ".lock")
+__all__ = ["RunLock", "lock_path"]
 
 
 class RunLock:
@@ -36,17 +35,25 @@ class RunLock:
             if _same_file(fd, self.path):
                 break
             os.close(fd)  # the holder removed it as we locked it: lock the one there now
-        os.ftruncate(fd, 0)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        os.write(fd, f"pid {os.getpid()} since {stamp}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} since {stamp}\n".encode())
+        except OSError as exc:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise ResultsFileError(
+                f"can't write the lock file {self.path}: {describe(exc)}",
+                hint="free some space, or choose another place with --output",
+            ) from exc
         self._fd = fd
 
     def _lock_once(self) -> int:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_own(self.path)  # never through a link, never another user's file
         except OSError as exc:
             raise ResultsFileError(
-                f"can't create the lock file {self.path}: {exc.strerror}",
+                f"can't create the lock file {self.path}: {describe(exc)}",
                 hint="choose another place with --output",
             ) from exc
         try:

@@ -9,6 +9,7 @@ docs/contract.md ("Fields").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -224,9 +225,39 @@ class PhoneNumberRecord(BaseModel):
     termination_sip_uri: str | None = Field(default=None, alias="terminationSipURI")
     friendly_name: str | None = Field(default=None, alias="friendlyName")
 
+    @classmethod
+    def from_answer(
+        cls, data: Any, *, clean: Callable[[str], str] | None = None
+    ) -> PhoneNumberRecord | None:
+        """The record in any JSON answer, leniently; never raises (None if not an object).
+
+        Unknown fields are ignored; a number or boolean where text belongs becomes its text
+        (``12345`` -> ``"12345"``); a list, object or null is dropped; text is cut to
+        ``ANSWER_TEXT_LIMIT`` characters and passed through ``clean`` (the caller's
+        secret scrubber).  ``active`` is kept only when it reads as a boolean.
+        """
+        if not isinstance(data, dict):
+            return None
+        values: dict[str, Any] = {}
+        for name, spec in cls.model_fields.items():
+            value = data.get(spec.alias or name)
+            if name == "active":
+                values[name] = _as_bool(value)
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, int | float):
+                value = str(value)
+            if isinstance(value, str):
+                value = value[:ANSWER_TEXT_LIMIT]
+                values[name] = clean(value) if clean is not None else value
+        return cls.model_validate(values)
+
     def matches(self, request: ImportRequest) -> bool:
         """True when this record holds the values ``request`` would have stored."""
-        if self.sip_phone_number not in (None, request.phone_number):
+        if self.sip_phone_number is not None and not same_number(
+            self.sip_phone_number, request.phone_number
+        ):
             return False
         if self.termination_sip_uri is not None and (
             self.termination_sip_uri != request.termination_sip_uri
@@ -237,6 +268,27 @@ class PhoneNumberRecord(BaseModel):
             if sent is not None and getattr(self, name) != sent:
                 return False
         return request.friendly_name is None or self.friendly_name == request.friendly_name
+
+
+#: Text fields of an answer longer than this are cut (a record's fields are short).
+ANSWER_TEXT_LIMIT = 256
+
+
+def same_number(answered: str, sent: str) -> bool:
+    """True when an answer's number is the one sent, however the API formats it
+    (``+1 (415) 555-2671`` is ``+14155552671``); compared by digits."""
+    digits = "".join(ch for ch in answered if ch in "0123456789")
+    return bool(digits) and digits == "".join(ch for ch in sent if ch in "0123456789")
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

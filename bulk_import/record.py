@@ -1,6 +1,7 @@
 """record: outcomes -> the journal, the results file and the summary.
 
-Three things live on disk beside each other, all created owner-only (0600):
+Three things live on disk beside each other, all created owner-only (0600), never written
+through a link (``outputs`` opens them):
 
 - ``<results>.journal``: a SQLite database in WAL mode.  Every finished row is committed
   the moment it finishes (so ``kill -9`` loses nothing finished), every request is marked
@@ -22,13 +23,23 @@ import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
-from .errors import ResultsFileError
+from .errors import ResultsFileError, WriteError
 from .models import DONE_STATUSES, Job, Kept, Record, RowResult, Status
+from .outputs import (
+    DATABASE_SIDE_SUFFIXES,
+    describe,
+    new_file_beside,
+    open_append,
+    open_stream,
+    prepare_database,
+)
+from .outputs import journal_path as journal_path  # the journal is named here too
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,31 +91,33 @@ def result_cells(result: RowResult, *, changes: bool = False) -> list[str]:
     return cells
 
 
-def _open_private(path: Path, mode: str) -> TextIO:
-    """Open ``path`` for writing, created owner-only (0600) whatever the umask."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    os.chmod(path, 0o600)
-    return cast(TextIO, open(fd, mode, encoding="utf-8", newline=""))
-
-
 class ResultsWriter:
-    """The results CSV: rows appended as they finish, rewritten in row order at the end."""
+    """The results CSV: rows appended as they finish, rewritten in row order at the end.
+
+    The file is a new one from the start (made beside ``path`` and renamed over it), so an
+    earlier results file, or whatever ``path`` names, is replaced and never written into.
+    """
 
     def __init__(self, path: Path, *, changes: bool = False) -> None:
         self.path = path
         self.changes = changes
         self.columns = (*RESULT_COLUMNS, CHANGES_COLUMN) if changes else RESULT_COLUMNS
+        self._file: TextIO | None = None
+        tmp: Path | None = None
         try:
-            self._file: TextIO | None = _open_private(path, "w")
+            file, tmp = new_file_beside(path)
+            self._file = file
+            self._csv = csv.writer(file, lineterminator="\n")
+            self._csv.writerow(self.columns)
+            file.flush()
+            os.replace(tmp, path)
         except OSError as exc:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise ResultsFileError(
-                f"can't write the results file {path}: {exc.strerror}",
+                f"can't write the results file {path}: {describe(exc)}",
                 hint="choose another place with --output",
             ) from exc
-        self._csv = csv.writer(self._file, lineterminator="\n")
-        self._csv.writerow(self.columns)
-        self._file.flush()
 
     def __enter__(self) -> ResultsWriter:
         return self
@@ -116,25 +129,42 @@ class ResultsWriter:
         """Append one finished row and hand it to the OS (survives a killed process)."""
         if self._file is None:
             return
-        self._csv.writerow(result_cells(result, changes=self.changes))
-        self._file.flush()
+        try:
+            self._csv.writerow(result_cells(result, changes=self.changes))
+            self._file.flush()
+        except OSError as exc:
+            raise WriteError(f"can't write the results file {self.path}: {describe(exc)}") from exc
 
     def finalize(self, results: Iterable[RowResult]) -> None:
         """Replace the file, atomically, by ``results`` (already in row order)."""
         self.close()
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with _open_private(tmp, "w") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(self.columns)
-            writer.writerows(result_cells(r, changes=self.changes) for r in results)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        tmp: Path | None = None
+        try:
+            out, tmp = new_file_beside(self.path)
+            with out:
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(self.columns)
+                writer.writerows(result_cells(r, changes=self.changes) for r in results)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise WriteError(
+                f"can't rewrite the results file {self.path} in row order: {describe(exc)} "
+                "(its rows so far are there, in the order they finished)"
+            ) from exc
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:  # the last flush, on a full disk
+                raise WriteError(
+                    f"can't write the results file {self.path}: {describe(exc)}"
+                ) from exc
 
 
 def read_results_csv(path: Path) -> Iterator[RowResult]:
@@ -181,10 +211,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _DONE_SQL = ", ".join(f"'{s.value}'" for s in sorted(DONE_STATUSES))
 
 
-def journal_path(results: Path) -> Path:
-    return results.with_name(results.name + ".journal")
-
-
 Before = tuple[dict[str, str | None], dict[str, str | None], list[str]]
 
 
@@ -214,13 +240,17 @@ class Journal:
 
     def __init__(self, path: Path, *, resume: bool) -> None:
         self.path = path
-        if not resume:
-            for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                p.unlink(missing_ok=True)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            os.chmod(path, 0o600)
+            if not resume:
+                for p in (path, *(Path(f"{path}{s}") for s in DATABASE_SIDE_SUFFIXES)):
+                    p.unlink(missing_ok=True)
+            prepare_database(path)  # SQLite follows links: the files are made ours first
+        except OSError as exc:
+            raise ResultsFileError(
+                f"the journal {path} can't be used: {describe(exc)}",
+                hint="choose another place with --output",
+            ) from exc
+        try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -249,6 +279,8 @@ class Journal:
             ) from exc
         self._pending = 0
         self._in_tx = False
+        self.marked = 0  # requests this run marked in doubt (so they may have been sent)
+        self._broken: WriteError | None = None
 
     # -- resume ---------------------------------------------------------------------------
     def import_previous(self, results: Iterable[RowResult]) -> int:
@@ -303,12 +335,13 @@ class Journal:
         A number still in doubt from an earlier run keeps its first record: the account
         may already hold what that run sent, and the record before it is the one to undo to.
         """
-        self._flush()
         verb = "INSERT OR IGNORE" if phone in self._prior_doubt else "INSERT OR REPLACE"
-        self._db.execute(
-            f"{verb} INTO before VALUES (?, ?, ?, ?)",
-            (phone, json.dumps(record), json.dumps(sent), json.dumps(changed)),
-        )
+        with self._writing():
+            self._flush()
+            self._db.execute(
+                f"{verb} INTO before VALUES (?, ?, ?, ?)",
+                (phone, json.dumps(record), json.dumps(sent), json.dumps(changed)),
+            )
 
     def before_of(self, phone: str) -> Kept | None:
         """The record before this journal's PATCH of ``phone``, the body sent, the fields."""
@@ -322,8 +355,10 @@ class Journal:
     # -- the submit.JournalProtocol ------------------------------------------------------
     def sending(self, job: Job) -> None:
         """Durably mark the number in doubt before a request that may store it."""
-        self._flush()
-        self._db.execute("INSERT OR IGNORE INTO in_doubt VALUES (?)", (job.phone_number,))
+        with self._writing():
+            self._flush()
+            self._db.execute("INSERT OR IGNORE INTO in_doubt VALUES (?)", (job.phone_number,))
+        self.marked += 1
 
     def in_doubt(self, job: Job) -> bool:
         """True when an earlier run sent this number and got no definitive answer."""
@@ -338,6 +373,28 @@ class Journal:
 
     # -- results --------------------------------------------------------------------------
     def record(self, result: RowResult, *, durable: bool = True) -> None:
+        with self._writing():
+            self._record(result, durable=durable)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (a full disk) is a ``WriteError``: the run can't go on.
+
+        After one, every later write raises that same error (SQLite rolled back what was
+        pending, so nothing more is recorded; the first cause is the one to report).
+        """
+        if self._broken is not None:
+            raise self._broken
+        try:
+            yield
+        except sqlite3.Error as exc:
+            self._broken = WriteError(
+                f"can't write the journal {self.path}: {exc}",
+                hint="free some space, then run again with --resume",
+            )
+            raise self._broken from exc
+
+    def _record(self, result: RowResult, *, durable: bool) -> None:
         if not self._in_tx:
             self._db.execute("BEGIN")
             self._in_tx = True
@@ -375,7 +432,8 @@ class Journal:
         )
 
     def results_in_order(self) -> Iterator[RowResult]:
-        self._flush()
+        with self._writing():
+            self._flush()
         cursor = self._db.execute(
             "SELECT r.row, phone, status, sip, http_status, attempts, error, c.text "
             "FROM results r LEFT JOIN changes c ON c.row = r.row ORDER BY r.row"
@@ -384,13 +442,17 @@ class Journal:
             yield RowResult(row, phone, Status(status), sip, http, attempts, error, changes or "")
 
     def counts(self) -> dict[str, int]:
-        self._flush()
+        with self._writing():
+            self._flush()
         query = "SELECT status, count(*) FROM results GROUP BY status"
         return {status: n for status, n in self._db.execute(query)}
 
     def close(self) -> None:
-        self._flush()
-        self._db.close()
+        try:
+            with self._writing():
+                self._flush()
+        finally:
+            self._db.close()
 
 
 @dataclass
@@ -490,11 +552,23 @@ def count_statuses(results: Iterable[RowResult]) -> dict[str, int]:
 
 
 def write_summary_json(summary: Summary, path: Path) -> None:
+    """Write the summary as JSON: a new file renamed over ``path``, or written as it is to
+    ``/dev/stdout``, a FIFO or a device (never truncated, its mode never changed)."""
+    tmp: Path | None = None
     try:
-        with _open_private(path, "w") as out:
+        stream = open_stream(path)
+        if stream is not None:
+            with stream:
+                stream.write(summary.to_json() + "\n")
+            return
+        out, tmp = new_file_beside(path)
+        with out:
             out.write(summary.to_json() + "\n")
+        os.replace(tmp, path)
     except OSError as exc:
-        raise ResultsFileError(f"can't write the summary {path}: {exc.strerror}") from exc
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise WriteError(f"can't write the summary {path}: {describe(exc)}") from exc
 
 
 class RunLog:
@@ -514,15 +588,19 @@ class RunLog:
         self._file: TextIO | None = None
         if path is not None:
             try:
-                self._file = _open_private(path, "a")
+                self._file = open_append(path)  # never through a link; a FIFO is fine
             except OSError as exc:
-                raise ResultsFileError(f"can't write the log {path}: {exc.strerror}") from exc
+                raise ResultsFileError(f"can't write the log {path}: {describe(exc)}") from exc
+        self.path = path
 
     def line(self, text: str) -> None:
         if self._file is not None:
             stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-            self._file.write(f"{stamp} {' '.join(text.split())}\n")
-            self._file.flush()
+            try:
+                self._file.write(f"{stamp} {' '.join(text.split())}\n")
+                self._file.flush()
+            except OSError as exc:
+                raise WriteError(f"can't write the log {self.path}: {describe(exc)}") from exc
 
     def row(self, r: RowResult) -> None:
         if self._file is not None:
@@ -534,8 +612,11 @@ class RunLog:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                raise WriteError(f"can't write the log {self.path}: {describe(exc)}") from exc
 
 
 def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str, int]:
@@ -545,33 +626,43 @@ def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str
     (``""`` for none), as ``Validator.check_frame`` gives them.  The lines are exactly those
     ``csv.writer`` writes for ``result_cells`` (defused, ``error`` on one line), with the
     per-cell work done only on the cells that may need it.  The file is built beside
-    ``path`` as ``.<name>.tmp`` (owner-only) and moved over ``path`` once complete: a run
-    killed midway leaves the earlier results file (or none), never a half one.
+    ``path`` as ``.<name>.<random>.tmp`` (owner-only, ``O_EXCL``) and moved over ``path``
+    once complete: a run killed midway leaves the earlier results file (or none), never a
+    half one.
     """
     counts = {s.value: 0 for s in Status}
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp: Path | None = None
+
+    def failed(exc: OSError) -> ResultsFileError:
+        return ResultsFileError(
+            f"can't write the results file {path}: {describe(exc)}",
+            hint="free some space, or choose another place with --output",
+        )
+
     try:
-        out = _open_private(tmp, "w")
-    except OSError as exc:
-        raise ResultsFileError(
-            f"can't write the results file {path}: {exc.strerror}",
-            hint="choose another place with --output",
-        ) from exc
-    except BaseException:  # an interrupt between creating the file and opening it
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        with out:
+        try:
+            out, tmp = new_file_beside(path)
             out.write(",".join(RESULT_COLUMNS) + "\n")
+        except OSError as exc:
+            raise failed(exc) from exc
+        with out:
             for frame in frames:
-                out.write(_csv_lines(frame))
+                lines = _csv_lines(frame)
+                try:
+                    out.write(lines)
+                except OSError as exc:
+                    raise failed(exc) from exc
                 for status, n in Counter(frame["status"].tolist()).items():
                     counts[status] += n
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise failed(exc) from exc
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     return counts
 

@@ -42,7 +42,15 @@ from .defaults import (
     MAX_CONCURRENCY,
     TIMEOUT,
 )
-from .errors import ApiError, BulkImportError, InputChangedError, MissingColumnsError, UsageError
+from .errors import (
+    ApiError,
+    BulkImportError,
+    InputChangedError,
+    MissingColumnsError,
+    ResultsFileError,
+    UsageError,
+    WriteError,
+)
 from .load import Table, open_table
 from .lock import RunLock
 from .models import (
@@ -57,6 +65,7 @@ from .models import (
     RowResult,
     Status,
 )
+from .outputs import Kind, Output, check_outputs, results_outputs
 from .progress import Progress
 from .record import (
     Journal,
@@ -172,15 +181,11 @@ class RunOptions:
                     hint="e.g. utf-8, cp1252, latin-1, utf-16",
                     param="encoding",
                 ) from None
-        if self.results_path.resolve() == self.file.resolve():
-            raise UsageError("output must not be the input file", param="output")
-        if self.failed_rows is not None:
-            if self.failed_rows.suffix.lower() not in {".csv", ".xlsx"}:
-                raise UsageError("failed_rows must name a .csv or .xlsx file", param="failed_rows")
-            if self.failed_rows.resolve() in {self.file.resolve(), self.results_path.resolve()}:
-                raise UsageError(
-                    "failed_rows must not be the input or the results file", param="failed_rows"
-                )
+        if self.failed_rows is not None and self.failed_rows.suffix.lower() not in {
+            ".csv",
+            ".xlsx",
+        }:
+            raise UsageError("failed_rows must name a .csv or .xlsx file", param="failed_rows")
         if self.command == "plan" and self.dry_run:
             raise UsageError("plan never writes; it has no dry_run (it is one)", param="dry_run")
         if not self.dry_run and not self.sandbox:
@@ -191,6 +196,17 @@ class RunOptions:
                     hint="or dry_run=True to check the file, or sandbox=True for a demo",
                     param="api_key",
                 )
+
+    def outputs(self) -> list[Output]:
+        """Every file this run writes, for ``check_outputs`` (before anything is touched)."""
+        outputs = results_outputs(self.results_path, journal=not self.dry_run)
+        if self.summary_json is not None:
+            outputs.append(Output("--summary-json", self.summary_json, Kind.REPLACED, streams=True))
+        if self.log_file is not None:
+            outputs.append(Output("--log-file", self.log_file, Kind.APPENDED, streams=True))
+        if self.failed_rows is not None:
+            outputs.append(Output("--failed-rows", self.failed_rows, Kind.REPLACED))
+        return outputs
 
 
 class _Run:
@@ -443,6 +459,9 @@ def _in_a_loop(coro: Coroutine[object, object, _Sent]) -> _Sent:
 
 def _import_steps(opts: RunOptions, say: Callable[[str], None], handle_signals: bool) -> _Steps:
     opts.check()
+    # Every output is checked before the first request, and before anything is truncated,
+    # replaced or deleted (an earlier results file, its journal).
+    check_outputs(opts.outputs(), inputs=[("the input file", opts.file)])
     if opts.sandbox and not opts.dry_run:
         from .sandbox import SandboxConfig, SandboxServer
 
@@ -493,12 +512,16 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 defaults=opts.defaults, default_region=opts.default_region, partial=opts.partial
             )
             if opts.dry_run:
-                return _dry_run(opts, table, validator, say, started, t0, handle_signals)
+                try:
+                    return _dry_run(opts, table, validator, say, started, t0, handle_signals)
+                except WriteError as exc:  # a full disk; a dry run sends nothing
+                    raise ResultsFileError(exc.message, hint=exc.hint) from exc
             rows = (validator.check(raw) for raw in table.rows())
             total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
         with ExitStack() as stack:
             had_journal = journal_path(results_path).exists()
             journal = stack.enter_context(Journal(journal_path(results_path), resume=opts.resume))
+            stack.push(_nothing_sent_if_unmarked(journal))  # a full disk before any request
             if opts.resume and not had_journal:
                 # The journal has every done row; without it, the results file is what is left.
                 if results_path.exists():
@@ -639,6 +662,20 @@ def _failed_rows(
         return
     if count:
         say(f"failed rows: {count} row(s) to fix and run again are in {path}")
+
+
+def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
+    """An exit callback: a ``WriteError`` (a full disk) before this run marked any request
+    in doubt is a ``ResultsFileError`` (exit 2: nothing was sent)."""
+
+    def on_exit(
+        exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if isinstance(exc, WriteError) and not journal.marked:
+            raise ResultsFileError(exc.message, hint=exc.hint) from exc
+        return False
+
+    return on_exit
 
 
 def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult | Job]:

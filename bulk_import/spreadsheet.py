@@ -23,6 +23,7 @@ from .config import DEFAULT_BASE_URL, check_base_url
 from .defaults import MAX_ATTEMPTS, TIMEOUT
 from .errors import ResultsFileError, UsageError
 from .models import FIELDS
+from .outputs import Kind, Output, check_outputs, describe, new_file_beside
 from .record import defuse
 
 EXPORT_COLUMNS = (
@@ -60,6 +61,7 @@ def _check_out(path: Path) -> None:
         raise UsageError(f"{path} is a directory; give a file name")
     if not path.parent.exists():
         raise UsageError(f"{path}: the folder {path.parent} does not exist")
+    check_outputs([Output("OUT", path, Kind.REPLACED)])  # no link, not a journal, writable
 
 
 def write_template(out: Path) -> None:
@@ -116,19 +118,21 @@ async def _list(opts: ExportOptions, base_url: str, api_key: str) -> list[dict[s
 
 def write_table(out: Path, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """``columns`` and ``rows`` as a CSV or a workbook at ``out``, atomically."""
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp: Path | None = None
     try:
-        if out.suffix.lower() == ".xlsx":
-            _write_xlsx(tmp, columns, rows)
-        else:
-            with tmp.open("w", encoding="utf-8", newline="") as f:
+        f, tmp = new_file_beside(out)  # our own new file (O_EXCL), renamed over ``out``
+        with f:
+            if out.suffix.lower() != ".xlsx":
                 writer = csv.writer(f, lineterminator="\n")
                 writer.writerow(columns)
                 writer.writerows([defuse(cell) for cell in row] for row in rows)
+        if out.suffix.lower() == ".xlsx":
+            _write_xlsx(tmp, columns, rows)
         os.replace(tmp, out)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ResultsFileError(f"can't write {out}: {exc.strerror}") from exc
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise ResultsFileError(f"can't write {out}: {describe(exc)}") from exc
 
 
 def _write_xlsx(path: Path, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

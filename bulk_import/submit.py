@@ -7,7 +7,9 @@ only when it is free, so memory stays flat whatever the number of jobs.  Every r
 One job (``_process_job``):
 
 1. POST, retried on 429, 500/502/503/504 and connection failures (``RetryPolicy``).
-2. 2xx -> ``imported``.  400/404/422 -> ``failed`` with the API's message.
+2. 2xx -> ``imported``.  400/404/422 -> ``failed`` with the API's message.  A 2xx whose
+   record names a different number is not taken at its word: a GET of the number sent
+   decides (stored as sent -> ``imported``, with a note; 404 -> ``failed``).
 3. 409 (or "already exists"): if the row is *in doubt* -- an earlier attempt of this run
    got no answer or a 5xx, or ``journal.in_doubt`` says an earlier run sent it unanswered --
    GET the number: a record that ``matches`` the request was stored by that lost attempt,
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -48,12 +51,24 @@ from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
 from .defaults import CONCURRENCY
 from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
-from .models import Action, FailureLimit, Job, Kept, OnExisting, Record, RowResult, Status
+from .models import (
+    Action,
+    FailureLimit,
+    Job,
+    Kept,
+    OnExisting,
+    Record,
+    RowResult,
+    Status,
+    same_number,
+)
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Added to the error of a row whose request may have been stored without an answer.
+IN_DOUBT = ": may have been stored; --resume checks"
 FAILING_STREAK = 3  # requests out of attempts, with no usable answer between: API down
 
 
@@ -114,6 +129,7 @@ class _Row:
     http_status: int | None = None
     answered: bool = False
     last_error: str = ""
+    maybe_stored: bool = False  # a request that may store it got no answer, this run
 
     def result(
         self, status: Status, *, error: str = "", sip: str | None = None, changes: str = ""
@@ -330,7 +346,8 @@ class _Submission:
             if not exc.maybe_sent:  # it never left (refused): not an attempt
                 row.attempts -= row.counting
                 self.report.requests -= 1
-            row.in_doubt = row.in_doubt or (stores and exc.maybe_sent)
+            row.maybe_stored = row.maybe_stored or (stores and exc.maybe_sent)
+            row.in_doubt = row.in_doubt or row.maybe_stored
             row.last_error = exc.message
             log.debug("row %d: %s", row.job.row, exc.message)
             raise
@@ -377,14 +394,14 @@ async def _process_job(run: _Submission, job: Job) -> RowResult:
             return row.result(
                 Status.NOT_ATTEMPTED, error=f"not sent: {_exhausted(exc, run.policy)}"
             )
-        return row.result(Status.FAILED, error=_exhausted(exc, run.policy))
+        doubt = IN_DOUBT if isinstance(exc, ConnectionFailed) and row.maybe_stored else ""
+        return row.result(Status.FAILED, error=_exhausted(exc, run.policy) + doubt)
     except _Halted:
         reason = run.halt_reason
         if not row.answered and row.in_doubt:  # a request left and got no answer
             return row.result(
                 Status.FAILED,
-                error=f"{reason} after {row.attempts} unanswered attempt(s): "
-                "may have been stored; --resume checks",
+                error=f"{reason} after {row.attempts} unanswered attempt(s){IN_DOUBT}",
             )
         if not row.answered:
             return row.result(Status.NOT_ATTEMPTED, error=f"{reason} before this row was sent")
@@ -395,6 +412,12 @@ async def _import(run: _Submission, row: _Row) -> RowResult:
     req = row.job.request
     answer = await run.request(row, lambda: run.api.create(req), stores=True)
     if answer.kind is AnswerKind.OK:
+        if (
+            answer.record is not None
+            and answer.record.sip_phone_number
+            and not same_number(answer.record.sip_phone_number, req.phone_number)
+        ):
+            return await _other_number(run, row, answer)
         return row.result(Status.IMPORTED, sip=_sip(answer))
     if answer.kind is AnswerKind.EXISTS:
         return await _existing(run, row)
@@ -426,6 +449,41 @@ async def _existing(run: _Submission, row: _Row) -> RowResult:
     if mode == "fail":
         return row.result(Status.FAILED, error="already exists (--on-existing fail)")
     return await actions.update_existing(run, row, found)
+
+
+async def _other_number(run: _Submission, row: _Row, created: Answer) -> RowResult:
+    """A 2xx that names another number: what the API holds for the number sent decides."""
+    req = row.job.request
+    said = f"HTTP {created.status} named {_shown(created)}, not this number"
+    found = await run.request(row, lambda: run.api.get(req.phone_number), stores=False)
+    if found.kind is AnswerKind.OK and found.record is not None and found.record.matches(req):
+        return row.result(
+            Status.IMPORTED, sip=_sip(found), error=f"note: {said}; GET shows it stored as sent"
+        )
+    if found.kind is AnswerKind.NOT_FOUND:
+        return row.result(
+            Status.FAILED,
+            error=f"{said}, and GET finds no such number: not imported; check the account",
+        )
+    if found.kind is AnswerKind.OK:
+        return row.result(
+            Status.FAILED,
+            error=f"{said}; GET shows this number with other values: check the account",
+        )
+    return row.result(
+        Status.FAILED, error=f"{said}; GET could not check it: {found.message}{IN_DOUBT}"
+    )
+
+
+def _shown(answer: Answer) -> str:
+    """The number an answer names, if it looks like one (it is never a secret then)."""
+    number = answer.record.sip_phone_number if answer.record is not None else None
+    if number and _NUMBER_LIKE.match(number):
+        return repr(number)
+    return "a value that is not a phone number"
+
+
+_NUMBER_LIKE = re.compile(r"^\+?[0-9][0-9 ().-]{3,24}$")
 
 
 def _sip(answer: Answer) -> str | None:

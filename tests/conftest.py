@@ -6,6 +6,8 @@
 - ``sandbox_factory(**config)``: starts a fresh ``SandboxServer`` with
   ``SandboxConfig(**config)`` (plus ``port=`` if given); call it as often as needed,
   every server is stopped at teardown.
+- ``hostile``: a ``HostileServer`` for the answers the sandbox won't give (odd types, deep
+  JSON, trickled or huge bodies, echoed secrets, another number in a 2xx).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hostile_server import HostileServer
 
 from bulk_import.sandbox import SandboxConfig, SandboxServer
 
@@ -46,3 +49,11 @@ def sandbox_factory() -> Iterator[SandboxFactory]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A ``HostileServer`` (tests/hostile_server.py) answering well until a test sets
+    ``hostile.answer`` to one of that module's hostile answers."""
+    with HostileServer() as server:
+        yield server

@@ -390,8 +390,9 @@ def test_stop_cuts_retries_short() -> None:
     h.api.stop_event = stop
     h.api.script[("POST", number(2))] = ["stop"]  # sets stop while the others are in flight
     h.api.script[("POST", number(0))] = ["503"]  # answered, then no retry
-    h.api.script[("POST", number(1))] = ["timeout"]  # never answered, no retry
-    results = h.run([job(2), job(0), job(1)], concurrency=3, stop=stop)
+    h.api.script[("POST", number(1))] = ["timeout"]  # never answered: may have been stored
+    h.api.script[("POST", number(3))] = ["refuse"]  # never sent: no connection
+    results = h.run([job(2), job(0), job(1), job(3)], concurrency=4, stop=stop)
     assert results[4].status is Status.IMPORTED
     assert (results[2].status, results[2].attempts) == (Status.FAILED, 1)
     assert results[2].error == "interrupted (last: HTTP 503: injected 503 for ***)"
@@ -400,6 +401,8 @@ def test_stop_cuts_retries_short() -> None:
     assert results[3].error == (
         "interrupted after 1 unanswered attempt(s): may have been stored; --resume checks"
     )
+    assert (results[5].status, results[5].attempts) == (Status.NOT_ATTEMPTED, 0)
+    assert results[5].error == "interrupted before this row was sent"
 
 
 def test_jobs_are_pulled_lazily() -> None:

@@ -160,13 +160,13 @@ CASES = [
         "output is the input",
         lambda w: [*run_()(w), "--output", w.good],
         2,
-        "must not be the input",
+        "is the input file",
     ),
     Case(
         "output dir missing",
         run_("--output", "/nonexistent/r.csv"),
         2,
-        "choose another place with --output",
+        "choose another path for --output",
     ),
     Case("results file locked", run_(), 75, "choose another --output", holds_lock=True),
     # -- sandbox
