@@ -203,14 +203,6 @@ class ImportRequest(BaseModel):
         body["trunkPassword"] = self.trunk_password.get_secret_value()
         return body
 
-    def to_patch_json(self) -> dict[str, str]:
-        """The PATCH body: the same fields, with the URI spelled ``terminationSipUri``."""
-        return {
-            PATCH_NAMES[name]: value
-            for name, value in self.to_json().items()
-            if name in PATCH_NAMES
-        }
-
 
 class PhoneNumberRecord(BaseModel):
     """What the API answers for a number (create, get, patch, list)."""

@@ -24,7 +24,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
@@ -426,11 +426,6 @@ class Journal:
             self._in_tx = False
             self._pending = 0
 
-    def has_result(self, row: int) -> bool:
-        return (
-            self._db.execute("SELECT 1 FROM results WHERE row = ?", (row,)).fetchone() is not None
-        )
-
     def results_in_order(self) -> Iterator[RowResult]:
         with self._writing():
             self._flush()
@@ -481,7 +476,6 @@ class Summary:
     aborted: str | None = None
     interrupted: bool = False
     command: str = "run"
-    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.this_run is None:
@@ -535,20 +529,11 @@ class Summary:
         )
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data.update(data.pop("extra"))
-        return json.dumps(data, indent=2)
+        return json.dumps(asdict(self), indent=2)
 
 
 def _plural(n: int, word: str) -> str:
     return word if n == 1 else word + "s"
-
-
-def count_statuses(results: Iterable[RowResult]) -> dict[str, int]:
-    counts = {s.value: 0 for s in Status}
-    for r in results:
-        counts[r.status.value] += 1
-    return counts
 
 
 def write_summary_json(summary: Summary, path: Path) -> None:

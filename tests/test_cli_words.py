@@ -22,13 +22,17 @@ FLAG_IN_STRING = re.compile(r'"[^"\n]*--[a-z][a-z-]+')
 #:   words: "may have been stored; --resume checks");
 #: - an input-file hint whose parameter's word also occurs in the message (sheet, encoding);
 #: - docstrings about the command line; the error and note texts of the ``run`` pipeline
-#:   that runner.py prints (its public surface is reworked on another branch).
+#:   that runner.py prints (its public surface is reworked on another branch);
+#: - outputs.py names each output file by its flag in the checks' messages; config.py's
+#:   refusal of a key in the URL points to both ways of giving the key.
 LEFT = {
     "actions.py",
     "api.py",
+    "config.py",
     "lock.py",
     "load.py",
     "models.py",
+    "outputs.py",
     "record.py",
     "runner.py",
     "sandbox/server.py",
