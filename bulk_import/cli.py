@@ -29,6 +29,7 @@ from .config import (
 from .defaults import (
     CONCURRENCY,
     EXIT_ABORTED,
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OK,
@@ -392,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(set BULK_IMPORT_DEBUG=1 to see where; please report it)",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_ERROR
 
 
 #: The command line's word for each library parameter an error may name

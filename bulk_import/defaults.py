@@ -20,6 +20,7 @@ TIMEOUT = 30.0
 #: Exit codes (docs/contract.md, "Outcome").
 EXIT_OK = 0  # every row done
 EXIT_ROWS = 1  # some rows invalid, failed or not attempted
+EXIT_ERROR = 1  # an error of no other kind (a bug, reported in one line)
 EXIT_USAGE = 2  # bad options, input file or results file
 EXIT_ABORTED = 3  # the API could not be used, or too many rows failed
 EXIT_LOCKED = 75  # another run holds the results file

@@ -29,11 +29,13 @@ param="concurrency")``.  The CLI rewrites the name into its flag (``cli.describe
 
 from __future__ import annotations
 
+from .defaults import EXIT_ABORTED, EXIT_ERROR, EXIT_LOCKED, EXIT_USAGE
+
 
 class BulkImportError(Exception):
     """Base class of every error bulk-import raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = EXIT_ERROR
 
     def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -49,13 +51,13 @@ class BulkImportError(Exception):
 class UsageError(BulkImportError):
     """The command line or configuration is wrong; nothing was sent."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class InputFileError(BulkImportError):
     """The input file can't be read as a table (missing, unreadable, bad format)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class MissingColumnsError(InputFileError):
@@ -93,13 +95,13 @@ class InputChangedError(InputFileError):
 class LockedError(BulkImportError):
     """Another run is writing the same results file."""
 
-    exit_code = 75
+    exit_code = EXIT_LOCKED
 
 
 class ResultsFileError(BulkImportError):
     """The results file or its journal can't be created, read or resumed."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class WriteError(BulkImportError):
@@ -111,13 +113,13 @@ class WriteError(BulkImportError):
     the same failure is a ``ResultsFileError`` (exit 2: nothing was sent).
     """
 
-    exit_code = 3
+    exit_code = EXIT_ABORTED
 
 
 class ApiError(BulkImportError):
     """The API as a whole can't be used: the run stops."""
 
-    exit_code = 3
+    exit_code = EXIT_ABORTED
 
 
 class AuthError(ApiError):
@@ -140,7 +142,7 @@ class ConnectionFailed(BulkImportError):
     retries it; it reaches the CLI only wrapped in ``UnreachableError``.
     """
 
-    exit_code = 3
+    exit_code = EXIT_ABORTED
 
     def __init__(self, message: str, *, maybe_sent: bool) -> None:
         super().__init__(message)

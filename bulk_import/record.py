@@ -116,7 +116,8 @@ class ResultsWriter:
                 tmp.unlink(missing_ok=True)
             raise ResultsFileError(
                 f"can't write the results file {path}: {describe(exc)}",
-                hint="choose another place with --output",
+                hint="choose another place with output",
+                param="output",
             ) from exc
 
     def __enter__(self) -> ResultsWriter:
@@ -248,7 +249,8 @@ class Journal:
         except OSError as exc:
             raise ResultsFileError(
                 f"the journal {path} can't be used: {describe(exc)}",
-                hint="choose another place with --output",
+                hint="choose another place with output",
+                param="output",
             ) from exc
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -275,7 +277,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise ResultsFileError(
                 f"the journal {path} can't be used: {exc}",
-                hint="if it is damaged, delete it and run without --resume",
+                hint="if it is damaged, delete it and run without resume=True",
             ) from exc
         self._pending = 0
         self._in_tx = False
@@ -390,7 +392,7 @@ class Journal:
         except sqlite3.Error as exc:
             self._broken = WriteError(
                 f"can't write the journal {self.path}: {exc}",
-                hint="free some space, then run again with --resume",
+                hint="free some space, then run again with resume=True",
             )
             raise self._broken from exc
 
@@ -621,7 +623,8 @@ def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str
     def failed(exc: OSError) -> ResultsFileError:
         return ResultsFileError(
             f"can't write the results file {path}: {describe(exc)}",
-            hint="free some space, or choose another place with --output",
+            hint="free some space, or choose another place with output",
+            param="output",
         )
 
     try:

@@ -515,7 +515,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 try:
                     return _dry_run(opts, table, validator, say, started, t0, handle_signals)
                 except WriteError as exc:  # a full disk; a dry run sends nothing
-                    raise ResultsFileError(exc.message, hint=exc.hint) from exc
+                    raise ResultsFileError(exc.message, hint=exc.hint, param=exc.param) from exc
             rows = (validator.check(raw) for raw in table.rows())
             total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
         with ExitStack() as stack:
@@ -672,7 +672,7 @@ def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
         exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> bool:
         if isinstance(exc, WriteError) and not journal.marked:
-            raise ResultsFileError(exc.message, hint=exc.hint) from exc
+            raise ResultsFileError(exc.message, hint=exc.hint, param=exc.param) from exc
         return False
 
     return on_exit
