@@ -33,6 +33,7 @@ from .errors import (
     TooManyFailures,
     UnreachableError,
     UsageError,
+    WriteError,
 )
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ __all__ = [
     "TooManyFailures",
     "UnreachableError",
     "UsageError",
+    "WriteError",
     "__version__",
     "aexport",
     "aplan",

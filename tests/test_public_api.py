@@ -48,6 +48,7 @@ PUBLIC = [
     "TooManyFailures",
     "UnreachableError",
     "UsageError",
+    "WriteError",
     "__version__",
     "aexport",
     "aplan",
@@ -70,6 +71,17 @@ def test_all_is_pinned_and_every_name_is_there() -> None:
     assert set(PUBLIC) <= set(dir(bulk_import))
     with pytest.raises(AttributeError):
         _ = bulk_import.no_such_name
+
+
+def test_every_error_class_is_public() -> None:
+    from bulk_import import errors
+
+    tree = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.BulkImportError)
+    }
+    assert tree <= set(bulk_import.__all__)
 
 
 def test_the_error_tree_is_one_tree_with_the_clis_exit_codes() -> None:
