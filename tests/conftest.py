@@ -57,3 +57,26 @@ def hostile() -> Iterator[HostileServer]:
     ``hostile.answer`` to one of that module's hostile answers."""
     with HostileServer() as server:
         yield server
+
+
+#: Test modules whose CSV inputs are also read by both of the dry run's CSV readers.
+_CSV_CORPUS_MODULES = {"test_load", "test_bad_files", "test_sheets", "test_dry_run", "test_csvfast"}
+
+
+@pytest.fixture(autouse=True)
+def _csv_readers_agree(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test of a corpus module, every CSV file it left in ``tmp_path`` gives the
+    same results file through pandas' reader and the stdlib one (tests/readers.py)."""
+    module = request.module.__name__.rpartition(".")[2]
+    if module not in _CSV_CORPUS_MODULES or "tmp_path" not in request.fixturenames:
+        yield
+        return
+    from readers import CSV_SUFFIXES, check_both_readers
+
+    tmp_path = request.getfixturevalue("tmp_path")  # set up now, so torn down after this
+    yield
+    scratch = tmp_path / ".readers"
+    for path in sorted(tmp_path.rglob("*")):
+        if path.suffix.lower() in CSV_SUFFIXES and path.is_file() and scratch not in path.parents:
+            scratch.mkdir(exist_ok=True)
+            check_both_readers(path, scratch)

@@ -380,10 +380,13 @@ def test_sigterm_during_a_dry_run_leaves_nothing_half_written(tmp_path: Path) ->
         f.writelines(f"+1415{2000000 + i:07d},{row}" for i in range(600_000))
     results = tmp_path / "big.results.csv"
     results.write_text("the earlier results\n")
-    tmp = tmp_path / ".big.results.csv.tmp"
     proc = _start("run", str(path), "--dry-run")
     deadline = time.monotonic() + 120
-    while not tmp.exists() and proc.poll() is None and time.monotonic() < deadline:
+
+    def temporaries() -> list[Path]:  # the results are written to a new temp file first
+        return list(tmp_path.glob(".big.results.csv*.tmp"))
+
+    while not temporaries() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=120)
@@ -392,7 +395,7 @@ def test_sigterm_during_a_dry_run_leaves_nothing_half_written(tmp_path: Path) ->
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted" in err
-    assert not tmp.exists()
+    assert not temporaries()
     assert results.read_text() == "the earlier results\n"  # untouched
     assert not list(tmp_path.glob("*.lock"))
 
