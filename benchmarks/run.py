@@ -1,4 +1,4 @@
-"""Benchmarks of bulk-import against the sandbox (issue 4, "Benchmarks" and "Targets").
+"""Benchmarks of bulk-import against the sandbox (the targets: benchmarks/README.md).
 
     .venv/bin/python benchmarks/run.py                 # every scenario, full sizes (5-10 min)
     .venv/bin/python benchmarks/run.py --quick         # small sizes: a smoke check (<1 min)

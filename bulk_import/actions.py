@@ -26,7 +26,6 @@ from .api import Answer, AnswerKind, Pager, SigmaMindAPI
 from .decide import (
     SECRET_FIELDS,
     Decision,
-    Record,
     decide_update,
     describe,
     diff,
@@ -36,12 +35,12 @@ from .decide import (
     restore_body,
 )
 from .errors import ApiError, AuthError, ConnectionFailed, UnreachableError
-from .models import Action, RowResult, Status
+from .models import Action, Record, RowResult, Status
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 
 if TYPE_CHECKING:
-    from .submit import _Row, _Run
+    from .submit import _Row, _Submission
 
 _AUTH = "API key rejected"
 _NOT_RESTORABLE = "can't be put back (the API never returns its old value)"
@@ -55,7 +54,7 @@ class _Unreadable(Exception):
         self.result = result
 
 
-async def process(run: _Run, row: _Row) -> RowResult:
+async def process(run: _Submission, row: _Row) -> RowResult:
     """One job whose action is not a plain POST (see the module docstring)."""
     action = row.job.action
     try:
@@ -72,7 +71,7 @@ async def process(run: _Run, row: _Row) -> RowResult:
         return exc.result
 
 
-async def update_existing(run: _Run, row: _Row, found: Answer | None) -> RowResult:
+async def update_existing(run: _Submission, row: _Row, found: Answer | None) -> RowResult:
     """``run --on-existing update``: the POST found the number; PATCH what differs."""
     try:
         record = _record_of(row, found) if found is not None else await _read(run, row)
@@ -86,7 +85,7 @@ async def update_existing(run: _Run, row: _Row, found: Answer | None) -> RowResu
 # -- reading -------------------------------------------------------------------------
 
 
-async def _read(run: _Run, row: _Row) -> Record | None:
+async def _read(run: _Submission, row: _Row) -> Record | None:
     """The account's record of the row's number (None: it has none)."""
     number = row.job.phone_number
     if run.options.snapshot is not None:
@@ -120,7 +119,7 @@ def _missing(row: _Row) -> RowResult:
     return row.result(Status.INVALID, error=error)
 
 
-async def _plan_import(run: _Run, row: _Row) -> RowResult:
+async def _plan_import(run: _Submission, row: _Row) -> RowResult:
     """What ``run`` would do with this row, read from the account; sends no write."""
     record = await _read(run, row)
     if record is None:
@@ -135,7 +134,7 @@ async def _plan_import(run: _Run, row: _Row) -> RowResult:
     return await _patch_towards(run, row, record)
 
 
-async def _update(run: _Run, row: _Row, *, missing: Status) -> RowResult:
+async def _update(run: _Submission, row: _Row, *, missing: Status) -> RowResult:
     record = await _read(run, row)
     if record is None:
         if missing is Status.INVALID:
@@ -146,7 +145,7 @@ async def _update(run: _Run, row: _Row, *, missing: Status) -> RowResult:
     return await _patch_towards(run, row, record)
 
 
-async def _patch_towards(run: _Run, row: _Row, record: Record) -> RowResult:
+async def _patch_towards(run: _Submission, row: _Row, record: Record) -> RowResult:
     """PATCH ``record`` to what the row wants (only what differs), or nothing."""
     job = row.job
     wanted = job.fields()
@@ -179,7 +178,7 @@ async def _patch_towards(run: _Run, row: _Row, record: Record) -> RowResult:
     )
 
 
-def _keep_before(run: _Run, row: _Row, decision: Decision) -> None:
+def _keep_before(run: _Submission, row: _Row, decision: Decision) -> None:
     sent = {k: (None if k in SECRET_FIELDS else v) for k, v in decision.body.items()}
     changed = [c.field for c in decision.changes]
     run.journal.keep_before(row.job.phone_number, decision.before, sent, changed)
@@ -188,7 +187,7 @@ def _keep_before(run: _Run, row: _Row, decision: Decision) -> None:
 # -- undo ------------------------------------------------------------------------------
 
 
-async def _delete(run: _Run, row: _Row) -> RowResult:
+async def _delete(run: _Submission, row: _Row) -> RowResult:
     number = row.job.phone_number
     if not run.options.writes:
         return row.result(Status.WOULD_DELETE)
@@ -204,7 +203,7 @@ async def _delete(run: _Run, row: _Row) -> RowResult:
     return row.result(Status.FAILED, error=f"delete failed: {answer.message}")
 
 
-async def _restore(run: _Run, row: _Row) -> RowResult:
+async def _restore(run: _Submission, row: _Row) -> RowResult:
     job = row.job
     body = restore_body(job.before, job.changed)
     lost = not_restorable(job.before, job.changed)

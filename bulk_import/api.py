@@ -34,8 +34,10 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport  # scales with connections (FINDINGS.md)
+from httpx_aiohttp import AiohttpTransport  # keeps its throughput at many connections
 
+from . import __version__
+from .defaults import CONCURRENCY, TIMEOUT
 from .errors import ApiError, AuthError, ConnectionFailed
 from .models import ImportRequest, PhoneNumberRecord, RateLimitInfo
 
@@ -103,8 +105,8 @@ class SigmaMindAPI:
         base_url: str,
         api_key: str,
         *,
-        timeout: float = 30.0,
-        max_connections: int = 8,
+        timeout: float = TIMEOUT,
+        max_connections: int = CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -120,7 +122,7 @@ class SigmaMindAPI:
             headers={
                 "X-API-Key": api_key,
                 "Accept": "application/json",
-                "User-Agent": "bulk-import/0.1",
+                "User-Agent": f"bulk-import/{__version__}",
             },
             timeout=httpx.Timeout(
                 timeout, connect=timeout * CONNECT_SHARE, pool=timeout * CONNECT_SHARE
@@ -161,13 +163,6 @@ class SigmaMindAPI:
     async def get(self, number: str) -> Answer:
         """``GET /v1/phone-numbers/{number}``."""
         return await self._call("GET", _number_path(number))
-
-    async def update(self, number: str, req: ImportRequest) -> Answer:
-        """``PATCH /v1/phone-numbers/{number}`` with ``req.to_patch_json()``."""
-        secret = req.trunk_password.get_secret_value()
-        return await self._call(
-            "PATCH", _number_path(number), body=req.to_patch_json(), secret=secret
-        )
 
     async def delete(self, number: str) -> Answer:
         """``DELETE /v1/phone-numbers/{number}``."""
@@ -311,7 +306,6 @@ class Pager:
         self._next: tuple[str | None, dict[str, str]] | None = (None, {"limit": str(page_size)})
         self._seen_steps: set[str] = set()
         self._seen_numbers: set[str] = set()
-        self.pages = 0
 
     def next_request(self) -> tuple[str | None, dict[str, str] | None] | None:
         """``(url or None, params)`` of the next page to ask for, or None when done."""
@@ -322,7 +316,6 @@ class Pager:
 
     def take(self, data: Any) -> list[PhoneNumberRecord]:
         """The new records of one page's JSON; decides the next page."""
-        self.pages += 1
         items: Any = data
         meta: dict[str, Any] = {}
         if isinstance(data, dict):

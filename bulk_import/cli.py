@@ -14,7 +14,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,12 +22,24 @@ from . import __version__
 from .config import (
     API_KEY_ENV,
     BASE_URL_ENV,
-    MAX_CONCURRENCY,
+    read_secret_file,
     resolve_api_key,
     resolve_base_url,
-    resolve_trunk_password,
 )
-from .errors import BulkImportError, UsageError
+from .defaults import (
+    CONCURRENCY,
+    EXIT_ABORTED,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_ROWS,
+    EXIT_USAGE,
+    MAX_ATTEMPTS,
+    MAX_CONCURRENCY,
+    TIMEOUT,
+)
+from .errors import BulkImportError, MissingColumnsError, UsageError
 
 if TYPE_CHECKING:
     from .models import FailureLimit
@@ -56,9 +68,11 @@ examples:
   pick up where a stopped or failed run left off (skips rows already imported):
     bulk-import run numbers.csv --resume
 
-exit codes: 0 all rows done; 1 some rows invalid/failed/not attempted; 2 usage or file
-error (nothing sent); 3 aborted (key rejected, API unreachable); 75 another run holds the
-results file; 130 interrupted.
+exit codes: {EXIT_OK} all rows done; {EXIT_ROWS} some rows invalid/failed/not attempted; \
+{EXIT_USAGE} usage or file
+error (nothing sent); {EXIT_ABORTED} aborted (key rejected, API unreachable); {EXIT_LOCKED} \
+another run holds the
+results file; {EXIT_INTERRUPTED} interrupted.
 """
 
 
@@ -91,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(command_name="run")
     _batch_commands(sub)
 
-    from .sandbox.__main__ import DEFAULTS, add_arguments
+    from .sandbox.cli import DEFAULTS, add_arguments
 
     sandbox = sub.add_parser(
         "sandbox",
@@ -112,73 +126,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """plan, update, undo, export and template: the rest of a batch's life."""
-    raw = argparse.RawDescriptionHelpFormatter
-    plan = sub.add_parser(
-        "plan",
-        allow_abbrev=False,
-        help="what run would do, read from the account; changes nothing",
-        description="For each row of FILE, what `run` would do now (would_import, "
+#: The commands that take one file: name -> (its line in the command list, its
+#: description, and its file argument: dest, metavar, help).
+_FILE_COMMANDS: dict[str, tuple[str, str, tuple[str, str, str]]] = {
+    "plan": (
+        "what run would do, read from the account; changes nothing",
+        "For each row of FILE, what `run` would do now (would_import, "
         "would_update, unchanged, already_exists, ...) and the fields that would change, "
         "read from the account. Sends no POST, PATCH or DELETE. Results: <FILE stem>.plan.csv.",
-        formatter_class=raw,
-    )
-    plan.add_argument("file", type=Path, metavar="FILE", help="the spreadsheet to plan")
-    _run_options(plan)
-    plan.set_defaults(command_name="plan")
-
-    update = sub.add_parser(
-        "update",
-        allow_abbrev=False,
-        help="change numbers that exist: PATCH only the fields that differ",
-        description="For each row of FILE, read the number and PATCH only the fields that "
+        ("file", "FILE", "the spreadsheet to plan"),
+    ),
+    "update": (
+        "change numbers that exist: PATCH only the fields that differ",
+        "For each row of FILE, read the number and PATCH only the fields that "
         "differ (nothing when none do: unchanged). Only phoneNumber is required: an export, "
         "edited, is a valid update file. `undo` puts the old values back.",
-        formatter_class=raw,
-    )
-    update.add_argument("file", type=Path, metavar="FILE", help="the spreadsheet of changes")
-    _run_options(update)
-    update.set_defaults(command_name="update")
-
-    undo = sub.add_parser(
-        "undo",
-        allow_abbrev=False,
-        help="delete what a run imported, put back what it updated",
-        description="Delete exactly the numbers RESULTS lists as imported, and PATCH back the "
+        ("file", "FILE", "the spreadsheet of changes"),
+    ),
+    "undo": (
+        "delete what a run imported, put back what it updated",
+        "Delete exactly the numbers RESULTS lists as imported, and PATCH back the "
         "old values of the rows it lists as updated (kept in its journal). Nothing else is "
         "touched. Says how many and where first; asks on a terminal, needs --yes elsewhere. "
         "Results: <RESULTS stem>.undo.csv.",
-        formatter_class=raw,
-    )
-    undo.add_argument("file", type=Path, metavar="RESULTS", help="the results CSV of run/update")
-    undo.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
-    _run_options(undo)
-    undo.set_defaults(command_name="undo")
-
-    export = sub.add_parser(
-        "export",
-        allow_abbrev=False,
-        help="the account's numbers as a spreadsheet in the import's columns",
-        description="Write every number of the account (all pages), sorted, to OUT (.csv or "
+        ("file", "RESULTS", "the results CSV of run/update"),
+    ),
+    "export": (
+        "the account's numbers as a spreadsheet in the import's columns",
+        "Write every number of the account (all pages), sorted, to OUT (.csv or "
         ".xlsx) in the import's columns; a valid input for `update`. No trunk credentials "
         "(the API never returns them).",
-        formatter_class=raw,
-    )
-    export.add_argument("out", type=Path, metavar="OUT", help="the file to write: .csv or .xlsx")
-    _connection_options(export)
-    export.set_defaults(command_name="export")
-
-    template = sub.add_parser(
-        "template",
-        allow_abbrev=False,
-        help="an empty import spreadsheet (.csv or .xlsx)",
-        description="Write the header row of an import file to OUT (.csv or .xlsx), required "
+        ("out", "OUT", "the file to write: .csv or .xlsx"),
+    ),
+    "template": (
+        "an empty import spreadsheet (.csv or .xlsx)",
+        "Write the header row of an import file to OUT (.csv or .xlsx), required "
         "fields first; in .xlsx the phone columns are formatted as text.",
-        formatter_class=raw,
-    )
-    template.add_argument("out", type=Path, metavar="OUT", help="the file to write")
-    template.set_defaults(command_name="template")
+        ("out", "OUT", "the file to write"),
+    ),
+}
+
+
+def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """plan, update, undo, export and template: the rest of a batch's life."""
+    for name, (what, description, (dest, metavar, about)) in _FILE_COMMANDS.items():
+        command = sub.add_parser(
+            name,
+            allow_abbrev=False,
+            help=what,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_argument(dest, type=Path, metavar=metavar, help=about)
+        if name == "undo":
+            command.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
+        if name == "export":
+            _connection_options(command)
+        elif name != "template":
+            _run_options(command)
+        command.set_defaults(command_name=name)
 
 
 def _connection_options(p: argparse.ArgumentParser) -> None:
@@ -190,8 +196,10 @@ def _connection_options(p: argparse.ArgumentParser) -> None:
     api.add_argument("--sandbox", action="store_true", help="export from a local emulator (a demo)")
     api.add_argument("--allow-insecure-http", action="store_true", help=argparse.SUPPRESS)
     api.add_argument("--rate", type=float, metavar="R", help="requests per second at most")
-    api.add_argument("--max-attempts", type=int, default=5, metavar="N", help="tries per page")
-    api.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    api.add_argument(
+        "--max-attempts", type=int, default=MAX_ATTEMPTS, metavar="N", help="tries per page"
+    )
+    api.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS")
     api.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
 
@@ -296,9 +304,9 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--concurrency",
         type=int,
-        default=8,
+        default=CONCURRENCY,
         metavar="N",
-        help=f"requests in flight at once, 1 to {MAX_CONCURRENCY} (default: 8)",
+        help=f"requests in flight at once, 1 to {MAX_CONCURRENCY} (default: {CONCURRENCY})",
     )
     send.add_argument(
         "--rate",
@@ -309,12 +317,16 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--max-attempts",
         type=int,
-        default=5,
+        default=MAX_ATTEMPTS,
         metavar="N",
-        help="tries per row for 429, 5xx and network errors (default: 5)",
+        help=f"tries per row for 429, 5xx and network errors (default: {MAX_ATTEMPTS})",
     )
     send.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default: 30)"
+        "--timeout",
+        type=float,
+        default=TIMEOUT,
+        metavar="SECONDS",
+        help=f"per request (default: {TIMEOUT:g})",
     )
     send.add_argument(
         "--max-failures",
@@ -353,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if _gives_api_key(argv):
         print(API_KEY_FLAG_REFUSED, file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -372,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("bulk-import: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("BULK_IMPORT_DEBUG"):
             raise
@@ -381,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(set BULK_IMPORT_DEBUG=1 to see where; please report it)",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_ERROR
 
 
 #: The command line's word for each library parameter an error may name
@@ -423,10 +435,13 @@ HINTS: dict[str, str] = {
 
 def describe(exc: BulkImportError) -> str:
     """The error as the command line says it: the parameter it names becomes its flag."""
+    if isinstance(exc, MissingColumnsError):
+        return f"{exc.message} ({_missing_columns_hint(exc.missing)})"
     message, hint = _switches(exc.message), exc.hint and _switches(exc.hint)
     param = exc.param
     if param in FLAGS:
-        name = re.compile(rf"(?<![\w-]){re.escape(param)}(?![\w-])")
+        # Not inside a path or a file name (``/data/mapping.csv``).
+        name = re.compile(rf"(?<![\w/\\.-]){re.escape(param)}(?![\w/\\.-])")
         flag = FLAGS[param]
         message = name.sub(lambda _m: flag, message, count=1)
         if param in HINTS:
@@ -439,6 +454,21 @@ def describe(exc: BulkImportError) -> str:
 def _switches(text: str) -> str:
     """``dry_run=True`` as ``--dry-run``."""
     return re.sub(r"(?<![\w-])([a-z_]+)=True\b", lambda m: FLAGS.get(m[1], m[0]), text)
+
+
+def _missing_columns_hint(missing: list[str]) -> str:
+    hints = []
+    if any(name != "trunkPassword" for name in missing):
+        hints.append(
+            "rename the column, add --map 'Your Header=field', or give a default "
+            "with --default field=value"
+        )
+    if "trunkPassword" in missing:
+        hints.append(
+            "trunkPassword: add a column, or give one password for every row with "
+            "--trunk-password-env VAR or --trunk-password-file PATH"
+        )
+    return "; ".join(hints)
 
 
 def _gives_api_key(argv: Sequence[str]) -> bool:
@@ -511,9 +541,7 @@ def _warn(text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # Imported here, so that --help and usage errors answer at once (pandas is slow to load).
-    from .load import parse_mapping
     from .runner import RunOptions, run_import
-    from .validate import parse_defaults
 
     env = os.environ
     defaults = parse_defaults(args.default)
@@ -558,6 +586,72 @@ def _run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def parse_mapping(items: Sequence[str]) -> dict[str, str]:
+    """``--map Header=field``, repeated -> ``{header: JSON field name}``."""
+    from .load import match_header
+    from .models import FIELDS_HINT
+
+    mapping: dict[str, str] = {}
+    for item in items:
+        header, sep, name = item.rpartition("=")
+        header, name = header.strip(), name.strip()
+        if not sep or not header or not name:
+            raise UsageError(
+                f"--map {item!r} is not of the form 'Header=field'",
+                hint=FIELDS_HINT,
+            )
+        json_name = match_header(name)
+        if json_name is None:
+            raise UsageError(f"--map {item!r}: {name!r} is not a field", hint=FIELDS_HINT)
+        mapping[header] = json_name
+    return mapping
+
+
+def parse_defaults(items: Sequence[str]) -> dict[str, str]:
+    """``--default field=value``, repeated -> ``{JSON field name: value}``."""
+    from .load import match_header
+    from .models import FIELD_BY_JSON, FIELDS_HINT
+
+    defaults: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        json_name = match_header(name) if sep else None
+        if not sep or not name.strip():
+            raise UsageError(f"--default {item!r} is not of the form 'field=value'")
+        if json_name is None:
+            raise UsageError(f"--default {item!r}: {name!r} is not a field", hint=FIELDS_HINT)
+        if FIELD_BY_JSON[json_name].secret:
+            raise UsageError(
+                "--default cannot set trunkPassword: it would be visible in ps; "
+                "use --trunk-password-env VAR or --trunk-password-file PATH"
+            )
+        if not value.strip():
+            raise UsageError(f"--default {json_name}=: the value is empty")
+        defaults[json_name] = value.strip()
+    return defaults
+
+
+def resolve_trunk_password(
+    env_var: str | None,
+    file: Path | None,
+    env: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> str | None:
+    """The trunk password every row shares: ``--trunk-password-env`` or ``-file``."""
+    if env_var and file:
+        raise UsageError("give --trunk-password-env or --trunk-password-file, not both")
+    if file is not None:
+        return read_secret_file(file, "trunk password", warn)
+    if env_var:
+        value = env.get(env_var)
+        if not value:
+            raise UsageError(
+                f"--trunk-password-env {env_var}: that environment variable is not set or empty"
+            )
+        return value
+    return None
+
+
 def _failure_limit(text: str) -> FailureLimit:
     """``--max-failures``: ``N`` rows, or ``P%`` of the rows answered."""
     from .models import FailureLimit  # pydantic: not loaded for --help
@@ -599,7 +693,7 @@ def _template(args: argparse.Namespace) -> int:
 
     write_template(args.out)
     print(f"bulk-import: template written to {args.out}", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -620,11 +714,11 @@ def _export(args: argparse.Namespace) -> int:
     say = (lambda _text: None) if args.quiet else _warn
     count = export_account(opts, say=say)
     print(f"bulk-import: exported {count} number(s) to {args.out}", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox.__main__ import run
+    from .sandbox.cli import run
 
     if not 0 <= args.port < 65536:
         raise UsageError("--port must be between 0 and 65535")
@@ -635,4 +729,4 @@ def _sandbox(args: argparse.Namespace) -> int:
             f"the sandbox can't listen on 127.0.0.1:{args.port}: {exc.strerror or exc}",
             hint="choose another --port, or --port 0 for a free one",
         ) from exc
-    return 0
+    return EXIT_OK

@@ -18,9 +18,6 @@ from .errors import UsageError
 DEFAULT_BASE_URL = "https://api.sigmamind.ai"
 API_KEY_ENV = "SIGMAMIND_API_KEY"
 BASE_URL_ENV = "SIGMAMIND_BASE_URL"
-#: The most requests in flight a run allows (``--concurrency``): each one holds a
-#: connection and a task, and no API serves one client more usefully than this.
-MAX_CONCURRENCY = 1000
 
 
 def read_secret_file(path: Path, what: str, warn: Callable[[str], None]) -> str:
@@ -60,26 +57,6 @@ def resolve_api_key(
     return value or None
 
 
-def resolve_trunk_password(
-    env_var: str | None,
-    file: Path | None,
-    env: Mapping[str, str],
-    warn: Callable[[str], None],
-) -> str | None:
-    if env_var and file:
-        raise UsageError("give --trunk-password-env or --trunk-password-file, not both")
-    if file is not None:
-        return read_secret_file(file, "trunk password", warn)
-    if env_var:
-        value = env.get(env_var)
-        if not value:
-            raise UsageError(
-                f"--trunk-password-env {env_var}: that environment variable is not set or empty"
-            )
-        return value
-    return None
-
-
 def resolve_base_url(given: str | None, env: Mapping[str, str]) -> str:
     return (given or env.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
 
@@ -92,11 +69,12 @@ def check_base_url(url: str, *, allow_insecure_http: bool) -> None:
             hint=f"the API key goes in a header: set {API_KEY_ENV} or use --api-key-file",
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--base-url {url!r} is not an http(s) URL")
+        raise UsageError(f"base_url {url!r} is not an http(s) URL", param="base_url")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise UsageError(
             f"refusing to send the API key and trunk passwords over plain http to {parts.hostname}",
-            hint="use https, or --allow-insecure-http if you really mean it",
+            hint="use https, or allow_insecure_http if you really mean it",
+            param="allow_insecure_http",
         )
 
 

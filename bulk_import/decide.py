@@ -22,15 +22,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .models import FIELD_BY_JSON, FIELDS, PhoneNumberRecord
+from .models import FIELD_BY_JSON, FIELDS, PATCH_NAMES, PhoneNumberRecord, Record
 
 #: The fields an update may change (every field but the number), in field order.
-CHANGEABLE: tuple[str, ...] = tuple(f.json for f in FIELDS if f.json != "phoneNumber")
+CHANGEABLE: tuple[str, ...] = tuple(PATCH_NAMES)
 SECRET_FIELDS = frozenset(f.json for f in FIELDS if f.secret)
-#: The JSON name of a field -> its name in a PATCH body.
-PATCH_NAMES = {name: name for name in CHANGEABLE} | {"terminationSipURI": "terminationSipUri"}
-
-Record = dict[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,13 @@ param="concurrency")``.  The CLI rewrites the name into its flag (``cli.describe
 
 from __future__ import annotations
 
+from .defaults import EXIT_ABORTED, EXIT_ERROR, EXIT_LOCKED, EXIT_USAGE
+
 
 class BulkImportError(Exception):
     """Base class of every error bulk-import raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = EXIT_ERROR
 
     def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -49,13 +51,13 @@ class BulkImportError(Exception):
 class UsageError(BulkImportError):
     """The command line or configuration is wrong; nothing was sent."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class InputFileError(BulkImportError):
     """The input file can't be read as a table (missing, unreadable, bad format)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class MissingColumnsError(InputFileError):
@@ -69,13 +71,12 @@ class MissingColumnsError(InputFileError):
         hints = []
         if others:
             hints.append(
-                "rename the column, add --map 'Your Header=field', or give a default "
-                "with --default field=value"
+                "rename the column, pair it with a field in mapping ({'Your Header': "
+                "'field'}), or give a value in defaults ({'field': 'value'})"
             )
         if "trunkPassword" in missing:
             hints.append(
-                "trunkPassword: add a column, or give one password for every row with "
-                "--trunk-password-env VAR or --trunk-password-file PATH"
+                "trunkPassword: add a column, or give one password for every row in defaults"
             )
         super().__init__(
             f"missing required column(s): {', '.join(missing)}; the header has: {shown}",
@@ -94,13 +95,13 @@ class InputChangedError(InputFileError):
 class LockedError(BulkImportError):
     """Another run is writing the same results file."""
 
-    exit_code = 75
+    exit_code = EXIT_LOCKED
 
 
 class ResultsFileError(BulkImportError):
     """The results file or its journal can't be created, read or resumed."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class WriteError(BulkImportError):
@@ -112,13 +113,13 @@ class WriteError(BulkImportError):
     the same failure is a ``ResultsFileError`` (exit 2: nothing was sent).
     """
 
-    exit_code = 3
+    exit_code = EXIT_ABORTED
 
 
 class ApiError(BulkImportError):
     """The API as a whole can't be used: the run stops."""
 
-    exit_code = 3
+    exit_code = EXIT_ABORTED
 
 
 class AuthError(ApiError):
@@ -141,7 +142,7 @@ class ConnectionFailed(BulkImportError):
     retries it; it reaches the CLI only wrapped in ``UnreachableError``.
     """
 
-    exit_code = 3
+    exit_code = EXIT_ABORTED
 
     def __init__(self, message: str, *, maybe_sent: bool) -> None:
         super().__init__(message)

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from bulk_import.errors import InputChangedError, InputFileError, UsageError
-from bulk_import.models import FIELDS, RawRow
+from bulk_import.models import FIELDS, FIELDS_HINT, RawRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,30 +86,11 @@ _HEADER_KEYS: dict[str, str] = {}
 for _spec in FIELDS:
     for _form in (_spec.json, _spec.snake, _spec.words, *_SYNONYMS.get(_spec.json, ())):
         _HEADER_KEYS[_key(_form)] = _spec.json
-_FIELDS_HINT = "fields: " + ", ".join(spec.json for spec in FIELDS)
 
 
 def match_header(header: str) -> str | None:
     """The JSON field name a header stands for, or None."""
     return _HEADER_KEYS.get(_key(header))
-
-
-def parse_mapping(items: Sequence[str]) -> dict[str, str]:
-    """``["Header=field", ...]`` (from ``--map``) -> ``{header: JSON field name}``."""
-    mapping: dict[str, str] = {}
-    for item in items:
-        header, sep, name = item.rpartition("=")
-        header, name = header.strip(), name.strip()
-        if not sep or not header or not name:
-            raise UsageError(
-                f"--map {item!r} is not of the form 'Header=field'",
-                hint=_FIELDS_HINT,
-            )
-        json_name = match_header(name)
-        if json_name is None:
-            raise UsageError(f"--map {item!r}: {name!r} is not a field", hint=_FIELDS_HINT)
-        mapping[header] = json_name
-    return mapping
 
 
 @dataclass
@@ -255,13 +236,15 @@ def open_table(
 ) -> Table:
     """Open a CSV or workbook, find its header row and match it to the API's fields.
 
-    ``header_row`` (``--header-row``) names the header's row; by default it is the first
+    ``header_row`` names the header's row; by default it is the first
     row naming at least two fields (else the first non-blank row).
     """
     path = Path(path)
     mapping = dict(mapping or {})
     if header_row is not None and header_row < 1:
-        raise UsageError("--header-row must be 1 or more (the spreadsheet's row number)")
+        raise UsageError(
+            "header_row must be 1 or more (the spreadsheet's row number)", param="header_row"
+        )
     suffix = path.suffix.lower()
     reader: _Reader
     if suffix in CSV_SUFFIXES:
@@ -297,18 +280,23 @@ def open_table(
 def _match_columns(
     path: Path, header: list[str], mapping: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
-    """Pair headers with fields: ``--map`` first, then automatic matching."""
+    """Pair headers with fields: ``mapping`` first, then automatic matching."""
     owner: dict[str, str] = {}  # JSON field -> header
     mapped: set[str] = set()
     for wanted, name in mapping.items():
         field_name = match_header(name)
         if field_name is None:
-            raise UsageError(f"--map {wanted}={name}: {name!r} is not a field", hint=_FIELDS_HINT)
+            raise UsageError(
+                f"mapping {wanted}={name}: {name!r} is not a field",
+                hint=FIELDS_HINT,
+                param="mapping",
+            )
         written = _find_header(header, wanted)
         if written is None:
             raise InputFileError(
-                f"{path}: --map names a column {wanted!r} that is not in the header; "
-                f"the header has: {', '.join(repr(h) for h in header if h) or '(none)'}"
+                f"{path}: mapping names a column {wanted!r} that is not in the header; "
+                f"the header has: {', '.join(repr(h) for h in header if h) or '(none)'}",
+                param="mapping",
             )
         _claim(path, owner, field_name, written)
         mapped.add(written)

@@ -13,7 +13,6 @@ import fcntl
 import os
 import time
 from pathlib import Path
-from types import TracebackType
 
 from .errors import LockedError, ResultsFileError
 from .outputs import describe, lock_path, open_own
@@ -44,7 +43,8 @@ class RunLock:
             os.close(fd)
             raise ResultsFileError(
                 f"can't write the lock file {self.path}: {describe(exc)}",
-                hint="free some space, or choose another place with --output",
+                hint="free some space, or choose another place with output",
+                param="output",
             ) from exc
         self._fd = fd
 
@@ -54,7 +54,8 @@ class RunLock:
         except OSError as exc:
             raise ResultsFileError(
                 f"can't create the lock file {self.path}: {describe(exc)}",
-                hint="choose another place with --output",
+                hint="choose another place with output",
+                param="output",
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -63,7 +64,8 @@ class RunLock:
             os.close(fd)
             raise LockedError(
                 f"another run ({holder}) is writing {self.results}",
-                hint="wait for it to finish, or choose another --output",
+                hint="wait for it to finish, or choose another output",
+                param="output",
             ) from exc
         return fd
 
@@ -85,12 +87,7 @@ class RunLock:
         self.acquire()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
 

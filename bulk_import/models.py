@@ -2,7 +2,8 @@
 
 ``RawRow`` (load) -> ``Job`` or an ``invalid`` ``RowResult`` (validate) -> ``RowResult``
 (submit) -> results file (record).  Python names are snake_case; the pydantic models
-carry the API's JSON names as aliases, and ``FIELDS`` lists them in SPEC order.
+carry the API's JSON names as aliases, and ``FIELDS`` lists them in the order of
+docs/contract.md ("Fields").
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ SIP_URI_RE = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """One API field: its JSON name, Python name, whether required, and max length."""
+    """One API field: its JSON name, Python name, whether required, and max length.
+
+    ``patch`` is its name in a PATCH body when that differs from ``json``.
+    """
 
     json: str
     snake: str
@@ -39,13 +43,35 @@ class FieldSpec:
     max_length: int
     phone: bool = False
     secret: bool = False
+    patch: str = ""
+
+    @property
+    def patch_json(self) -> str:
+        """Its name in a PATCH body."""
+        return self.patch or self.json
+
+    def rules(self) -> dict[str, Any]:
+        """Its pydantic constraints: E.164 for a phone number, else a length (at least 1
+        when required; an optional field's empty value means absent)."""
+        if self.phone:
+            return {"pattern": E164}
+        if self.required:
+            return {"min_length": 1, "max_length": self.max_length}
+        return {"max_length": self.max_length}
 
 
 FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("phoneNumber", "phone_number", "Phone Number", True, 16, phone=True),
     FieldSpec("trunkUsername", "trunk_username", "Trunk Username", True, 128),
     FieldSpec("trunkPassword", "trunk_password", "Trunk Password", True, 128, secret=True),
-    FieldSpec("terminationSipURI", "termination_sip_uri", "Termination SIP URI", True, 253),
+    FieldSpec(
+        "terminationSipURI",
+        "termination_sip_uri",
+        "Termination SIP URI",
+        True,
+        253,
+        patch="terminationSipUri",
+    ),
     FieldSpec("friendlyName", "friendly_name", "Friendly Name", False, 128),
     FieldSpec("inboundAgentId", "inbound_agent_id", "Inbound Agent ID", False, 64),
     FieldSpec("outboundAgentId", "outbound_agent_id", "Outbound Agent ID", False, 64),
@@ -61,12 +87,24 @@ FIELDS: tuple[FieldSpec, ...] = (
 FIELD_BY_JSON: dict[str, FieldSpec] = {f.json: f for f in FIELDS}
 REQUIRED_FIELDS: tuple[str, ...] = tuple(f.json for f in FIELDS if f.required)
 OPTIONAL_FIELDS: tuple[str, ...] = tuple(f.json for f in FIELDS if not f.required)
+#: The hint of a message about a name that is not a field.
+FIELDS_HINT = "fields: " + ", ".join(f.json for f in FIELDS)
+#: The pydantic constraints of every field, by JSON name (``ImportRequest``, and the
+#: sandbox's ``PatchRequest``, are built from them).
+RULES: dict[str, dict[str, Any]] = {f.json: f.rules() for f in FIELDS}
+#: The fields a PATCH may change (every one but the number): JSON name -> PATCH body name.
+PATCH_NAMES: dict[str, str] = {f.json: f.patch_json for f in FIELDS if f.json != "phoneNumber"}
 
 OnExisting = Literal["skip", "update", "fail"]
+#: A number's record as the API answers it, by JSON name (None: the field is empty).
+Record = dict[str, str | None]
+#: What a journal keeps before a PATCH: the record as it was, the body sent, the fields
+#: changed.
+Kept = tuple[Record, Record, list[str]]
 
 
 class Status(StrEnum):
-    """The ``status`` column of the results file (SPEC section 4)."""
+    """The ``status`` column of the results file (docs/contract.md, "The results file")."""
 
     IMPORTED = "imported"
     ALREADY_EXISTS = "already_exists"
@@ -134,15 +172,20 @@ class ImportRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="forbid")
 
-    phone_number: str = Field(alias="phoneNumber", pattern=E164)
-    trunk_username: str = Field(alias="trunkUsername", min_length=1, max_length=128)
-    trunk_password: SecretStr = Field(alias="trunkPassword", min_length=1, max_length=128)
-    termination_sip_uri: str = Field(alias="terminationSipURI", min_length=1, max_length=253)
-    friendly_name: str | None = Field(default=None, alias="friendlyName", max_length=128)
-    inbound_agent_id: str | None = Field(default=None, alias="inboundAgentId", max_length=64)
-    outbound_agent_id: str | None = Field(default=None, alias="outboundAgentId", max_length=64)
+    # The constraints come from ``FIELDS`` (``RULES``); tests check the names match it.
+    phone_number: str = Field(alias="phoneNumber", **RULES["phoneNumber"])
+    trunk_username: str = Field(alias="trunkUsername", **RULES["trunkUsername"])
+    trunk_password: SecretStr = Field(alias="trunkPassword", **RULES["trunkPassword"])
+    termination_sip_uri: str = Field(alias="terminationSipURI", **RULES["terminationSipURI"])
+    friendly_name: str | None = Field(default=None, alias="friendlyName", **RULES["friendlyName"])
+    inbound_agent_id: str | None = Field(
+        default=None, alias="inboundAgentId", **RULES["inboundAgentId"]
+    )
+    outbound_agent_id: str | None = Field(
+        default=None, alias="outboundAgentId", **RULES["outboundAgentId"]
+    )
     outbound_phone_number: str | None = Field(
-        default=None, alias="outboundPhoneNumber", pattern=E164
+        default=None, alias="outboundPhoneNumber", **RULES["outboundPhoneNumber"]
     )
 
     @field_validator("termination_sip_uri")
@@ -158,13 +201,6 @@ class ImportRequest(BaseModel):
         """The POST body: JSON names, the password revealed, absent optionals left out."""
         body: dict[str, Any] = self.model_dump(by_alias=True, exclude_none=True)
         body["trunkPassword"] = self.trunk_password.get_secret_value()
-        return body
-
-    def to_patch_json(self) -> dict[str, str]:
-        """The PATCH body: the same fields, with the URI spelled ``terminationSipUri``."""
-        body = self.to_json()
-        body.pop("phoneNumber")
-        body["terminationSipUri"] = body.pop("terminationSipURI")
         return body
 
 
@@ -342,7 +378,7 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class RowResult:
-    """One line of the results file (SPEC section 4)."""
+    """One line of the results file (docs/contract.md, "The results file")."""
 
     row: int
     phone_number: str

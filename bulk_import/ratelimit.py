@@ -105,7 +105,6 @@ class _Headers:
         self.window_end: float | None = None
         self.window_votes = 0  # answers agreeing on ``window_end`` ...
         self.votes_since = -math.inf  # ... since this time
-        self.windows_seen = 0  # window ends passed while the style was "window"
         self.freshest: float = -math.inf  # send time of the answer the counts come from
         self.last_remaining: int | None = None
 
@@ -140,7 +139,6 @@ class _Headers:
             whole = self.last_remaining is not None and remaining > self.last_remaining
             if passed and (self.style == "window" or whole):
                 # The count only fell, then came back whole at its end: the next window.
-                self.windows_seen += 1
                 self.window_votes = WINDOW_EVIDENCE
                 self.votes_since = -math.inf
             else:

@@ -24,13 +24,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
 from .errors import ResultsFileError, WriteError
-from .models import DONE_STATUSES, Job, RowResult, Status
+from .models import DONE_STATUSES, Job, Kept, Record, RowResult, Status
 from .outputs import (
     DATABASE_SIDE_SUFFIXES,
     describe,
@@ -116,7 +116,8 @@ class ResultsWriter:
                 tmp.unlink(missing_ok=True)
             raise ResultsFileError(
                 f"can't write the results file {path}: {describe(exc)}",
-                hint="choose another place with --output",
+                hint="choose another place with output",
+                param="output",
             ) from exc
 
     def __enter__(self) -> ResultsWriter:
@@ -248,7 +249,8 @@ class Journal:
         except OSError as exc:
             raise ResultsFileError(
                 f"the journal {path} can't be used: {describe(exc)}",
-                hint="choose another place with --output",
+                hint="choose another place with output",
+                param="output",
             ) from exc
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -275,7 +277,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise ResultsFileError(
                 f"the journal {path} can't be used: {exc}",
-                hint="if it is damaged, delete it and run without --resume",
+                hint="if it is damaged, delete it and run without resume=True",
             ) from exc
         self._pending = 0
         self._in_tx = False
@@ -329,13 +331,7 @@ class Journal:
         ).fetchone()
         return None if hit is None else cast(dict[str, str], json.loads(hit[0]))
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         """Durably keep the record as it was before a PATCH, and what the PATCH sends.
 
         A number still in doubt from an earlier run keeps its first record: the account
@@ -349,9 +345,7 @@ class Journal:
                 (phone, json.dumps(record), json.dumps(sent), json.dumps(changed)),
             )
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         """The record before this journal's PATCH of ``phone``, the body sent, the fields."""
         hit = self._db.execute(
             "SELECT record, sent, changed FROM before WHERE phone = ?", (phone,)
@@ -360,7 +354,7 @@ class Journal:
             return None
         return json.loads(hit[0]), json.loads(hit[1]), json.loads(hit[2])
 
-    # -- the submit.Journal protocol ------------------------------------------------------
+    # -- the submit.JournalProtocol ------------------------------------------------------
     def sending(self, job: Job) -> None:
         """Durably mark the number in doubt before a request that may store it."""
         with self._writing():
@@ -398,7 +392,7 @@ class Journal:
         except sqlite3.Error as exc:
             self._broken = WriteError(
                 f"can't write the journal {self.path}: {exc}",
-                hint="free some space, then run again with --resume",
+                hint="free some space, then run again with resume=True",
             )
             raise self._broken from exc
 
@@ -433,11 +427,6 @@ class Journal:
             self._db.execute("COMMIT")
             self._in_tx = False
             self._pending = 0
-
-    def has_result(self, row: int) -> bool:
-        return (
-            self._db.execute("SELECT 1 FROM results WHERE row = ?", (row,)).fetchone() is not None
-        )
 
     def results_in_order(self) -> Iterator[RowResult]:
         with self._writing():
@@ -489,7 +478,6 @@ class Summary:
     aborted: str | None = None
     interrupted: bool = False
     command: str = "run"
-    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.this_run is None:
@@ -543,20 +531,11 @@ class Summary:
         )
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data.update(data.pop("extra"))
-        return json.dumps(data, indent=2)
+        return json.dumps(asdict(self), indent=2)
 
 
 def _plural(n: int, word: str) -> str:
     return word if n == 1 else word + "s"
-
-
-def count_statuses(results: Iterable[RowResult]) -> dict[str, int]:
-    counts = {s.value: 0 for s in Status}
-    for r in results:
-        counts[r.status.value] += 1
-    return counts
 
 
 def write_summary_json(summary: Summary, path: Path) -> None:
@@ -644,7 +623,8 @@ def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str
     def failed(exc: OSError) -> ResultsFileError:
         return ResultsFileError(
             f"can't write the results file {path}: {describe(exc)}",
-            hint="free some space, or choose another place with --output",
+            hint="free some space, or choose another place with output",
+            param="output",
         )
 
     try:

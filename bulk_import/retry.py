@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from .defaults import MAX_ATTEMPTS
 from .errors import ConnectionFailed
 
 
@@ -46,7 +47,7 @@ def is_transient(exc: BaseException) -> bool:
 class RetryPolicy:
     """How many attempts, and the waits between them."""
 
-    max_attempts: int = 5
+    max_attempts: int = MAX_ATTEMPTS
     base_delay: float = 0.5
     max_delay: float = 30.0
     jitter: float = 0.5

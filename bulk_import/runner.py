@@ -30,8 +30,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_BASE_URL, MAX_CONCURRENCY, check_base_url
+from .config import DEFAULT_BASE_URL, check_base_url
 from .decide import changed_fields, fingerprint
+from .defaults import (
+    CONCURRENCY,
+    EXIT_ABORTED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS,
+    MAX_ATTEMPTS,
+    MAX_CONCURRENCY,
+    TIMEOUT,
+)
 from .errors import (
     ApiError,
     BulkImportError,
@@ -49,7 +59,9 @@ from .models import (
     Action,
     FailureLimit,
     Job,
+    Kept,
     OnExisting,
+    Record,
     RowResult,
     Status,
 )
@@ -74,7 +86,6 @@ if TYPE_CHECKING:
 
     from .submit import SubmitReport
 
-EXIT_OK, EXIT_ROWS, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 3, 130
 #: The error of a row whose request was cut in flight (a second interrupt).
 CUT = "interrupted in flight: may have been stored; --resume checks"
 #: The signals that stop a run like Ctrl-C: the first drains, the second cuts.
@@ -97,10 +108,10 @@ class RunOptions:
     encoding: str | None = None
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
-    concurrency: int = 8
+    concurrency: int = CONCURRENCY
     rate: float | None = None
-    max_attempts: int = 5
-    timeout: float = 30.0
+    max_attempts: int = MAX_ATTEMPTS
+    timeout: float = TIMEOUT
     dry_run: bool = False
     resume: bool = False
     on_existing: OnExisting = "skip"
@@ -232,7 +243,7 @@ class _Run:
             self.log.row(result)
             self.reporter.report(result)
 
-    # -- the submit.Journal protocol: the journal's, counting the requests each row sent
+    # -- the submit.JournalProtocol: the journal's, counting the requests each row sent
     def sending(self, job: Job) -> None:
         self.journal.sending(job)
         self.sent[job.row] += 1
@@ -240,18 +251,10 @@ class _Run:
     def in_doubt(self, job: Job) -> bool:
         return self.journal.in_doubt(job)
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         self.journal.keep_before(phone, record, sent, changed)
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         return self.journal.before_of(phone)
 
     def tell(self, text: str) -> None:
@@ -512,7 +515,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 try:
                     return _dry_run(opts, table, validator, say, started, t0, handle_signals)
                 except WriteError as exc:  # a full disk; a dry run sends nothing
-                    raise ResultsFileError(exc.message, hint=exc.hint) from exc
+                    raise ResultsFileError(exc.message, hint=exc.hint, param=exc.param) from exc
             rows = (validator.check(raw) for raw in table.rows())
             total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
         with ExitStack() as stack:
@@ -669,7 +672,7 @@ def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
         exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> bool:
         if isinstance(exc, WriteError) and not journal.marked:
-            raise ResultsFileError(exc.message, hint=exc.hint) from exc
+            raise ResultsFileError(exc.message, hint=exc.hint, param=exc.param) from exc
         return False
 
     return on_exit
@@ -928,7 +931,7 @@ async def _send(
                 api,
                 SubmitOptions(
                     concurrency=opts.concurrency,
-                    max_attempts=opts.max_attempts,
+                    retry=retry,
                     on_existing=opts.on_existing,
                     max_failures=opts.max_failures,
                     writes=writes,
@@ -937,7 +940,6 @@ async def _send(
                 journal=run,
                 on_result=run.on_result,
                 limiter=limiter,
-                retry=retry,
                 stop=stop,
             )
         )

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsFileError
 from .models import RowResult, Status
+from .record import RESULT_COLUMNS
 from .xlsxstream import StreamingWorkbook
 
 if TYPE_CHECKING:
@@ -37,15 +38,6 @@ if TYPE_CHECKING:
     from .load import Table
     from .record import Summary
 
-RESULT_HEADER = (
-    "row",
-    "phone_number",
-    "status",
-    "sip_phone_number",
-    "http_status",
-    "attempts",
-    "error",
-)
 FAILED_STATUSES = frozenset({Status.INVALID, Status.FAILED, Status.NOT_ATTEMPTED})
 
 #: Fill colour per status (green for done, red for refused, amber for not sent ...).
@@ -99,7 +91,7 @@ class XlsxResults:
         self._book = StreamingWorkbook(
             self._tmp,
             sheet="results",
-            header=RESULT_HEADER,
+            header=RESULT_COLUMNS,
             kinds=("number", "text", "styled", "text", "text", "number", "text"),
             fills=STATUS_FILLS,
             other_fill=_OTHER_FILL,
@@ -120,7 +112,7 @@ class XlsxResults:
     def write_frames(self, frames: Iterable[pd.DataFrame]) -> None:
         """``write`` for the dry run's frames (the columns of the results file)."""
         for frame in frames:
-            columns = [frame[name].tolist() for name in RESULT_HEADER]
+            columns = [frame[name].tolist() for name in RESULT_COLUMNS]
             columns[6] = [" ".join(e.split()) if e else e for e in columns[6]]
             self._rows(columns)
 
@@ -184,7 +176,7 @@ def read_results_xlsx(path: Path) -> Iterator[RowResult]:
             "numbers it has), or give another --output",
         ) from exc
     index = {name: i for i, name in enumerate(header)}
-    if any(name not in index for name in RESULT_HEADER):
+    if any(name not in index for name in RESULT_COLUMNS):
         return
     for values in rows:
         cells = {name: _text(values[i]) for name, i in index.items() if i < len(values)}

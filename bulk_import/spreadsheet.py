@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DEFAULT_BASE_URL, check_base_url
+from .defaults import MAX_ATTEMPTS, TIMEOUT
 from .errors import ResultsFileError, UsageError
 from .models import FIELDS
 from .outputs import Kind, Output, check_outputs, describe, new_file_beside
@@ -47,8 +48,8 @@ class ExportOptions:
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
     rate: float | None = None
-    max_attempts: int = 5
-    timeout: float = 30.0
+    max_attempts: int = MAX_ATTEMPTS
+    timeout: float = TIMEOUT
     sandbox: bool = False
     allow_insecure_http: bool = False
 

@@ -44,13 +44,24 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
+from .defaults import CONCURRENCY
 from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
-from .models import Action, FailureLimit, Job, OnExisting, RowResult, Status, same_number
+from .models import (
+    Action,
+    FailureLimit,
+    Job,
+    Kept,
+    OnExisting,
+    Record,
+    RowResult,
+    Status,
+    same_number,
+)
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 
@@ -61,7 +72,7 @@ IN_DOUBT = ": may have been stored; --resume checks"
 FAILING_STREAK = 3  # requests out of attempts, with no usable answer between: API down
 
 
-class Journal(Protocol):
+class JournalProtocol(Protocol):
     """The caller's durable record of rows sent without an answer."""
 
     def sending(self, job: Job) -> None:
@@ -71,26 +82,19 @@ class Journal(Protocol):
         """True if an earlier run sent this row and never got an answer."""
         ...
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         """Called before a PATCH: durably keep the record as it was, and what is sent."""
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         """What ``keep_before`` kept for ``phone`` (this run or an earlier one)."""
         ...
 
 
 @dataclass(frozen=True)
 class SubmitOptions:
-    concurrency: int = 8
-    max_attempts: int = 5
+    concurrency: int = CONCURRENCY
+    #: How many attempts per request, and the waits between them.
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_existing: OnExisting = "skip"
     max_failures: FailureLimit | None = None  # stop sending once rows keep failing
     #: False for a plan (or undo's dry run): reads are sent, every write becomes the
@@ -147,32 +151,31 @@ async def submit(
     api: SigmaMindAPI,
     options: SubmitOptions,
     *,
-    journal: Journal,
+    journal: JournalProtocol,
     on_result: Callable[[RowResult], None],
     limiter: RateLimiter | None = None,
-    retry: RetryPolicy | None = None,
     stop: asyncio.Event | None = None,
 ) -> SubmitReport:
     """Send every job (see the module docstring); returns the run's report."""
-    run = _Run(
+    run = _Submission(
         api,
         options,
         journal,
         limiter if limiter is not None else RateLimiter(None),
-        retry if retry is not None else RetryPolicy(max_attempts=options.max_attempts),
+        options.retry,
         stop if stop is not None else asyncio.Event(),
     )
     return await run.run(iter(jobs), on_result)
 
 
-class _Run:
+class _Submission:
     """One submit call: the worker pool, the shared counters and the halt switch."""
 
     def __init__(
         self,
         api: SigmaMindAPI,
         options: SubmitOptions,
-        journal: Journal,
+        journal: JournalProtocol,
         limiter: RateLimiter,
         policy: RetryPolicy,
         stop: asyncio.Event,
@@ -378,7 +381,7 @@ class _Run:
 # -- one job -------------------------------------------------------------------------
 
 
-async def _process_job(run: _Run, job: Job) -> RowResult:
+async def _process_job(run: _Submission, job: Job) -> RowResult:
     """The whole life of one job, as exactly one ``RowResult``."""
     row = _Row(job, in_doubt=run.journal.in_doubt(job))
     try:
@@ -405,7 +408,7 @@ async def _process_job(run: _Run, job: Job) -> RowResult:
         return row.result(Status.FAILED, error=f"{reason} (last: {row.last_error})")
 
 
-async def _import(run: _Run, row: _Row) -> RowResult:
+async def _import(run: _Submission, row: _Row) -> RowResult:
     req = row.job.request
     answer = await run.request(row, lambda: run.api.create(req), stores=True)
     if answer.kind is AnswerKind.OK:
@@ -423,7 +426,7 @@ async def _import(run: _Run, row: _Row) -> RowResult:
     return row.result(Status.FAILED, error=answer.message)
 
 
-async def _existing(run: _Run, row: _Row) -> RowResult:
+async def _existing(run: _Submission, row: _Row) -> RowResult:
     """The number exists: ours from a lost attempt (-> imported), or --on-existing."""
     req = row.job.request
     row.counting = False  # ``attempts`` counts the POST's tries only
@@ -448,7 +451,7 @@ async def _existing(run: _Run, row: _Row) -> RowResult:
     return await actions.update_existing(run, row, found)
 
 
-async def _other_number(run: _Run, row: _Row, created: Answer) -> RowResult:
+async def _other_number(run: _Submission, row: _Row, created: Answer) -> RowResult:
     """A 2xx that names another number: what the API holds for the number sent decides."""
     req = row.job.request
     said = f"HTTP {created.status} named {_shown(created)}, not this number"

@@ -1,13 +1,14 @@
 """Check rows: a ``RawRow`` becomes a ``Job`` (ready to send) or an ``invalid`` result.
 
-SPEC sections 3 and 4.  Phone numbers lose spaces, dashes, dots and brackets (and a
-``(0)`` after the country code); a leading ``00`` becomes ``+``; full-width characters are
-read as ASCII (NFKC); a cell Excel stored as a float (``.0``, ``E+11``) is refused with a
-hint; the result must be E.164 (``+`` then 7 to 15 digits) with an assigned country code
-and a length possible for it (phones.py).  Digits without ``+`` are read only with a default region,
-through ``phonenumbers``, and must then be a valid number of that region.  Everything else
-is checked by ``ImportRequest`` (models.py); its errors are turned into one readable line,
-every problem of the row, each naming its column by JSON name, in field order::
+docs/contract.md, "The input file" and "The results file".  Phone numbers lose spaces,
+dashes, dots and brackets (and a ``(0)`` after the country code); a leading ``00`` becomes
+``+``; full-width characters are read as ASCII (NFKC); a cell Excel stored as a float
+(``.0``, ``E+11``) is refused with a hint; the result must be E.164 (``+`` then 7 to 15
+digits) with an assigned country code and a length possible for it (phones.py).  Digits
+without ``+`` are read only with a default region, through ``phonenumbers``, and must then
+be a valid number of that region.  Everything else is checked by ``ImportRequest``
+(models.py); its errors are turned into one readable line, every problem of the row, each
+naming its column by JSON name, in field order::
 
     phoneNumber: '4155552671' has no country code (+...); terminationSipURI: required
 
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 
 from bulk_import import phones
 from bulk_import.errors import MissingColumnsError, UsageError
-from bulk_import.load import ROW_PROBLEM, match_header
+from bulk_import.load import ROW_PROBLEM
 from bulk_import.models import (
     E164,
     E164_RE,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:  # loaded by the column-wise checks only: a run row by row nev
 
 _ORDER = {spec.json: i for i, spec in enumerate(FIELDS)}
 _PHONE_FIELDS = tuple(spec.json for spec in FIELDS if spec.phone)
-_FIELDS_HINT = "fields: " + ", ".join(spec.json for spec in FIELDS)
 _QUOTE_LIMIT = 40
 
 # Spaces of every kind, dashes of every kind, dots and brackets: all dropped.
@@ -97,27 +97,6 @@ def check_columns(
     missing = [f for f in required if f not in columns and f not in defaults]
     if missing:
         raise MissingColumnsError(missing, list(found_headers))
-
-
-def parse_defaults(items: Sequence[str]) -> dict[str, str]:
-    """``["field=value", ...]`` (from ``--default``) -> ``{JSON field name: value}``."""
-    defaults: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        json_name = match_header(name) if sep else None
-        if not sep or not name.strip():
-            raise UsageError(f"--default {item!r} is not of the form 'field=value'")
-        if json_name is None:
-            raise UsageError(f"--default {item!r}: {name!r} is not a field", hint=_FIELDS_HINT)
-        if FIELD_BY_JSON[json_name].secret:
-            raise UsageError(
-                "--default cannot set trunkPassword: it would be visible in ps; "
-                "use --trunk-password-env VAR or --trunk-password-file PATH"
-            )
-        if not value.strip():
-            raise UsageError(f"--default {json_name}=: the value is empty")
-        defaults[json_name] = value.strip()
-    return defaults
 
 
 def normalize_phone(text: str, region: str | None) -> str:
@@ -257,8 +236,9 @@ def _check_region(region: str | None) -> str | None:
 
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise UsageError(
-            f"--default-region {region!r} is not a known region",
+            f"default_region {region!r} is not a known region",
             hint="give a two-letter ISO 3166 country code such as US, GB or DE",
+            param="default_region",
         )
     return code
 

@@ -111,8 +111,9 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-#: Issue 3's fault mix: 10 % 500s, 5 % dropped before storing, 5 % stored then dropped,
-#: 2 % stored and answered 1.5 s late (``sandbox_factory(**EVERY_FAULT, seed=...)``).
+#: Every fault the sandbox injects, at once: 10 % 500s, 5 % dropped before storing,
+#: 5 % stored then dropped, 2 % stored and answered 1.5 s late
+#: (``sandbox_factory(**EVERY_FAULT, seed=...)``).
 EVERY_FAULT: dict[str, float] = {
     "fail_rate": 0.10,
     "reset_rate": 0.05,

@@ -1,7 +1,8 @@
 """A corpus of bad input files through the whole CLI: a clear message, never a traceback.
 
 Each file ends in exit 2 (the file can't be used; nothing sent) or in per-row ``invalid``
-results (exit 1), as SPEC says; the dry run is used, so nothing could be sent anyway.
+results (exit 1), as docs/contract.md ("Outcome") says; the dry run is used, so nothing
+could be sent anyway.
 """
 
 from __future__ import annotations

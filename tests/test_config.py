@@ -6,12 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bulk_import.config import (
-    check_base_url,
-    resolve_api_key,
-    resolve_base_url,
-    resolve_trunk_password,
-)
+from bulk_import.cli import resolve_trunk_password
+from bulk_import.config import check_base_url, resolve_api_key, resolve_base_url
 from bulk_import.errors import UsageError
 
 

@@ -1,4 +1,7 @@
-"""bulk_import.load: files -> text rows with spreadsheet row numbers (SPEC section 3)."""
+"""bulk_import.load: files -> text rows with spreadsheet row numbers.
+
+docs/contract.md, "The input file".
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from bulk_import.cli import parse_mapping
 from bulk_import.errors import InputFileError, UsageError
-from bulk_import.load import Table, match_header, open_table, parse_mapping
+from bulk_import.load import Table, match_header, open_table
 from bulk_import.models import RawRow
 
 WORDS = "Phone Number,Trunk Username,Trunk Password,Termination SIP URI,Friendly Name"

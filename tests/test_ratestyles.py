@@ -23,8 +23,8 @@ import pytest
 from bulk_import.api import parse_rate_limit
 from bulk_import.models import RateLimitInfo
 from bulk_import.ratelimit import RateLimiter
-from bulk_import.sandbox.config import SandboxConfig
 from bulk_import.sandbox.limits import RateLimit
+from bulk_import.sandbox.settings import SandboxConfig
 
 LATENCY = 0.05
 EPOCH = 1_700_000_000.0

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bulk_import.sandbox.__main__ import add_arguments
-from bulk_import.sandbox.config import SandboxConfig
+from bulk_import.sandbox.cli import add_arguments
 from bulk_import.sandbox.limits import RateLimit
+from bulk_import.sandbox.settings import SandboxConfig
 
 
 class Clock:

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from bulk_import.api import SigmaMindAPI
+from bulk_import.defaults import MAX_ATTEMPTS
 from bulk_import.errors import AuthError, UnreachableError
-from bulk_import.models import ImportRequest, Job, RowResult, Status
+from bulk_import.models import ImportRequest, Job, Kept, Record, RowResult, Status
 from bulk_import.ratelimit import RateLimiter
 from bulk_import.retry import RetryPolicy
 from bulk_import.submit import SubmitOptions, SubmitReport, submit
@@ -122,18 +123,10 @@ class FakeJournal:
     def sending(self, job: Job) -> None:
         self.events.append(("sending", job.phone_number))
 
-    def keep_before(
-        self,
-        phone: str,
-        record: dict[str, str | None],
-        sent: dict[str, str | None],
-        changed: list[str],
-    ) -> None:
+    def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
         pass
 
-    def before_of(
-        self, phone: str
-    ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+    def before_of(self, phone: str) -> Kept | None:
         return None
 
     def in_doubt(self, job: Job) -> bool:
@@ -160,17 +153,18 @@ class Harness:
         async def go() -> SubmitReport:
             transport = httpx.MockTransport(self.api.handle)
             async with SigmaMindAPI("https://api.test", API_KEY, transport=transport) as api:
-                opts = SubmitOptions(**options)
+                retry = RetryPolicy(
+                    max_attempts=options.pop("max_attempts", MAX_ATTEMPTS),
+                    jitter=0.0,
+                    sleep=self.time.sleep,
+                )
                 return await submit(
                     todo,
                     api,
-                    opts,
+                    SubmitOptions(**options, retry=retry),
                     journal=self.journal,
                     on_result=self.results.append,
                     limiter=limiter or RateLimiter(None, adaptive=False),
-                    retry=RetryPolicy(
-                        max_attempts=opts.max_attempts, jitter=0.0, sleep=self.time.sleep
-                    ),
                     stop=stop,
                 )
 
@@ -509,18 +503,10 @@ def run_against(
         def sending(self, job: Job) -> None:
             pass
 
-        def keep_before(
-            self,
-            phone: str,
-            record: dict[str, str | None],
-            sent: dict[str, str | None],
-            changed: list[str],
-        ) -> None:
+        def keep_before(self, phone: str, record: Record, sent: Record, changed: list[str]) -> None:
             pass
 
-        def before_of(
-            self, phone: str
-        ) -> tuple[dict[str, str | None], dict[str, str | None], list[str]] | None:
+        def before_of(self, phone: str) -> Kept | None:
             return None
 
         def in_doubt(self, job: Job) -> bool:
@@ -531,13 +517,15 @@ def run_against(
             return await submit(
                 todo,
                 api,
-                SubmitOptions(concurrency=concurrency, max_attempts=max_attempts),
+                SubmitOptions(
+                    concurrency=concurrency,
+                    retry=RetryPolicy(
+                        max_attempts=max_attempts, base_delay=0.01, max_delay=0.2, jitter=0.01
+                    ),
+                ),
                 journal=NoJournal(),
                 on_result=results.append,
                 limiter=limiter,
-                retry=RetryPolicy(
-                    max_attempts=max_attempts, base_delay=0.01, max_delay=0.2, jitter=0.01
-                ),
             )
 
     report = asyncio.run(go())

@@ -1,4 +1,4 @@
-"""bulk_import.validate: rows -> jobs or invalid results (SPEC sections 3 and 4)."""
+"""bulk_import.validate: rows -> jobs or invalid results (docs/contract.md: input, results)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bulk_import.cli import parse_defaults
 from bulk_import.errors import MissingColumnsError, UsageError
 from bulk_import.load import open_table
 from bulk_import.models import Job, RawRow, RowResult, Status
@@ -14,7 +15,6 @@ from bulk_import.validate import (
     Validator,
     check_columns,
     normalize_phone,
-    parse_defaults,
 )
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

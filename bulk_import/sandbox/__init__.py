@@ -1,6 +1,6 @@
 """A local emulator of the SigmaMind phone-number API, with injectable faults.
 
-``SandboxConfig`` (config.py) says how it behaves, ``SandboxApp`` (app.py) is the ASGI
+``SandboxConfig`` (settings.py) says how it behaves, ``SandboxApp`` (app.py) is the ASGI
 application and its ``SandboxState``, ``SandboxServer`` and ``serve`` (server.py) run it.
 Loaded lazily: the ``bulk-import`` command imports the web server only when it needs it.
 """
@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bulk_import.sandbox.app import SandboxApp, SandboxState
-    from bulk_import.sandbox.config import Fault, SandboxConfig
     from bulk_import.sandbox.server import SandboxServer, serve
+    from bulk_import.sandbox.settings import Fault, SandboxConfig
 
 _WHERE = {
     "SandboxApp": "app",
     "SandboxState": "app",
-    "Fault": "config",
-    "SandboxConfig": "config",
+    "Fault": "settings",
+    "SandboxConfig": "settings",
     "SandboxServer": "server",
     "serve": "server",
 }

@@ -4,7 +4,8 @@ This module owns ``SandboxState`` (the stored numbers and the counters tests rea
 ``SandboxApp``, the ASGI application.  Its entry point does what applies to every API
 request (count it, wait ``latency_ms``, rate-limit, check ``X-API-Key``, count the
 answer's status) and hands the request to a Starlette router whose handlers implement
-SPEC section 1 with the validation rules of ``bulk_import.models.ImportRequest``.
+the endpoints of docs/contract.md ("The API") with the validation rules of
+``bulk_import.models.ImportRequest``.
 
 ``/_sandbox/stats`` (GET) and ``/_sandbox/reset`` (POST) need no key, are not counted and
 are never delayed, limited or faulted.
@@ -25,10 +26,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from bulk_import.models import E164, OPTIONAL_FIELDS, SIP_URI_RE, ImportRequest
-from bulk_import.sandbox.config import Fault, SandboxConfig
+from bulk_import.models import (
+    OPTIONAL_FIELDS,
+    PATCH_NAMES,
+    RULES,
+    SIP_URI_RE,
+    ImportRequest,
+)
 from bulk_import.sandbox.faults import TRANSPORT_KEY, DropConnection, FaultDice
 from bulk_import.sandbox.limits import RateLimit, format_retry_after
+from bulk_import.sandbox.settings import Fault, SandboxConfig
 
 #: The fields of a stored number that the API answers with (never the trunk credentials).
 PUBLIC_FIELDS = (
@@ -42,15 +49,7 @@ PUBLIC_FIELDS = (
 )
 
 #: PATCH body name -> stored field name.
-PATCH_FIELDS = {
-    "friendlyName": "friendlyName",
-    "inboundAgentId": "inboundAgentId",
-    "outboundAgentId": "outboundAgentId",
-    "outboundPhoneNumber": "outboundPhoneNumber",
-    "terminationSipUri": "terminationSipURI",
-    "trunkUsername": "trunkUsername",
-    "trunkPassword": "trunkPassword",
-}
+PATCH_FIELDS = {patch: name for name, patch in PATCH_NAMES.items()}
 
 Record = dict[str, Any]
 
@@ -60,13 +59,14 @@ class PatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    friendlyName: str | None = Field(default=None, max_length=128)
-    inboundAgentId: str | None = Field(default=None, max_length=64)
-    outboundAgentId: str | None = Field(default=None, max_length=64)
-    outboundPhoneNumber: str | None = Field(default=None, pattern=E164)
-    terminationSipUri: str | None = Field(default=None, min_length=1, max_length=253)
-    trunkUsername: str | None = Field(default=None, min_length=1, max_length=128)
-    trunkPassword: str | None = Field(default=None, min_length=1, max_length=128)
+    # The constraints of ``bulk_import.models.FIELDS``, by JSON name (tests check the names).
+    friendlyName: str | None = Field(default=None, **RULES["friendlyName"])
+    inboundAgentId: str | None = Field(default=None, **RULES["inboundAgentId"])
+    outboundAgentId: str | None = Field(default=None, **RULES["outboundAgentId"])
+    outboundPhoneNumber: str | None = Field(default=None, **RULES["outboundPhoneNumber"])
+    terminationSipUri: str | None = Field(default=None, **RULES["terminationSipURI"])
+    trunkUsername: str | None = Field(default=None, **RULES["trunkUsername"])
+    trunkPassword: str | None = Field(default=None, **RULES["trunkPassword"])
 
     @field_validator("terminationSipUri")
     @classmethod
@@ -193,7 +193,7 @@ def unprocessable(errors: list[dict[str, str]]) -> JSONResponse:
 def validate_import(body: Any) -> ImportRequest | list[dict[str, str]]:
     """The import request in ``body``, or its errors.
 
-    The rules of ``ImportRequest``, and one more (SPEC section 1): an absent optional
+    The rules of ``ImportRequest``, and one more (docs/contract.md, "Fields"): an absent optional
     field is left out, so an optional field sent as ``null`` or ``""`` is refused.
     """
     errors = [

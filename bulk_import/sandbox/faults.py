@@ -1,7 +1,7 @@
 """What the sandbox does wrong on purpose: injected faults (its rate limit: limits.py).
 
 This module owns the seeded ``FaultDice`` that decides which import request fails and
-how (as configured by ``SandboxConfig``, config.py), and ``drop_connection``, which ends
+how (as configured by ``SandboxConfig``, settings.py), and ``drop_connection``, which ends
 an HTTP exchange with no answer at all so that the client sees a transport error.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from bulk_import.sandbox.config import Fault, SandboxConfig
+from bulk_import.sandbox.settings import Fault, SandboxConfig
 
 #: Scope key under which the sandbox's ASGI entry point stores the connection's transport.
 TRANSPORT_KEY = "sandbox.transport"

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from bulk_import.sandbox.config import SandboxConfig
+from bulk_import.sandbox.settings import SandboxConfig
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -14,14 +14,13 @@ import socket
 import sys
 import threading
 import time
-from types import TracebackType
 from typing import Self
 
 import uvicorn
 
 from bulk_import.sandbox.app import SandboxApp, SandboxState
-from bulk_import.sandbox.config import SandboxConfig
 from bulk_import.sandbox.faults import ConnectionDropped
+from bulk_import.sandbox.settings import SandboxConfig
 
 HOST = "127.0.0.1"
 
@@ -182,12 +181,7 @@ class SandboxServer:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
