@@ -673,7 +673,7 @@ def _csv_lines(frame: pd.DataFrame) -> str:
 
 # A line of a "\n"-joined column that ``defuse`` may change (a superset: "-1.5" is matched).
 _RISKY_LINE = re.compile(r"^(?:[=@\t\r]|[+-](?![0-9]+$))", re.MULTILINE)
-_CSV_SPECIAL = ',"\r\n'  # what may make csv quote a cell (a superset)
+_NEEDS_QUOTES = ',"\r\n'  # what may make csv quote a cell (a superset)
 
 
 def _defused(cells: list[str]) -> list[str]:
@@ -695,9 +695,9 @@ def _texts(values: list[int]) -> list[str]:
 def _csv_quoted(cells: list[str]) -> list[str]:
     """Each cell as it stands in a ``csv.writer`` line, quoted where csv would quote it."""
     joined = "".join(cells)
-    if not any(ch in joined for ch in _CSV_SPECIAL):
+    if not any(ch in joined for ch in _NEEDS_QUOTES):
         return cells
-    return [_csv_cell(c) if c and any(ch in c for ch in _CSV_SPECIAL) else c for c in cells]
+    return [_csv_cell(c) if c and any(ch in c for ch in _NEEDS_QUOTES) else c for c in cells]
 
 
 def _csv_cell(cell: str) -> str:
