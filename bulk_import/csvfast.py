@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from itertools import compress
 from typing import TYPE_CHECKING
 
+from bulk_import.models import Chunk
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from bulk_import.load import Table, _CsvReader
-
-Columns = tuple[list[int], dict[str, list[str]], list[str] | None]
 
 _SCAN_BLOCK = 1 << 20
 _UNSAFE = (b'"', b"\x00")  # bytes the two readers may read differently
@@ -48,7 +48,7 @@ def qualifies(reader: _CsvReader) -> bool:
     return True
 
 
-def columns(table: Table, reader: _CsvReader) -> Iterator[Columns]:
+def columns(table: Table, reader: _CsvReader) -> Iterator[Chunk]:
     """``Table._columns()``, read by pandas while it can, then by the stdlib reader."""
     import os
 
@@ -84,7 +84,7 @@ def columns(table: Table, reader: _CsvReader) -> Iterator[Columns]:
                     reader._check_unchanged(reader.header_row + 1 + done)
                     shaped = _shape_columns(cells, reader.header_row + 1 + done, positions)
                     done += len(chunk)
-                    if shaped[0]:
+                    if shaped.rows:
                         yield shaped
         reader._check_unchanged(reader.header_row + 1 + done)
         return
@@ -103,16 +103,16 @@ def _next_chunk(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
         return next(chunks, None)
 
 
-def _shape_columns(cells: list[list[str]], first_row: int, positions: dict[str, int]) -> Columns:
+def _shape_columns(cells: list[list[str]], first_row: int, positions: dict[str, int]) -> Chunk:
     """``load._shape`` for columns of a chunk that has no row-level problem."""
     size = len(cells[0]) if cells else 0
     trimmed = {pos: list(map(str.strip, cells[pos])) for pos in set(positions.values())}
     keep = [any(row) for row in zip(*trimmed.values(), strict=True)] or [False] * size
     if all(keep):
         shaped = {name: trimmed[pos] for name, pos in positions.items()}
-        return list(range(first_row, first_row + size)), shaped, None
+        return Chunk(list(range(first_row, first_row + size)), shaped)
     for i in (i for i, kept in enumerate(keep) if not kept):
         keep[i] = any(column[i].strip() for column in cells)  # a cell elsewhere
     rows = [first_row + i for i, kept in enumerate(keep) if kept]
     shaped = {name: list(compress(trimmed[pos], keep)) for name, pos in positions.items()}
-    return rows, shaped, None
+    return Chunk(rows, shaped)

@@ -49,13 +49,10 @@ from dataclasses import dataclass, field
 from itertools import compress, islice
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from bulk_import.errors import InputChangedError, InputFileError, UsageError
-from bulk_import.models import FIELDS, FIELDS_HINT, RawRow
-
-if TYPE_CHECKING:
-    import pandas as pd
+from bulk_import.models import FIELDS, FIELDS_HINT, Chunk, RawRow
 
 CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})
 WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
@@ -114,36 +111,20 @@ class Table:
     _reader: _Reader | None = field(default=None, repr=False)
     _mapping: Mapping[str, str] = field(default_factory=dict, repr=False)
 
-    def chunks(self) -> Iterator[pd.DataFrame]:
-        """Frames of at most ``chunk_rows`` rows: ``row`` plus one text column per field.
-
-        A chunk with row-level problems (see ``RawRow.problem``) also has a ``ROW_PROBLEM``
-        column: the problem, or ``""``.
-        """
-        import pandas as pd
-
+    def chunks(self) -> Iterator[Chunk]:
+        """The data rows a chunk of at most ``chunk_rows`` rows at a time, column-wise."""
         from bulk_import import csvfast
 
         if isinstance(self._reader, _CsvReader) and csvfast.qualifies(self._reader):
-            source = csvfast.columns(self, self._reader)  # the same chunks, read faster
+            yield from csvfast.columns(self, self._reader)  # the same chunks, read faster
         else:
-            source = self._columns()
-        for rows, columns, problems in source:
-            frame = pd.DataFrame({"row": pd.Series(rows, dtype="int64")})
-            for name, cells in columns.items():
-                frame[name] = pd.Series(cells, dtype=object)
-            if problems is not None:
-                frame[ROW_PROBLEM] = pd.Series(problems, dtype=object)
-            yield frame
+            yield from self._columns()
 
     def rows(self) -> Iterator[RawRow]:
         """One ``RawRow`` per non-blank data row, holding only its non-empty cells."""
-        for rows, columns, problems in self._columns():
-            names = list(columns)
-            cells_by_row = zip(*columns.values(), strict=True) if names else ((),) * len(rows)
-            for i, (row, cells) in enumerate(zip(rows, cells_by_row, strict=True)):
-                values = {n: c for n, c in zip(names, cells, strict=True) if c}
-                yield RawRow(row, values, problems[i] if problems is not None else "")
+        for chunk in self._columns():
+            for i in range(len(chunk.rows)):
+                yield chunk.raw_row(i)
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """Each non-blank data row as the file has it: (row number, every cell as text)."""
@@ -154,9 +135,7 @@ class Table:
                 if i in problems or any(c.strip() for c in cells):
                     yield first + i, cells
 
-    def _columns(
-        self, skip: int = 0
-    ) -> Iterator[tuple[list[int], dict[str, list[str]], list[str] | None]]:
+    def _columns(self, skip: int = 0) -> Iterator[Chunk]:
         """Shaped chunks (see ``_shape``) of the data rows after the first ``skip``."""
         if self._reader is None:
             return
@@ -165,7 +144,7 @@ class Table:
         for first, batch, problems in self._reader.batches(self.chunk_rows, skip):
             check_size = not isinstance(self._reader, _CsvReader)  # csv caps cells itself
             shaped = _shape(batch, first, problems, width, positions, check_size)
-            if shaped[0]:  # not a chunk of blank rows only
+            if shaped.rows:  # not a chunk of blank rows only
                 yield shaped
 
     def estimated_rows(self) -> int | None:
@@ -329,8 +308,6 @@ def _claim(path: Path, owner: dict[str, str], json_name: str, written: str) -> N
     owner[json_name] = written
 
 
-#: A row-level problem's column in a ``Table.chunks()`` frame (absent when there is none).
-ROW_PROBLEM = "_problem"
 #: Rows looked at for a header naming two fields before the first non-blank row is taken.
 HEADER_SCAN_ROWS = 50
 #: The longest cell read, in characters; a longer one makes its row invalid, unread.
@@ -408,8 +385,8 @@ def _shape(
     width: int,
     positions: dict[str, int],
     check_size: bool = True,
-) -> tuple[list[int], dict[str, list[str]], list[str] | None]:
-    """A batch of rows -> (row numbers, trimmed cells by field, problems): blank rows dropped.
+) -> Chunk:
+    """A batch of rows -> a ``Chunk`` (trimmed cells by field): blank rows dropped.
 
     A row longer than the header with a non-empty cell beyond it gets a problem; shorter
     rows get empty cells.  Column-wise with plain lists: several times faster than per cell.
@@ -443,13 +420,13 @@ def _shape(
     if all(keep):  # the common case: no blank row to drop
         shaped = {name: trimmed[pos] for name, pos in positions.items()}
         kept_problems = [problems.get(i, "") for i in range(size)] if problems else None
-        return list(range(first_row, first_row + size)), shaped, kept_problems
+        return Chunk(list(range(first_row, first_row + size)), shaped, kept_problems)
     for i in (i for i, kept in enumerate(keep) if not kept):
         keep[i] = i in problems or any(c.strip() for c in batch[i])  # a cell elsewhere
     rows = [first_row + i for i, kept in enumerate(keep) if kept]
     shaped = {name: list(compress(trimmed[pos], keep)) for name, pos in positions.items()}
     kept_problems = [problems.get(i, "") for i in compress(range(size), keep)] if problems else None
-    return rows, shaped, kept_problems
+    return Chunk(rows, shaped, kept_problems)
 
 
 def _positions(table: Table) -> dict[str, int]:

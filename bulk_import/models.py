@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -281,6 +281,55 @@ def _as_bool(value: Any) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
     return None
+
+
+class Chunk(NamedTuple):
+    """Data rows column-wise, as the dry run reads them (``Table.chunks()``).
+
+    ``rows`` are the spreadsheet row numbers; ``cells`` maps each matched field (JSON
+    name) to its trimmed cells, one per row, ``""`` when empty; ``problems`` holds each
+    row's ``RawRow.problem`` (``""`` for none), or is None when no row has one.
+    """
+
+    rows: list[int]
+    cells: dict[str, list[str]]
+    problems: list[str] | None = None
+
+    def raw_row(self, i: int) -> RawRow:
+        """The ``i``-th row as ``RawRow`` (its non-empty cells only)."""
+        values = {name: cells[i] for name, cells in self.cells.items() if cells[i]}
+        return RawRow(self.rows[i], values, self.problems[i] if self.problems else "")
+
+
+class ResultColumns(NamedTuple):
+    """Results-file lines column-wise, in the file's column order (the dry run's output).
+
+    ``row`` and ``attempts`` are numbers; the other columns are text, ``""`` for none,
+    ``status`` the ``Status`` value.
+    """
+
+    row: list[int]
+    phone_number: list[str]
+    status: list[str]
+    sip_phone_number: list[str]
+    http_status: list[str]
+    attempts: list[int]
+    error: list[str]
+
+    def results(self) -> list[RowResult]:
+        """The same lines as ``RowResult`` values."""
+        return [
+            RowResult(
+                row,
+                phone,
+                Status(status),
+                sip_phone_number=sip,
+                http_status=int(http) if http else None,
+                attempts=attempts,
+                error=error,
+            )
+            for row, phone, status, sip, http, attempts, error in zip(*self, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True)

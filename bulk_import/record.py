@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TextIO, cast
 
 from .errors import ResultsFileError, WriteError
-from .models import DONE_STATUSES, Job, Kept, Record, RowResult, Status
+from .models import DONE_STATUSES, Job, Kept, Record, ResultColumns, RowResult, Status
 from .outputs import (
     DATABASE_SIDE_SUFFIXES,
     describe,
@@ -40,9 +40,6 @@ from .outputs import (
     prepare_database,
 )
 from .outputs import journal_path as journal_path  # the journal is named here too
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 RESULT_COLUMNS = (
     "row",
@@ -606,11 +603,10 @@ class RunLog:
                 raise WriteError(f"can't write the log {self.path}: {describe(exc)}") from exc
 
 
-def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str, int]:
-    """Write results frames as the results file; return the count of each status.
+def write_results_columns(path: Path, chunks: Iterable[ResultColumns]) -> dict[str, int]:
+    """Write results lines given column-wise as the results file; return each status's count.
 
-    A frame has the ``RESULT_COLUMNS``: ``row`` and ``attempts`` integers, the others text
-    (``""`` for none), as ``Validator.check_frame`` gives them.  The lines are exactly those
+    The chunks are what ``Validator.check_chunk`` gives.  The lines are exactly those
     ``csv.writer`` writes for ``result_cells`` (defused, ``error`` on one line), with the
     per-cell work done only on the cells that may need it.  The file is built beside
     ``path`` as ``.<name>.<random>.tmp`` (owner-only, ``O_EXCL``) and moved over ``path``
@@ -634,13 +630,13 @@ def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str
         except OSError as exc:
             raise failed(exc) from exc
         with out:
-            for frame in frames:
-                lines = _csv_lines(frame)
+            for chunk in chunks:
+                lines = _csv_lines(chunk)
                 try:
                     out.write(lines)
                 except OSError as exc:
                     raise failed(exc) from exc
-                for status, n in Counter(frame["status"].tolist()).items():
+                for status, n in Counter(chunk.status).items():
                     counts[status] += n
             try:
                 out.flush()
@@ -655,16 +651,16 @@ def write_results_frames(path: Path, frames: Iterable[pd.DataFrame]) -> dict[str
     return counts
 
 
-def _csv_lines(frame: pd.DataFrame) -> str:
-    """The results lines of ``frame``, each as ``csv.writer`` writes ``result_cells``."""
-    errors = [defuse(" ".join(e.split())) if e else e for e in frame["error"].tolist()]
+def _csv_lines(chunk: ResultColumns) -> str:
+    """The results lines of ``chunk``, each as ``csv.writer`` writes ``result_cells``."""
+    errors = [defuse(" ".join(e.split())) if e else e for e in chunk.error]
     columns = [  # numbers never need quoting; the text columns may
-        list(map(str, frame["row"].tolist())),
-        _csv_quoted(_defused(frame["phone_number"].tolist())),
-        _csv_quoted(frame["status"].tolist()),
-        _csv_quoted(_defused(frame["sip_phone_number"].tolist())),
-        _csv_quoted(frame["http_status"].tolist()),
-        _texts(frame["attempts"].tolist()),
+        list(map(str, chunk.row)),
+        _csv_quoted(_defused(chunk.phone_number)),
+        _csv_quoted(chunk.status),
+        _csv_quoted(_defused(chunk.sip_phone_number)),
+        _csv_quoted(chunk.http_status),
+        _texts(chunk.attempts),
         _csv_quoted(errors),
     ]
     lines = "\n".join(map(",".join, zip(*columns, strict=True)))

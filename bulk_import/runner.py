@@ -62,6 +62,7 @@ from .models import (
     Kept,
     OnExisting,
     Record,
+    ResultColumns,
     RowResult,
     Status,
 )
@@ -75,15 +76,13 @@ from .record import (
     journal_path,
     read_befores,
     read_results_csv,
-    write_results_frames,
+    write_results_columns,
     write_summary_json,
 )
 from .sheets import XlsxResults, is_workbook_path, read_results_xlsx, write_failed_rows
 from .validate import Validator, check_columns
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .submit import SubmitReport
 
 #: The error of a row whose request was cut in flight (a second interrupt).
@@ -751,7 +750,7 @@ def _dry_run(
     t0: float,
     handle_signals: bool = True,
 ) -> Summary:
-    """The dry run, column-wise: chunks -> ``Validator.check_frame`` -> the results file.
+    """The dry run, column-wise: chunks -> ``Validator.check_chunk`` -> the results file.
 
     Called with the lock held.  No journal, no request, no progress bar and no per-row log
     line (``--log-file`` gets the start and end lines): the results file has every row.
@@ -766,18 +765,18 @@ def _dry_run(
         try:
             with _interrupting(handle_signals):
                 table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
-                frames: Iterable[pd.DataFrame]
-                frames = (validator.check_frame(frame) for frame in table.chunks())
+                checked: Iterable[ResultColumns]
+                checked = (validator.check_chunk(chunk) for chunk in table.chunks())
                 if opts.on_row is not None:
-                    frames = _reported(frames, _Reporter(opts.on_row))
+                    checked = _reported(checked, _Reporter(opts.on_row))
                 if opts.failed_rows is not None:
-                    frames = (_keep_invalid(frame, failed) for frame in frames)
+                    checked = (_keep_invalid(chunk, failed) for chunk in checked)
                 if is_workbook_path(opts.results_path):
                     xlsx = XlsxResults(opts.results_path)
-                    xlsx.write_frames(frames)
+                    xlsx.write_columns(checked)
                     counts = xlsx.counts
                 else:
-                    counts = write_results_frames(opts.results_path, frames)
+                    counts = write_results_columns(opts.results_path, checked)
                 if opts.failed_rows is not None:
                     _failed_rows(opts.failed_rows, table, iter(failed), say)
         except BaseException:
@@ -790,41 +789,20 @@ def _dry_run(
     return summary
 
 
-def _keep_invalid(frame: pd.DataFrame, into: list[RowResult]) -> pd.DataFrame:
-    """Pass ``frame`` on, keeping its invalid rows (row and error) for ``--failed-rows``."""
-    for row, status, error in zip(
-        frame["row"].tolist(), frame["status"].tolist(), frame["error"].tolist(), strict=True
-    ):
+def _keep_invalid(chunk: ResultColumns, into: list[RowResult]) -> ResultColumns:
+    """Pass ``chunk`` on, keeping its invalid rows (row and error) for ``--failed-rows``."""
+    for row, status, error in zip(chunk.row, chunk.status, chunk.error, strict=True):
         if status == Status.INVALID.value:
-            into.append(RowResult(int(row), "", Status.INVALID, error=error))
-    return frame
+            into.append(RowResult(row, "", Status.INVALID, error=error))
+    return chunk
 
 
-def _reported(frames: Iterable[pd.DataFrame], reporter: _Reporter) -> Iterator[pd.DataFrame]:
-    """``frames``, each one's rows given to ``reporter`` once it has been written."""
-    for frame in frames:
-        yield frame
-        for row, phone, status, sip, http, attempts, error in zip(
-            frame["row"].tolist(),
-            frame["phone_number"].tolist(),
-            frame["status"].tolist(),
-            frame["sip_phone_number"].tolist(),
-            frame["http_status"].tolist(),
-            frame["attempts"].tolist(),
-            frame["error"].tolist(),
-            strict=True,
-        ):
-            reporter.report(
-                RowResult(
-                    int(row),
-                    phone,
-                    Status(status),
-                    sip_phone_number=sip,
-                    http_status=int(http) if http not in ("", None) else None,
-                    attempts=int(attempts),
-                    error=error,
-                )
-            )
+def _reported(chunks: Iterable[ResultColumns], reporter: _Reporter) -> Iterator[ResultColumns]:
+    """``chunks``, each one's rows given to ``reporter`` once it has been written."""
+    for chunk in chunks:
+        yield chunk
+        for result in chunk.results():
+            reporter.report(result)
 
 
 @contextlib.contextmanager

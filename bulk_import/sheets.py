@@ -28,13 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsFileError
-from .models import RowResult, Status
+from .models import ResultColumns, RowResult, Status
 from .record import RESULT_COLUMNS
 from .xlsxstream import StreamingWorkbook
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .load import Table
     from .record import Summary
 
@@ -109,11 +107,11 @@ class XlsxResults:
                 batch = []
         self._rows(_columns(batch))
 
-    def write_frames(self, frames: Iterable[pd.DataFrame]) -> None:
-        """``write`` for the dry run's frames (the columns of the results file)."""
-        for frame in frames:
-            columns = [frame[name].tolist() for name in RESULT_COLUMNS]
-            columns[6] = [" ".join(e.split()) if e else e for e in columns[6]]
+    def write_columns(self, chunks: Iterable[ResultColumns]) -> None:
+        """``write`` for the dry run's lines, given column-wise."""
+        for chunk in chunks:
+            columns: list[list[Any]] = list(chunk)
+            columns[6] = [" ".join(e.split()) if e else e for e in chunk.error]
             self._rows(columns)
 
     def _rows(self, columns: list[list[Any]]) -> None:

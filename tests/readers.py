@@ -11,7 +11,7 @@ from typing import Any
 
 from bulk_import import csvfast, load
 from bulk_import.errors import BulkImportError
-from bulk_import.record import write_results_frames
+from bulk_import.record import write_results_columns
 from bulk_import.validate import Validator
 
 CSV_SUFFIXES = load.CSV_SUFFIXES
@@ -36,7 +36,7 @@ def dry_run_results(path: Path, out: Path, chunk_rows: int, **options: Any) -> s
         return f"error on opening: {exc}"
     try:
         validator = Validator()
-        write_results_frames(out, (validator.check_frame(f) for f in table.chunks()))
+        write_results_columns(out, (validator.check_chunk(c) for c in table.chunks()))
     except BulkImportError as exc:
         return f"error: {exc}"
     finally:

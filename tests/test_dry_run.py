@@ -1,4 +1,4 @@
-"""The column-wise dry run: ``Validator.check_frame``, ``write_results_frames``, the CLI.
+"""The column-wise dry run: ``Validator.check_chunk``, ``write_results_columns``, the CLI.
 
 The column-wise path must give exactly what the per-row path (``Validator.check`` for each
 row, ``result_cells`` through ``ResultsWriter``) gives: same statuses, numbers, messages,
@@ -15,15 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulk_import.cli import main
 from bulk_import.load import open_table
-from bulk_import.models import FIELDS, Job, RawRow, RowResult, Status
-from bulk_import.record import RESULT_COLUMNS, ResultsWriter, write_results_frames
+from bulk_import.models import FIELDS, Chunk, Job, RawRow, ResultColumns, RowResult, Status
+from bulk_import.record import RESULT_COLUMNS, ResultsWriter, write_results_columns
 from bulk_import.validate import Validator
 
 from support import PASSWORD
@@ -44,32 +43,30 @@ def per_row(validator: Validator, raw: RawRow) -> RowResult:
     return checked
 
 
-def frame_results(frame: pd.DataFrame) -> list[RowResult]:
-    assert list(frame.columns) == list(RESULT_COLUMNS)
-    return [
-        RowResult(row, phone, Status(status), sip, int(http) if http else None, attempts, error)
-        for row, phone, status, sip, http, attempts, error in frame.itertuples(index=False)
-    ]
+def chunk_results(checked: ResultColumns) -> list[RowResult]:
+    assert ResultColumns._fields == RESULT_COLUMNS
+    assert len({len(column) for column in checked}) == 1
+    return checked.results()
 
 
 def both_paths(
-    frames: list[pd.DataFrame],
+    chunks: list[Chunk],
     defaults: dict[str, str] | None = None,
     default_region: str | None = None,
 ) -> tuple[list[RowResult], list[RowResult]]:
-    """(per-row results, column-wise results) of the same frames, each with a fresh Validator."""
+    """(per-row results, column-wise results) of the same chunks, each with a fresh Validator."""
     rows_validator = Validator(defaults=defaults, default_region=default_region)
-    expected = [per_row(rows_validator, raw) for frame in frames for raw in _raw_rows(frame)]
-    frames_validator = Validator(defaults=defaults, default_region=default_region)
-    got = [r for frame in frames for r in frame_results(frames_validator.check_frame(frame))]
+    expected = [per_row(rows_validator, raw) for chunk in chunks for raw in _raw_rows(chunk)]
+    chunks_validator = Validator(defaults=defaults, default_region=default_region)
+    got = [r for chunk in chunks for r in chunk_results(chunks_validator.check_chunk(chunk))]
     return expected, got
 
 
-def _raw_rows(frame: pd.DataFrame) -> Iterator[RawRow]:
-    """The rows of a frame as ``Table.rows()`` gives them."""
-    names = [str(c) for c in frame.columns[1:]]
-    for record in frame.to_dict("records"):
-        yield RawRow(int(record["row"]), {n: record[n] for n in names if record[n]})
+def _raw_rows(chunk: Chunk) -> Iterator[RawRow]:
+    """The rows of a chunk as ``Table.rows()`` gives them (built here by hand)."""
+    for i, row in enumerate(chunk.rows):
+        values = {name: cells[i] for name, cells in chunk.cells.items() if cells[i]}
+        yield RawRow(row, values, chunk.problems[i] if chunk.problems else "")
 
 
 # --- a varied file, in small chunks ----------------------------------------------------
@@ -139,12 +136,12 @@ def varied_file(tmp_path: Path) -> Path:
     ],
 )
 @pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
-def test_frames_agree_with_rows_on_a_varied_file(
+def test_chunks_agree_with_rows_on_a_varied_file(
     varied_file: Path, options: dict[str, Any], chunk_rows: int
 ) -> None:
     with open_table(varied_file, chunk_rows=chunk_rows) as opened:
-        frames = list(opened.chunks())
-    expected, got = both_paths(frames, **options)
+        chunks = list(opened.chunks())
+    expected, got = both_paths(chunks, **options)
     assert len(got) == len(varied_rows())
     for want, have in zip(expected, got, strict=True):
         assert have == want
@@ -156,8 +153,8 @@ def test_frames_agree_with_rows_on_a_varied_file(
 def test_duplicates_across_chunks_name_the_first_row(varied_file: Path) -> None:
     validator = Validator()
     with open_table(varied_file, chunk_rows=7) as opened:
-        frames = opened.chunks()
-        results = [r for f in frames for r in frame_results(validator.check_frame(f))]
+        chunks = opened.chunks()
+        results = [r for c in chunks for r in chunk_results(validator.check_chunk(c))]
     by_row = {r.row: r for r in results}
     first = next(r for r in results if r.phone_number == "+14155550000")
     dup = [r for r in results if r.phone_number == "+14155550000" and r.row != first.row]
@@ -166,19 +163,32 @@ def test_duplicates_across_chunks_name_the_first_row(varied_file: Path) -> None:
     assert by_row[first.row].status is Status.VALID
 
 
-def test_frame_without_a_required_column_checks_every_row() -> None:
-    frame = pd.DataFrame({"row": [2, 3], "phoneNumber": ["+14155550001", ""]})
-    expected, got = both_paths([frame])
+def test_chunk_without_a_required_column_checks_every_row() -> None:
+    chunk = Chunk([2, 3], {"phoneNumber": ["+14155550001", ""]})
+    expected, got = both_paths([chunk])
     assert got == expected
     assert all("required" in r.error for r in got)
 
 
-def test_empty_frame() -> None:
-    frame = pd.DataFrame({"row": pd.Series([], dtype="int64"), "phoneNumber": []})
-    assert Validator().check_frame(frame).empty
+def test_empty_chunk() -> None:
+    checked = Validator().check_chunk(Chunk([], {"phoneNumber": []}))
+    assert checked == ResultColumns([], [], [], [], [], [], [])
 
 
-# --- random frames -----------------------------------------------------------------------
+def test_rows_with_a_problem_take_the_per_row_path() -> None:
+    cells = {"phoneNumber": ["+14155550001", "+14155550001", "+14155550003"]}
+    for name, value in (("trunkUsername", "u"), ("trunkPassword", PASSWORD)):
+        cells[name] = [value] * 3
+    cells["terminationSipURI"] = ["sip.telnyx.com"] * 3
+    problem = "has 9 cells, the header has 8: is a delimiter inside an unquoted value?"
+    chunk = Chunk([2, 3, 4], cells, ["", problem, ""])
+    expected, got = both_paths([chunk])
+    assert got == expected
+    assert [r.status for r in got] == [Status.VALID, Status.INVALID, Status.VALID]
+    assert got[1].error == problem  # not "duplicate of row 2": the row was not read whole
+
+
+# --- random chunks -----------------------------------------------------------------------
 
 PHONES = [
     "+14155550001",
@@ -206,26 +216,34 @@ def cells(name: str) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def frames(draw: st.DrawFn) -> tuple[list[pd.DataFrame], dict[str, str], str | None]:
+def chunks(draw: st.DrawFn) -> tuple[list[Chunk], dict[str, str], str | None]:
     names = draw(st.lists(st.sampled_from(NAMES), unique=True, min_size=1))
     size = draw(st.integers(min_value=0, max_value=12))
     rows = sorted(draw(st.lists(st.integers(2, 60), min_size=size, max_size=size, unique=True)))
-    data: dict[str, list[object]] = {"row": list(rows)}
-    for name in names:
-        data[name] = draw(st.lists(cells(name), min_size=size, max_size=size))
-    frame = pd.DataFrame(data).astype({"row": "int64", **dict.fromkeys(names, object)})
+    data = {name: draw(st.lists(cells(name), min_size=size, max_size=size)) for name in names}
+    problems = draw(
+        st.one_of(st.none(), st.lists(st.sampled_from(["", "bad"]), min_size=size, max_size=size))
+    )
     cut = draw(st.integers(0, size))
     defaults = draw(
         st.dictionaries(st.sampled_from(NAMES), st.sampled_from(["+14155550001", "u", "sip.x.com"]))
     )
     region = draw(st.sampled_from([None, "US", "DE"]))
-    return [frame.iloc[:cut], frame.iloc[cut:]], defaults, region
+    parts = [
+        Chunk(
+            rows[part],
+            {name: column[part] for name, column in data.items()},
+            None if problems is None else problems[part],
+        )
+        for part in (slice(0, cut), slice(cut, size))
+    ]
+    return parts, defaults, region
 
 
 @SETTINGS
-@given(frames())
-def test_random_frames_agree_with_rows(
-    case: tuple[list[pd.DataFrame], dict[str, str], str | None],
+@given(chunks())
+def test_random_chunks_agree_with_rows(
+    case: tuple[list[Chunk], dict[str, str], str | None],
 ) -> None:
     parts, defaults, region = case
     expected, got = both_paths(parts, defaults=defaults, default_region=region)
@@ -255,17 +273,27 @@ TRICKY = [
 ]
 
 
-def results_frame(results: list[RowResult]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "row": pd.Series([r.row for r in results], dtype="int64"),
-            "phone_number": pd.Series([r.phone_number for r in results], dtype=object),
-            "status": pd.Series([r.status.value for r in results], dtype=object),
-            "sip_phone_number": pd.Series([r.sip_phone_number for r in results], dtype=object),
-            "http_status": pd.Series(["" for _ in results], dtype=object),
-            "attempts": pd.Series([r.attempts for r in results], dtype="int64"),
-            "error": pd.Series([r.error for r in results], dtype=object),
-        }
+def result_columns(results: list[RowResult]) -> ResultColumns:
+    return ResultColumns(
+        [r.row for r in results],
+        [r.phone_number for r in results],
+        [r.status.value for r in results],
+        [r.sip_phone_number for r in results],
+        ["" for _ in results],
+        [r.attempts for r in results],
+        [r.error for r in results],
+    )
+
+
+def sliced(columns: ResultColumns, part: slice) -> ResultColumns:
+    return ResultColumns(
+        columns.row[part],
+        columns.phone_number[part],
+        columns.status[part],
+        columns.sip_phone_number[part],
+        columns.http_status[part],
+        columns.attempts[part],
+        columns.error[part],
     )
 
 
@@ -288,36 +316,39 @@ def written_by_results_writer(path: Path, results: list[RowResult]) -> bytes:
     ),
     st.integers(0, 10),
 )
-def test_frames_file_is_byte_for_byte_the_rows_file(
+def test_columns_file_is_byte_for_byte_the_rows_file(
     tmp_path_factory: pytest.TempPathFactory,
     cells: list[tuple[str, Status, str, str]],
     cut: int,
 ) -> None:
     tmp = tmp_path_factory.mktemp("w")
     results = [RowResult(i + 2, p, s, sip, None, 0, e) for i, (p, s, sip, e) in enumerate(cells)]
-    frame = results_frame(results)
-    counts = write_results_frames(tmp / "frames.csv", [frame.iloc[:cut], frame.iloc[cut:]])
-    assert (tmp / "frames.csv").read_bytes() == written_by_results_writer(tmp / "rows.csv", results)
+    columns = result_columns(results)
+    parts = [sliced(columns, slice(0, cut)), sliced(columns, slice(cut, None))]
+    counts = write_results_columns(tmp / "columns.csv", parts)
+    assert (tmp / "columns.csv").read_bytes() == written_by_results_writer(
+        tmp / "rows.csv", results
+    )
     assert counts["valid"] == sum(r.status is Status.VALID for r in results)
     assert counts["invalid"] == len(results) - counts["valid"]
     assert sum(counts.values()) == len(results)
 
 
-def test_frames_file_is_private_and_replaced_only_when_complete(tmp_path: Path) -> None:
+def test_columns_file_is_private_and_replaced_only_when_complete(tmp_path: Path) -> None:
     path = tmp_path / "out.csv"
     path.write_text("earlier run\n")
-    frame = results_frame([RowResult(2, "+14155550001", Status.VALID)])
+    columns = result_columns([RowResult(2, "+14155550001", Status.VALID)])
 
-    def broken() -> Iterator[pd.DataFrame]:
-        yield frame
+    def broken() -> Iterator[ResultColumns]:
+        yield columns
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_results_frames(path, broken())
+        write_results_columns(path, broken())
     assert path.read_text() == "earlier run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temp file left
 
-    write_results_frames(path, [frame])
+    write_results_columns(path, [columns])
     assert path.read_text() == ",".join(RESULT_COLUMNS) + "\n2,+14155550001,valid,,,0,\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -383,12 +414,13 @@ def test_plainly_valid_rows_skip_the_per_row_path(
     varied_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with open_table(varied_file, chunk_rows=30) as opened:
-        frame = next(opened.chunks())
-    frame = frame.assign(outboundPhoneNumber=[""] * 10 + list(frame["outboundPhoneNumber"][10:]))
+        chunk = next(opened.chunks())
+    chunk.cells["outboundPhoneNumber"][:10] = [""] * 10
 
     def no_check(self: Validator, raw: RawRow) -> Job | RowResult:
         raise AssertionError(f"row {raw.row} took the per-row path")
 
     monkeypatch.setattr(Validator, "check", no_check)
-    checked = Validator(default_region="US").check_frame(frame)
-    assert (checked["status"] == "valid").all()
+    checked = Validator(default_region="US").check_chunk(chunk)
+    assert len(checked.status) == len(chunk.rows) > 20
+    assert set(checked.status) == {"valid"}

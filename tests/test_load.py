@@ -266,11 +266,13 @@ def test_quoted_newline_is_one_row(tmp_path: Path) -> None:
 def test_chunks_shape(tmp_path: Path) -> None:
     lines = ["Phone Number,Friendly Name,Notes"] + [f"+1415555{i:04d},n{i},x" for i in range(5)]
     with open_table(write(tmp_path, "in.csv", "\n".join(lines) + "\n"), chunk_rows=2) as table:
-        frames = list(table.chunks())
-        assert [len(f) for f in frames] == [2, 2, 1]
-        assert list(frames[0].columns) == ["row", "phoneNumber", "friendlyName"]
-        assert [int(r) for f in frames for r in f["row"]] == [2, 3, 4, 5, 6]
-        assert all(isinstance(v, str) for f in frames for v in f["friendlyName"])
+        chunks = list(table.chunks())
+        assert [len(c.rows) for c in chunks] == [2, 2, 1]
+        assert all(list(c.cells) == ["phoneNumber", "friendlyName"] for c in chunks)
+        assert all(len(cells) == len(c.rows) for c in chunks for cells in c.cells.values())
+        assert [r for c in chunks for r in c.rows] == [2, 3, 4, 5, 6]
+        assert all(isinstance(v, str) for c in chunks for v in c.cells["friendlyName"])
+        assert all(c.problems is None for c in chunks)
 
 
 def test_no_matched_columns(tmp_path: Path) -> None:
@@ -291,9 +293,10 @@ def test_first_chunk_comes_before_the_end_of_the_file(tmp_path: Path) -> None:
     )
     with open_table(write(tmp_path, "in.csv", "\n".join(lines) + "\n"), chunk_rows=10) as table:
         chunks = table.chunks()
-        assert len(next(chunks)) == 10  # the bad line 52 is not read yet
+        assert len(next(chunks).rows) == 10  # the bad line 52 is not read yet
         last = list(chunks)[-1]
-        assert last["_problem"].tolist()[-1] == (
+        assert last.problems is not None
+        assert last.problems[-1] == (
             "has 4 cells, the header has 2: is a delimiter inside an unquoted value?"
         )
 

@@ -420,20 +420,19 @@ MESSY = (
 
 
 def test_rows_and_chunks_read_the_same(tmp_path: Path) -> None:
-    """The streaming path (``rows``) and the dry run's frames (``chunks``) agree exactly."""
+    """The streaming path (``rows``) and the dry run's ``chunks`` agree exactly."""
     path = tmp_path / "in.csv"
     path.write_text(MESSY)
     for size in (1, 2, 100):
         with open_table(path, chunk_rows=size) as table:
             streamed = [(r.row, r.values, r.problem) for r in table.rows()]
-            framed = []
-            for frame in table.chunks():
-                names = [c for c in frame.columns if c not in ("row", "_problem")]
-                for i in range(len(frame)):
-                    values = {n: frame[n].iloc[i] for n in names if frame[n].iloc[i]}
-                    problem = frame["_problem"].iloc[i] if "_problem" in frame.columns else ""
-                    framed.append((int(frame["row"].iloc[i]), values, problem))
-            assert streamed == framed
+            chunked = []
+            for chunk in table.chunks():
+                for i, row in enumerate(chunk.rows):
+                    values = {n: cells[i] for n, cells in chunk.cells.items() if cells[i]}
+                    problem = chunk.problems[i] if chunk.problems is not None else ""
+                    chunked.append((row, values, problem))
+            assert streamed == chunked
     assert [row for row, _, _ in streamed] == [4, 6, 7, 8, 10]
     assert streamed[0][1]["friendlyName"] == "two\nlines"
     assert streamed[1][2].startswith("has 8 cells, the header has 6")

@@ -22,7 +22,7 @@ import pytest
 from bulk_import import phones
 from bulk_import.cli import describe
 from bulk_import.errors import MissingColumnsError
-from bulk_import.models import RawRow, RowResult, Status
+from bulk_import.models import Chunk, RawRow, RowResult, Status
 from bulk_import.progress import Progress
 from bulk_import.record import RunLog, Summary
 from bulk_import.validate import Validator, normalize_phone
@@ -94,17 +94,13 @@ def test_the_column_wise_check_agrees_with_the_row_check() -> None:
         for i, c in enumerate(cells)
     ]
     by_row = [Validator().check(raw) for raw in rows]
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {"row": [r.row for r in rows], **{k: [r.values[k] for r in rows] for k in rows[0].values}}
-    )
-    checked = Validator().check_frame(frame)
-    for one, (_, line) in zip(by_row, checked.iterrows(), strict=True):
+    chunk = Chunk([r.row for r in rows], {k: [r.values[k] for r in rows] for k in rows[0].values})
+    checked = Validator().check_chunk(chunk)
+    for one, status, error in zip(by_row, checked.status, checked.error, strict=True):
         if isinstance(one, RowResult):
-            assert (line["status"], line["error"]) == ("invalid", one.error)
+            assert (status, error) == ("invalid", one.error)
         else:
-            assert (line["status"], line["error"]) == ("valid", "")
+            assert (status, error) == ("valid", "")
 
 
 def test_the_fast_length_check_is_phonenumbers_is_possible() -> None:
