@@ -737,10 +737,6 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
     return rows
 
 
-#: Rows per chunk in the dry run: larger chunks make the column-wise checks cheaper.
-_DRY_RUN_CHUNK_ROWS = 100_000
-
-
 def _dry_run(
     opts: RunOptions,
     table: Table,
@@ -764,7 +760,6 @@ def _dry_run(
         log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
         try:
             with _interrupting(handle_signals):
-                table.chunk_rows = max(table.chunk_rows, _DRY_RUN_CHUNK_ROWS)
                 checked: Iterable[ResultColumns]
                 checked = (validator.check_chunk(chunk) for chunk in table.chunks())
                 if opts.on_row is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from bulk_import import load
 from bulk_import.cli import parse_mapping
 from bulk_import.errors import InputFileError, UsageError
 from bulk_import.load import Table, match_header, open_table
@@ -535,6 +536,45 @@ def test_xlsx_blank_rows_keep_numbering(tmp_path: Path) -> None:
         (6, {"phoneNumber": "+14155550002"}),
         (9, {}),
     ]
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 2_000])
+def test_xlsx_batches_keep_numbers_problems_and_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """A sheet is read ``BOOK_BATCH_ROWS`` rows at a time, column by column: every batch
+    edge keeps the row numbers, the blank rows, a cell beyond the header and the number
+    cells of a column that is text in other batches."""
+    monkeypatch.setattr(load, "BOOK_BATCH_ROWS", batch)
+    path = xlsx(
+        tmp_path,
+        {
+            1: ["Title"],
+            3: ["Phone Number", "Name"],
+            4: ["+14155550001", "a"],
+            5: [14155550002, 7],
+            6: [None, None],
+            7: ["+14155550003", "b", "stray"],
+            8: [None, None, "   "],
+            9: [None, None, "far"],
+            10: ["+14155550004", dt.date(2024, 3, 1)],
+        },
+    )
+    problem = "has 3 cells, the header has 2: is a delimiter inside an unquoted value?"
+    want = [
+        RawRow(4, {"phoneNumber": "+14155550001", "friendlyName": "a"}),
+        RawRow(5, {"phoneNumber": "14155550002", "friendlyName": "7"}),
+        RawRow(7, {"phoneNumber": "+14155550003", "friendlyName": "b"}, problem),
+        RawRow(9, {}, problem),
+        RawRow(10, {"phoneNumber": "+14155550004", "friendlyName": "2024-03-01"}),
+    ]
+    with open_table(path, chunk_rows=1_000) as opened:
+        assert opened.header_row == 3
+        assert list(opened.rows()) == want
+        assert [c.raw_row(i) for c in opened.chunks() for i in range(len(c.rows))] == want
+        records = list(opened.records())
+    assert [row for row, _ in records] == [4, 5, 7, 9, 10]
+    assert records[2][1] == ["+14155550003", "b", "stray"]
 
 
 def test_xlsx_header_below_empty_rows(tmp_path: Path) -> None:
