@@ -149,7 +149,7 @@ _FILE_COMMANDS: dict[str, tuple[str, str, tuple[str, str, str]]] = {
         "old values of the rows it lists as updated (kept in its journal). Nothing else is "
         "touched. Says how many and where first; asks on a terminal, needs --yes elsewhere. "
         "Results: <RESULTS stem>.undo.csv.",
-        ("file", "RESULTS", "the results CSV of run/update"),
+        ("file", "RESULTS", "the results file of run/update (.csv, or the .xlsx of --output)"),
     ),
     "export": (
         "the account's numbers as a spreadsheet in the import's columns",

@@ -165,14 +165,22 @@ class ResultsWriter:
                 ) from exc
 
 
-def read_results_csv(path: Path) -> Iterator[RowResult]:
-    """Read a results file written by an earlier run, tolerating a torn last line."""
+def read_results_csv(path: Path, *, strict: bool = False) -> Iterator[RowResult]:
+    """Read a results file written by an earlier run, tolerating a torn last line.
+
+    ``strict``: a file without the results columns is an error (``not_results``), not a
+    file with no rows.
+    """
     try:
         f = path.open(encoding="utf-8-sig", errors="replace", newline="")
     except OSError as exc:
         raise ResultsFileError(f"can't read the earlier results file {path}: {exc}") from exc
     with f:
-        for record in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [name for name in _KEY_COLUMNS if name not in (reader.fieldnames or ())]
+        if strict and missing:
+            raise not_results(path, missing)
+        for record in reader:
             try:
                 status = Status(record.get("status") or "")
                 row = int(record.get("row") or "")
@@ -190,6 +198,20 @@ def read_results_csv(path: Path) -> Iterator[RowResult]:
                 error=record.get("error") or "",
                 changes=record.get(CHANGES_COLUMN) or "",
             )
+
+
+#: The columns without which a file is not a results file.
+_KEY_COLUMNS = ("row", "phone_number", "status")
+
+
+def not_results(path: Path, missing: list[str]) -> ResultsFileError:
+    """The error for a file given as a results file that is not one (``undo numbers.csv``)."""
+    return ResultsFileError(
+        f"{path} is not the results file of a run: it has no "
+        + ", ".join(repr(name) for name in missing)
+        + " column(s)",
+        hint="give the file a run wrote: numbers.results.csv, or the output it was given",
+    )
 
 
 _SCHEMA = """

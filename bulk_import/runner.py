@@ -687,12 +687,19 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
     source = opts.file
     if not source.exists():
         raise UsageError(
-            f"no results file at {source}", hint="give the results CSV of a run", param="file"
+            f"no results file at {source}",
+            hint="give the results file of a run (.csv, or the .xlsx of --output)",
+            param="file",
         )
+    results = (
+        read_results_xlsx(source, strict=True)
+        if is_workbook_path(source)
+        else read_results_csv(source, strict=True)
+    )
     befores = read_befores(journal_path(source))
     rows: list[RowResult | Job] = []
     deletes = restores = 0
-    for result in read_results_csv(source):
+    for result in results:
         phone = result.phone_number
         if result.status is Status.IMPORTED:
             rows.append(Job(result.row, None, Action.DELETE, number=phone))

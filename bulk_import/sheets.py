@@ -29,13 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsFileError
 from .models import ResultColumns, RowResult, Status
-from .record import RESULT_COLUMNS
+from .record import RESULT_COLUMNS, not_results
 from .xlsxstream import StreamingWorkbook
 
 if TYPE_CHECKING:
     from .load import Table
     from .record import Summary
 
+#: The results workbook's sheet of rows (its other sheet is ``summary``).
+RESULTS_SHEET = "results"
 FAILED_STATUSES = frozenset({Status.INVALID, Status.FAILED, Status.NOT_ATTEMPTED})
 
 #: Fill colour per status (green for done, red for refused, amber for not sent ...).
@@ -88,7 +90,7 @@ class XlsxResults:
         self._tmp = self._stack.enter_context(_replacing(path, "results workbook"))
         self._book = StreamingWorkbook(
             self._tmp,
-            sheet="results",
+            sheet=RESULTS_SHEET,
             header=RESULT_COLUMNS,
             kinds=("number", "text", "styled", "text", "text", "number", "text"),
             fills=STATUS_FILLS,
@@ -159,22 +161,35 @@ class XlsxResults:
             self._stack.__exit__(RuntimeError, RuntimeError("abandoned"), None)
 
 
-def read_results_xlsx(path: Path) -> Iterator[RowResult]:
-    """The rows of an earlier results workbook (``--resume`` when its journal is gone)."""
+def read_results_xlsx(path: Path, *, strict: bool = False) -> Iterator[RowResult]:
+    """The rows of an earlier results workbook (``--resume`` when its journal is gone,
+    ``undo``).  ``strict``: a workbook that is not a results workbook is an error (for
+    ``undo``), not a workbook with no rows (for ``--resume``, which then sends every row).
+    """
     from python_calamine import CalamineWorkbook
 
     try:
         book = CalamineWorkbook.from_path(str(path))
-        rows = book.get_sheet_by_name("results").iter_rows()
+        names = list(book.sheet_names)
+        if strict and RESULTS_SHEET not in names:
+            raise not_results(path, list(RESULT_COLUMNS[:3]))
+        rows = book.get_sheet_by_name(RESULTS_SHEET).iter_rows()
         header = [str(c) for c in next(rows, [])]
+    except ResultsFileError:
+        raise
     except Exception as exc:  # a damaged or foreign workbook
         raise ResultsFileError(
             f"can't read the earlier results workbook {path}: {type(exc).__name__}: {exc}",
-            hint="delete it (every row is then sent again; the API answers 409 for the "
+            hint="give the workbook a run wrote"
+            if strict
+            else "delete it (every row is then sent again; the API answers 409 for the "
             "numbers it has), or give another --output",
         ) from exc
     index = {name: i for i, name in enumerate(header)}
-    if any(name not in index for name in RESULT_COLUMNS):
+    missing = [name for name in RESULT_COLUMNS if name not in index]
+    if missing:
+        if strict:
+            raise not_results(path, missing)
         return
     for values in rows:
         cells = {name: _text(values[i]) for name, i in index.items() if i < len(values)}

@@ -236,6 +236,48 @@ def test_undo_deletes_exactly_what_was_imported(api: Any, tmp_path: Path) -> Non
     assert set(api.state.deleted) == {number(i) for i in range(50, 200)}
 
 
+def test_undo_reads_a_results_workbook(api: Any, tmp_path: Path) -> None:
+    """``run --output x.xlsx`` then ``undo x.xlsx``: the workbook lists what was imported."""
+    api.state.records[number(0)] = {"sipPhoneNumber": number(0)}  # there before the run
+    file = tmp_path / "numbers.csv"
+    write_numbers(file, 12)
+    book = tmp_path / "numbers.results.xlsx"
+    assert _run(api, "run", file, "--output", str(book)).code == 0
+    assert set(api.state.records) == {number(i) for i in range(12)}
+
+    done = _run(api, "undo", book, "--yes")
+    assert done.code == 0, done.stderr
+    assert "delete 11 number(s)" in done.stderr
+    rows = read_results(tmp_path / "numbers.results.undo.csv")
+    assert sorted(int(r["row"]) for r in rows) == list(range(3, 14))
+    assert {r["status"] for r in rows} == {"deleted"}
+    assert set(api.state.records) == {number(0)}
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_undo_of_a_file_that_is_not_results_is_refused(api: Any, tmp_path: Path, kind: str) -> None:
+    """``undo numbers.csv`` (the input, not its results) says so and sends nothing."""
+    file = tmp_path / "numbers.csv"
+    write_numbers(file, 3)
+    if kind == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        assert sheet is not None
+        for line in file.read_text().splitlines():
+            sheet.append(line.split(","))
+        book.save(tmp_path / "numbers.xlsx")
+        file = tmp_path / "numbers.xlsx"
+    api.state.methods.clear()
+    refused = _run(api, "undo", file, "--yes")
+    assert refused.code == 2
+    assert f"{file} is not the results file of a run" in refused.stderr
+    assert "give the file a run wrote: numbers.results.csv" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert sum(api.state.methods.values()) == 0
+
+
 def test_undo_under_faults_deletes_each_listed_number_once(
     sandbox_factory: Any, tmp_path: Path
 ) -> None:
