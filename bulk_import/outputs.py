@@ -293,6 +293,45 @@ def new_file_beside(path: Path) -> tuple[TextIO, Path]:
     return cast(TextIO, open(fd, "w", encoding="utf-8", newline="")), Path(name)
 
 
+#: The random part ``mkstemp`` puts in a name: 8 of these characters.
+_TEMP_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Delete what ``new_file_beside`` made for ``path`` and a killed run never renamed:
+    ``.<name>.<8 random characters>.tmp``, a regular owner-only file of this user.
+
+    Call it only while holding ``path``'s lock (lock.py): no live run is writing them then.
+    A name that merely looks alike (a link, another mode, another owner) is left alone.
+    Returns what was deleted.
+    """
+    prefix = f".{path.name}."
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        middle = name[len(prefix) : -len(".tmp")]
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        if len(middle) != 8 or not set(middle) <= _TEMP_CHARS:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if (
+                stat.S_ISREG(st.st_mode)
+                and st.st_uid == os.getuid()
+                and stat.S_IMODE(st.st_mode) == 0o600
+            ):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone already, or not ours to delete
+    return removed
+
+
 def open_stream(path: Path) -> TextIO | None:
     """A text stream to ``path`` if it is a standard stream, a FIFO or a device, else None.
 

@@ -66,7 +66,7 @@ from .models import (
     RowResult,
     Status,
 )
-from .outputs import Kind, Output, check_outputs, results_outputs
+from .outputs import Kind, Output, check_outputs, remove_leftovers, results_outputs
 from .progress import Progress
 from .record import (
     Journal,
@@ -478,6 +478,8 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
     t0 = time.monotonic()
     results_path = opts.results_path
     with RunLock(results_path), ExitStack() as files:
+        for leftover in remove_leftovers(results_path):  # a killed run's half-written file
+            say(f"note: removed {leftover.name}, left by an earlier run that was killed")
         table: Table | None = None
         if opts.command == "undo":
             rows: Iterable[RowResult | Job] = _undo_rows(opts, say)

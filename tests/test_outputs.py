@@ -138,6 +138,39 @@ def test_a_planted_temp_file_link_is_not_followed(hostile: HostileServer, tmp_pa
     assert [r["status"] for r in read_results(results)] == ["imported"] * 3
 
 
+def test_a_killed_runs_leftover_temp_files_are_removed_and_nothing_else(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    """``kill -9`` during a rewrite leaves ``.in.results.csv.<random>.tmp``; the next run
+    (holding the lock) deletes it, and only it: a link, another mode, another name stay."""
+    csv = tmp_path / "in.csv"
+    write_numbers(csv, 3)
+    leftover = tmp_path / ".in.results.csv.k3_x9q0a.tmp"
+    leftover.write_text("row,phone_number\n")
+    leftover.chmod(0o600)
+    target = tmp_path / "target"
+    before = precious(target)
+    keep = {
+        ".in.results.csv.link0000.tmp": "link",
+        ".in.results.csv.public00.tmp": "0644",
+        ".in.results.csv.toolong000.tmp": "0600",
+        ".in.results.csv.tmp": "0600",
+        ".other.csv.abcdefgh.tmp": "0600",
+    }
+    for name, kind in keep.items():
+        if kind == "link":
+            (tmp_path / name).symlink_to(target)
+        else:
+            (tmp_path / name).write_text("x")
+            (tmp_path / name).chmod(int(kind, 8))
+    done = run_to(hostile, csv)
+    assert done.code == 0, done.stderr
+    assert not leftover.exists()
+    assert "removed .in.results.csv.k3_x9q0a.tmp" in done.stderr
+    assert all(os.path.lexists(tmp_path / name) for name in keep)
+    assert snapshot(target) == before
+
+
 @as_nobody
 def test_a_lock_planted_by_another_user_does_not_truncate_roots_file(
     hostile: HostileServer, shared_dir: Path
