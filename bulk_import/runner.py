@@ -51,6 +51,7 @@ from .errors import (
     UsageError,
     WriteError,
 )
+from .firstrows import FirstRows
 from .load import Table, open_table
 from .lock import RunLock
 from .models import (
@@ -229,10 +230,13 @@ class _Run:
         self.say = say
         self.input_changed: InputChangedError | None = None
         self.earlier: Counter[str] = Counter()  # rows --resume found done by earlier runs
-        self.sent: Counter[int] = Counter()  # requests that may store, by row (cut rows)
+        #: Requests that may store, by row in flight (for a cut row's attempts); a row's
+        #: count goes when it finishes, so this holds at most ``concurrency`` rows.
+        self.sent: Counter[int] = Counter()
         self.reporter = _Reporter(opts.on_row)
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
+        self.sent.pop(result.row, None)
         self.journal.record(result, durable=durable)
         self.writer.append(result)
         self.progress.update(result)
@@ -510,7 +514,12 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                     "map one with --map)"
                 )
             validator = Validator(
-                defaults=opts.defaults, default_region=opts.default_region, partial=opts.partial
+                defaults=opts.defaults,
+                default_region=opts.default_region,
+                partial=opts.partial,
+                # A sending run keeps its numbers compact (memory flat in the rows); the dry
+                # run's column-wise checks want a dict's speed.
+                seen=None if opts.dry_run else FirstRows(),
             )
             if opts.dry_run:
                 try:

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from bulk_import import phones
 from bulk_import.errors import MissingColumnsError, UsageError
+from bulk_import.firstrows import RowIndex
 from bulk_import.models import (
     E164,
     E164_RE,
@@ -149,6 +150,7 @@ class Validator:
         defaults: Mapping[str, str] | None = None,
         default_region: str | None = None,
         partial: bool = False,
+        seen: RowIndex | None = None,
     ) -> None:
         given = (defaults or {}).items()
         #: Only ``phoneNumber`` is required (an update): a row lacking a field needed to
@@ -156,7 +158,9 @@ class Validator:
         self.partial = partial
         self.defaults = {k: t for k, v in given if k in FIELD_BY_JSON and (t := v.strip())}
         self.region = _check_region(default_region)
-        self._seen: dict[str, int] = {}  # normalized phoneNumber -> first row
+        #: normalized phoneNumber -> first row: a dict unless given (a sending run gives a
+        #: ``FirstRows``, which holds a number in 16 bytes, not 130)
+        self._seen: RowIndex = {} if seen is None else seen
 
     def check(self, raw: RawRow) -> Job | RowResult:
         """A ``Job`` for a good row, else a ``RowResult`` with status ``invalid``."""
@@ -367,7 +371,7 @@ def _phone_or_none(text: str, region: str | None) -> str | None:
         return None
 
 
-def _duplicates(seen: dict[str, int], phones: list[str | None], rows: list[int]) -> list[int]:
+def _duplicates(seen: RowIndex, phones: list[str | None], rows: list[int]) -> list[int]:
     """Positions whose number an earlier row has, claiming new numbers in ``seen`` as
     ``check`` does.
 
