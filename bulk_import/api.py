@@ -39,7 +39,8 @@ from httpx_aiohttp import AiohttpTransport  # keeps its throughput at many conne
 from . import __version__
 from .defaults import CONCURRENCY, TIMEOUT
 from .errors import ApiError, AuthError, ConnectionFailed
-from .models import ImportRequest, PhoneNumberRecord, RateLimitInfo
+from .models import RateLimitInfo
+from .payloads import ImportRequest, PhoneNumberRecord
 
 IMPORT_PATH = "/v1/phone-numbers/import"
 NUMBERS_PATH = "/v1/phone-numbers"

@@ -654,7 +654,7 @@ def resolve_trunk_password(
 
 def _failure_limit(text: str) -> FailureLimit:
     """``--max-failures``: ``N`` rows, or ``P%`` of the rows answered."""
-    from .models import FailureLimit  # pydantic: not loaded for --help
+    from .models import FailureLimit  # here: --help answers without loading the stages
 
     raw = text.strip()
     try:

@@ -21,8 +21,12 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .models import FIELD_BY_JSON, FIELDS, PATCH_NAMES, PhoneNumberRecord, Record
+from .models import FIELD_BY_JSON, FIELDS, PATCH_NAMES, Record
+
+if TYPE_CHECKING:
+    from .payloads import PhoneNumberRecord
 
 #: The fields an update may change (every field but the number), in field order.
 CHANGEABLE: tuple[str, ...] = tuple(PATCH_NAMES)
@@ -63,10 +67,10 @@ def record_fields(record: PhoneNumberRecord | Mapping[str, object] | None) -> Re
     """A record as ``{JSON field name: value}`` (the number under ``phoneNumber``)."""
     if record is None:
         return {}
-    if isinstance(record, PhoneNumberRecord):
-        data: Mapping[str, object] = record.model_dump(by_alias=True)
-    else:
-        data = record
+    if isinstance(record, Mapping):
+        data: Mapping[str, object] = record
+    else:  # a PhoneNumberRecord (not imported here: pydantic loads only where needed)
+        data = record.model_dump(by_alias=True)
     out: Record = {}
     for name in CHANGEABLE:
         if name in data:

@@ -23,9 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from bulk_import import phones
 from bulk_import.errors import MissingColumnsError, UsageError
@@ -38,13 +36,15 @@ from bulk_import.models import (
     REQUIRED_FIELDS,
     SIP_URI_RE,
     Chunk,
-    ImportRequest,
     Job,
     RawRow,
     ResultColumns,
     RowResult,
     Status,
 )
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 _ORDER = {spec.json: i for i, spec in enumerate(FIELDS)}
 _PHONE_FIELDS = tuple(spec.json for spec in FIELDS if spec.phone)
@@ -185,6 +185,9 @@ class Validator:
             if first != raw.row:
                 problems["phoneNumber"] = f"duplicate of row {first}"
         body = {k: v for k, v in values.items() if k not in problems}
+        # Here, not at the top: a dry run of good rows never comes here (no pydantic to load).
+        from bulk_import.payloads import ImportRequest, ValidationError
+
         absent = [f for f in REQUIRED_FIELDS if f not in values and f != "phoneNumber"]
         if self.partial and absent and "phoneNumber" in values:
             # Check the fields it gives by the same rules, with stand-ins for the others.

@@ -22,7 +22,8 @@ from bulk_import.api import (
 )
 from bulk_import.decide import decide_update
 from bulk_import.errors import ApiError, AuthError, ConnectionFailed
-from bulk_import.models import ImportRequest, RateLimitInfo
+from bulk_import.models import RateLimitInfo
+from bulk_import.payloads import ImportRequest
 
 KEY = "sk-test-3b9c1d2e7f"
 PASSWORD = "Pw-9f8e7d6c5b4a"

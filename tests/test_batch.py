@@ -490,7 +490,8 @@ def test_undo_of_an_update_without_its_journal_says_so(api: Any, tmp_path: Path)
 def test_a_patch_in_doubt_resumes_as_updated(api: Any, tmp_path: Path) -> None:
     """Killed after the PATCH was sent, before its answer: the resume finds the record as
     sent and reports ``updated`` (not ``imported``), keeping the record from before."""
-    from bulk_import.models import ImportRequest, Job
+    from bulk_import.models import Job
+    from bulk_import.payloads import ImportRequest
     from bulk_import.record import Journal, journal_path
 
     file = tmp_path / "numbers.csv"

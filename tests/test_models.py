@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bulk_import.models import FIELDS, PATCH_NAMES, ImportRequest
+from bulk_import.models import FIELDS, PATCH_NAMES
+from bulk_import.payloads import ImportRequest
 from bulk_import.sandbox.app import PatchRequest
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bulk_import.models import DONE_STATUSES, ImportRequest, Job, RowResult, Status
+from bulk_import.models import DONE_STATUSES, Job, RowResult, Status
+from bulk_import.payloads import ImportRequest
 from bulk_import.record import (
     RESULT_COLUMNS,
     Journal,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bulk_import.models import PhoneNumberRecord
+from bulk_import.payloads import PhoneNumberRecord
 from bulk_import.sandbox import Fault, SandboxConfig, SandboxServer
 from bulk_import.sandbox.faults import FaultDice
 

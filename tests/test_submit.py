@@ -15,7 +15,8 @@ import pytest
 from bulk_import.api import SigmaMindAPI
 from bulk_import.defaults import MAX_ATTEMPTS
 from bulk_import.errors import AuthError, UnreachableError
-from bulk_import.models import ImportRequest, Job, Kept, Record, RowResult, Status
+from bulk_import.models import Job, Kept, Record, RowResult, Status
+from bulk_import.payloads import ImportRequest
 from bulk_import.ratelimit import RateLimiter
 from bulk_import.retry import RetryPolicy
 from bulk_import.submit import SubmitOptions, SubmitReport, submit

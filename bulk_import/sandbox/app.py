@@ -5,7 +5,7 @@ This module owns ``SandboxState`` (the stored numbers and the counters tests rea
 request (count it, wait ``latency_ms``, rate-limit, check ``X-API-Key``, count the
 answer's status) and hands the request to a Starlette router whose handlers implement
 the endpoints of docs/contract.md ("The API") with the validation rules of
-``bulk_import.models.ImportRequest``.
+``bulk_import.payloads.ImportRequest``.
 
 ``/_sandbox/stats`` (GET) and ``/_sandbox/reset`` (POST) need no key, are not counted and
 are never delayed, limited or faulted.
@@ -31,8 +31,8 @@ from bulk_import.models import (
     PATCH_NAMES,
     RULES,
     SIP_URI_RE,
-    ImportRequest,
 )
+from bulk_import.payloads import ImportRequest
 from bulk_import.sandbox.faults import TRANSPORT_KEY, DropConnection, FaultDice
 from bulk_import.sandbox.limits import RateLimit, format_retry_after
 from bulk_import.sandbox.settings import Fault, SandboxConfig
