@@ -857,21 +857,25 @@ class _BookReader(_Reader):
 
     def _text_rows(self) -> Iterator[list[str]]:
         for values in self.sheet_data.iter_rows():
-            yield [v if v.__class__ is str else _cell_text(v) for v in values]
+            yield _texts(values)
 
-    def batches(
-        self, size: int, skip: int = 0
-    ) -> Iterator[tuple[int, list[list[str]], dict[int, str]]]:
+    def _raw_batches(self, size: int, skip: int) -> Iterator[tuple[int, list[list[Any]]]]:
+        """(first row number, up to ``size`` rows as calamine gives them), from the data row
+        after the first ``skip`` on."""
         with _workbook_errors(self.path):
             rows = self.sheet_data.iter_rows()
             for _ in islice(rows, self.header_row + skip):
                 pass
             first = self.header_row + 1 + skip
             while raw := list(islice(rows, size)):
-                batch = [[v if v.__class__ is str else _cell_text(v) for v in r] for r in raw]
-                del raw
-                yield first, batch, {}
-                first += len(batch)
+                yield first, raw
+                first += len(raw)
+
+    def batches(
+        self, size: int, skip: int = 0
+    ) -> Iterator[tuple[int, list[list[str]], dict[int, str]]]:
+        for first, raw in self._raw_batches(size, skip):
+            yield first, [_texts(r) for r in raw], {}
 
     def column_batches(
         self, size: int, skip: int = 0
@@ -882,20 +886,13 @@ class _BookReader(_Reader):
         At most ``BOOK_BATCH_ROWS`` rows at a time, whatever ``size`` asks: calamine's rows
         are Python lists, and a few thousand of them at once read fastest.
         """
-        size = min(size, BOOK_BATCH_ROWS)
-        with _workbook_errors(self.path):
-            rows = self.sheet_data.iter_rows()
-            for _ in islice(rows, self.header_row + skip):
-                pass
-            first = self.header_row + 1 + skip
-            while raw := list(islice(rows, size)):
-                count, columns = len(raw), _transposed(raw)
-                del raw
-                for pos, column in enumerate(columns):
-                    if set(map(type, column)) != {str}:  # C-level: no Python call per cell
-                        columns[pos] = [v if v.__class__ is str else _cell_text(v) for v in column]
-                yield first, columns, count, {}
-                first += count
+        for first, raw in self._raw_batches(min(size, BOOK_BATCH_ROWS), skip):
+            count, columns = len(raw), _transposed(raw)
+            del raw
+            for pos, column in enumerate(columns):
+                if set(map(type, column)) != {str}:  # C-level: no Python call per cell
+                    columns[pos] = _texts(column)
+            yield first, columns, count, {}
 
     def sheets_with(self, fields: Sequence[str], mapping: Mapping[str, str]) -> list[str]:
         """The other sheets whose header (found as in ``open``) has every one of ``fields``."""
@@ -904,10 +901,7 @@ class _BookReader(_Reader):
             for name in self.book.sheet_names:
                 if name == self.sheet:
                     continue
-                rows = (
-                    [v if v.__class__ is str else _cell_text(v) for v in r]
-                    for r in self.book.get_sheet_by_name(name).iter_rows()
-                )
+                rows = map(_texts, self.book.get_sheet_by_name(name).iter_rows())
                 picked = _pick_header(rows, None, mapping)
                 if picked is None:
                     continue
@@ -965,6 +959,11 @@ def _workbook_errors(path: Path) -> Iterator[None]:
             hint="is it really an Excel or OpenDocument file? open it and save it as "
             ".xlsx, or export it as CSV UTF-8",
         ) from exc
+
+
+def _texts(values: Iterable[Any]) -> list[str]:
+    """``_cell_text`` of each value, without a call for the text cells (most of them)."""
+    return [v if v.__class__ is str else _cell_text(v) for v in values]
 
 
 def _cell_text(value: Any) -> str:

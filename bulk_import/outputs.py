@@ -313,9 +313,9 @@ def remove_leftovers(path: Path) -> list[Path]:
         return removed
     for entry in entries:
         name = entry.name
-        middle = name[len(prefix) : -len(".tmp")]
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
+        middle = name[len(prefix) : -len(".tmp")]
         if len(middle) != 8 or not set(middle) <= _TEMP_CHARS:
             continue
         try:

@@ -177,7 +177,7 @@ def read_results_csv(path: Path, *, strict: bool = False) -> Iterator[RowResult]
         raise ResultsFileError(f"can't read the earlier results file {path}: {exc}") from exc
     with f:
         reader = csv.DictReader(f)
-        missing = [name for name in _KEY_COLUMNS if name not in (reader.fieldnames or ())]
+        missing = [name for name in KEY_COLUMNS if name not in (reader.fieldnames or ())]
         if strict and missing:
             raise not_results(path, missing)
         for record in reader:
@@ -201,7 +201,7 @@ def read_results_csv(path: Path, *, strict: bool = False) -> Iterator[RowResult]
 
 
 #: The columns without which a file is not a results file.
-_KEY_COLUMNS = ("row", "phone_number", "status")
+KEY_COLUMNS = RESULT_COLUMNS[:3]
 
 
 def not_results(path: Path, missing: list[str]) -> ResultsFileError:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsFileError
 from .models import ResultColumns, RowResult, Status
-from .record import RESULT_COLUMNS, not_results
+from .record import KEY_COLUMNS, RESULT_COLUMNS, not_results
 from .xlsxstream import StreamingWorkbook
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def read_results_xlsx(path: Path, *, strict: bool = False) -> Iterator[RowResult
         book = CalamineWorkbook.from_path(str(path))
         names = list(book.sheet_names)
         if strict and RESULTS_SHEET not in names:
-            raise not_results(path, list(RESULT_COLUMNS[:3]))
+            raise not_results(path, list(KEY_COLUMNS))
         rows = book.get_sheet_by_name(RESULTS_SHEET).iter_rows()
         header = [str(c) for c in next(rows, [])]
     except ResultsFileError:
