@@ -20,7 +20,8 @@ was sent, a DELETE when the number is gone (404).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, NamedTuple
 
 from .api import Answer, AnswerKind, Pager, SigmaMindAPI
 from .decide import (
@@ -29,6 +30,7 @@ from .decide import (
     decide_update,
     describe,
     diff,
+    drift,
     matches_body,
     not_restorable,
     record_fields,
@@ -187,8 +189,40 @@ def _keep_before(run: _Submission, row: _Row, decision: Decision) -> None:
 # -- undo ------------------------------------------------------------------------------
 
 
+async def _check_unchanged(run: _Submission, row: _Row) -> RowResult | Record:
+    """Undo's look before it writes back: the record, if it still shows what the batch
+    left (``job.expected``); else the row's result (gone, or ``changed_since``)."""
+    record = await _read(run, row)
+    if record is None:
+        if row.in_doubt and row.job.action is Action.DELETE:  # our lost DELETE did it
+            row.settled()
+            return row.result(Status.DELETED)
+        row.settled()
+        return row.result(Status.NOT_FOUND, error="already gone")
+    expected = row.job.expected or {}
+    if row.in_doubt and row.job.action is Action.RESTORE:
+        body = restore_body(row.job.before, row.job.changed)
+        if body and matches_body(record, body):  # our lost PATCH back did it
+            row.settled()
+            return row.result(Status.RESTORED)
+    changed = drift(expected, record)
+    if changed and not run.options.force:
+        row.settled()
+        return row.result(
+            Status.CHANGED_SINCE,
+            sip=record.get("phoneNumber"),
+            error="changed since the batch: left as it is (--force to undo it anyway)",
+            changes=describe(changed),
+        )
+    return record
+
+
 async def _delete(run: _Submission, row: _Row) -> RowResult:
     number = row.job.phone_number
+    if row.job.expected is not None and run.options.writes:
+        checked = await _check_unchanged(run, row)
+        if isinstance(checked, RowResult):
+            return checked
     if not run.options.writes:
         return row.result(Status.WOULD_DELETE)
     answer = await run.request(row, lambda: run.api.delete(number), stores=True)
@@ -208,6 +242,10 @@ async def _restore(run: _Submission, row: _Row) -> RowResult:
     body = restore_body(job.before, job.changed)
     lost = not_restorable(job.before, job.changed)
     note = "; ".join(f"{name}: {_NOT_RESTORABLE}" for name in lost)
+    if job.expected is not None and run.options.writes:
+        checked = await _check_unchanged(run, row)
+        if isinstance(checked, RowResult):
+            return dataclasses.replace(checked, error=checked.error or note)
     if not run.options.writes:
         return row.result(Status.WOULD_RESTORE, error=note)
     if not body:
@@ -229,8 +267,24 @@ async def list_account(
     api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy
 ) -> list[Record]:
     """Every number of the account (all pages), each page retried and rate-limited."""
+    return (await list_pages(api, limiter, policy)).records
+
+
+class Listing(NamedTuple):
+    """The account's numbers as listed: ``complete`` False when the listing stopped at
+    its page budget or a page could not be read; ``requests`` sent, retries included."""
+
+    records: list[Record]
+    complete: bool
+    requests: int
+
+
+async def list_pages(
+    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy, *, max_pages: int | None = None
+) -> Listing:
+    """The account's numbers, at most ``max_pages`` pages of them."""
     try:
-        return await _list_account(api, limiter, policy)
+        return await _list_account(api, limiter, policy, max_pages)
     except (Transient, ConnectionFailed) as exc:
         what = f"HTTP {exc.status}" if isinstance(exc, Transient) else "no answer"
         raise UnreachableError(
@@ -240,16 +294,21 @@ async def list_account(
 
 
 async def _list_account(
-    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy
-) -> list[Record]:
+    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy, max_pages: int | None
+) -> Listing:
     pager = Pager()
     records: list[Record] = []
+    pages = requests = 0
     while (step := pager.next_request()) is not None:
+        if max_pages is not None and pages >= max_pages:
+            return Listing(records, False, requests)
+        pages += 1
         url, params = step
         data = None
         async for attempt in policy.retrying():
             with attempt:
                 sent_at = await limiter.acquire()
+                requests += 1
                 answer, data = await api.list_page(url, params)
                 if answer.rate_limit is not None:
                     limiter.observe(answer.rate_limit, sent_at=sent_at)
@@ -273,4 +332,4 @@ async def _list_account(
                     )
         for record in pager.take(data):
             records.append(record_fields(record))
-    return records
+    return Listing(records, pager.understood, requests)

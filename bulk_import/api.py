@@ -307,6 +307,9 @@ class Pager:
         self._next: tuple[str | None, dict[str, str]] | None = (None, {"limit": str(page_size)})
         self._seen_steps: set[str] = set()
         self._seen_numbers: set[str] = set()
+        #: False once a page was not in a shape this reads (its numbers may be missing):
+        #: such a listing can't prove a number absent.
+        self.understood = True
 
     def next_request(self) -> tuple[str | None, dict[str, str] | None] | None:
         """``(url or None, params)`` of the next page to ask for, or None when done."""
@@ -322,17 +325,25 @@ class Pager:
         if isinstance(data, dict):
             meta = data
             items = next((data[k] for k in LIST_KEYS if isinstance(data.get(k), list)), [])
+        if isinstance(data, dict) and not any(isinstance(data.get(k), list) for k in LIST_KEYS):
+            self.understood = False
         if not isinstance(items, list):
+            self.understood = False
             items = []
         records: list[PhoneNumberRecord] = []
         for item in items:
             if not isinstance(item, dict):
+                self.understood = False
                 continue
             record = PhoneNumberRecord.from_answer(item)  # leniently: never raises
             if record is None:
+                self.understood = False
                 continue
             key = record.sip_phone_number or item.get("phoneNumber")
-            if not isinstance(key, str) or key in self._seen_numbers:
+            if not isinstance(key, str):
+                self.understood = False
+                continue
+            if key in self._seen_numbers:
                 continue
             self._seen_numbers.add(key)
             records.append(record)

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the spreadsheet: .csv, .tsv, .txt, .xlsx, .xlsm, .xlsb, .xls or .ods",
     )
     _run_options(run)
+    _ledger_options(run, "run")
     run.set_defaults(command_name="run")
     _batch_commands(sub)
 
@@ -184,7 +185,29 @@ def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             _connection_options(command)
         elif name != "template":
             _run_options(command)
+            _ledger_options(command, name)
         command.set_defaults(command_name=name)
+
+
+def _ledger_options(p: argparse.ArgumentParser, name: str) -> None:
+    """What the batch's ledger lets a person overrule (docs/contract.md, "A batch is a
+    ledger"): its account, and (undo) a number changed since the batch."""
+    if name == "plan":
+        return
+    ledger = p.add_argument_group("the batch's ledger")
+    ledger.add_argument(
+        "--other-account",
+        action="store_true",
+        help="go on although the batch was sent to another --base-url or API key"
+        + (" (undo)" if name == "undo" else " (--resume)"),
+    )
+    if name == "undo":
+        ledger.add_argument(
+            "--force",
+            action="store_true",
+            help="delete or restore a number even if it changed since the batch "
+            "(otherwise: changed_since, left as it is)",
+        )
 
 
 def _connection_options(p: argparse.ArgumentParser) -> None:
@@ -407,6 +430,8 @@ FLAGS: dict[str, str] = {
     "failed_rows": "--failed-rows",
     "encoding": "--encoding",
     "base_url": "--base-url",
+    "other_account": "--other-account",
+    "force": "--force",
     "api_key": f"an API key ({API_KEY_ENV} or --api-key-file PATH)",
     "concurrency": "--concurrency",
     "rate": "--rate",
@@ -578,6 +603,8 @@ def _run(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         command=args.command_name,
         yes=getattr(args, "yes", False),
+        other_account=getattr(args, "other_account", False),
+        force=getattr(args, "force", False),
         confirm=_ask if _on_terminal() else None,
     )
     say = (lambda _text: None) if args.quiet else _warn

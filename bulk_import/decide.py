@@ -39,7 +39,7 @@ class Change:
 
     field: str
     old: str | None
-    new: str
+    new: str | None
     #: False when the account does not return this field (its old value is unknown)
     known: bool = True
 
@@ -150,14 +150,30 @@ def matches_body(record: Record, body: Mapping[str, str | None]) -> bool:
     return True
 
 
-def fingerprint(fields: Mapping[str, str], salt: bytes) -> dict[str, str]:
-    """Per field, a salted hash of the row's value: compares rows without keeping them.
+def drift(expected: Mapping[str, str | None], record: Record) -> tuple[Change, ...]:
+    """What changed in ``record`` since the batch left it as ``expected`` (its visible
+    fields, JSON or PATCH names): each ``Change`` goes from the batch's value to today's.
+    Fields the record does not carry, and secrets, can't be compared and are skipped."""
+    by_patch_name = {v: k for k, v in PATCH_NAMES.items()}
+    changes: list[Change] = []
+    for given, value in expected.items():
+        name = by_patch_name.get(given, given)
+        if name in SECRET_FIELDS or name not in FIELD_BY_JSON or name not in record:
+            continue
+        if record.get(name) != value:
+            changes.append(Change(name, value, record.get(name)))
+    order = {f.json: i for i, f in enumerate(FIELDS)}
+    return tuple(sorted(changes, key=lambda c: order[c.field]))
 
-    The salt is the journal's own random value, so the hash of a trunk password can't be
-    looked up in a table of common passwords.
+
+def fingerprint(fields: Mapping[str, str], key: bytes) -> dict[str, str]:
+    """Per field, a keyed hash of the row's value: compares rows without keeping them.
+
+    The key is derived from the API key and the journal's salt and is never stored
+    (ledger.py), so the journal alone can't be used to guess a trunk password offline.
     """
     return {
-        name: hmac.new(salt, f"{name}={value}".encode(), hashlib.sha256).hexdigest()[:32]
+        name: hmac.new(key, f"{name}={value}".encode(), hashlib.sha256).hexdigest()[:32]
         for name, value in sorted(fields.items())
         if name in FIELD_BY_JSON
     }

@@ -125,6 +125,10 @@ class Status(StrEnum):
     WOULD_UPDATE = "would_update"
     WOULD_DELETE = "would_delete"
     WOULD_RESTORE = "would_restore"
+    # undo, against the batch's ledger (docs/contract.md, "A batch is a ledger")
+    CHANGED_SINCE = "changed_since"
+    ALREADY_UNDONE = "already_undone"
+    SKIPPED = "skipped"
 
 
 #: Statuses that mean "this number is done": --resume skips them.
@@ -154,6 +158,7 @@ OK_BY_COMMAND: dict[str, frozenset[Status]] = {
             Status.NOT_FOUND,
             Status.WOULD_DELETE,
             Status.WOULD_RESTORE,
+            Status.ALREADY_UNDONE,
         }
     ),
 }
@@ -258,7 +263,8 @@ class Job:
     the number (``request`` is that body, and an error without it); ``wanted`` is every
     field the row gives (JSON names, the number included), which is all an update needs.
     ``before`` is the record to put back (``Action.RESTORE``); ``changed`` the fields the
-    earlier run changed.
+    earlier run changed; ``expected`` what the batch left in the account (the visible
+    fields it created or set), which undo checks the record still shows before it writes.
     """
 
     row: int
@@ -268,6 +274,7 @@ class Job:
     number: str
     before: dict[str, str | None]
     changed: tuple[str, ...]
+    expected: dict[str, str | None] | None
 
     def __init__(
         self,
@@ -279,6 +286,7 @@ class Job:
         number: str = "",
         before: dict[str, str | None] | None = None,
         changed: tuple[str, ...] = (),
+        expected: dict[str, str | None] | None = None,
     ) -> None:
         put = object.__setattr__
         put(self, "row", row)
@@ -288,6 +296,7 @@ class Job:
         put(self, "number", number)
         put(self, "before", before or {})
         put(self, "changed", changed)
+        put(self, "expected", expected)
 
     @property
     def request(self) -> ImportRequest:
@@ -335,6 +344,9 @@ class RowResult:
     attempts: int = 0
     error: str = ""
     changes: str = ""
+    #: A write of this row left and got no definitive answer: it may have been applied,
+    #: and the journal keeps it in doubt for ``--resume`` (not a column of the file).
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

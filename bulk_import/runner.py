@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import math
+import os
 import secrets
 import signal
 import threading
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import DEFAULT_BASE_URL, check_base_url
-from .decide import changed_fields, fingerprint
+from .decide import changed_fields
 from .defaults import (
     CONCURRENCY,
     EXIT_ABORTED,
@@ -44,6 +46,7 @@ from .defaults import (
 )
 from .errors import (
     ApiError,
+    AuthError,
     BulkImportError,
     InputChangedError,
     MissingColumnsError,
@@ -52,10 +55,12 @@ from .errors import (
     WriteError,
 )
 from .firstrows import FirstRows
+from .ledger import Account, Journal, NumberFacts, batch_started
 from .load import Table, open_table
 from .lock import RunLock
 from .models import (
     DONE_STATUSES,
+    E164_RE,
     OK_BY_COMMAND,
     Action,
     FailureLimit,
@@ -70,20 +75,21 @@ from .models import (
 from .outputs import Kind, Output, check_outputs, remove_leftovers, results_outputs
 from .progress import Progress
 from .record import (
-    Journal,
     ResultsWriter,
     RunLog,
     Summary,
     journal_path,
-    read_befores,
     read_results_csv,
     write_results_columns,
     write_summary_json,
 )
 from .sheets import XlsxResults, is_workbook_path, read_results_xlsx, write_failed_rows
-from .validate import Validator, check_columns
+from .validate import Validator, check_columns, shape
 
 if TYPE_CHECKING:
+    from .api import SigmaMindAPI
+    from .ratelimit import RateLimiter
+    from .retry import RetryPolicy
     from .submit import SubmitReport
 
 #: The error of a row whose request was cut in flight (a second interrupt).
@@ -129,6 +135,10 @@ class RunOptions:
     command: str = "run"
     #: undo: go ahead without asking.
     yes: bool = False
+    #: undo, --resume: act although the batch was sent to another base URL or key.
+    other_account: bool = False
+    #: undo: delete and restore numbers changed since the batch too (``changed_since``).
+    force: bool = False
     #: undo on a terminal: asked with what will be done; True to go ahead.
     confirm: Callable[[str], bool] | None = field(default=None, repr=False)
     #: Given each row this run finishes (``RowResult``), as it is recorded: invalid rows,
@@ -141,7 +151,7 @@ class RunOptions:
     def results_path(self) -> Path:
         if self.output is not None:
             return self.output
-        suffix = {"plan": "plan", "undo": "undo"}.get(self.command, "results")
+        suffix = {"plan": "plan", "undo": "undo", "update": "update"}.get(self.command, "results")
         return self.file.with_name(f"{self.file.stem}.{suffix}.csv")
 
     @property
@@ -151,7 +161,8 @@ class RunOptions:
 
     @property
     def shows_changes(self) -> bool:
-        return self.command in ("plan", "update") or (
+        # undo's ``changes`` say what changed since the batch (``changed_since``)
+        return self.command in ("plan", "update", "undo") or (
             self.command == "run" and self.on_existing == "update"
         )
 
@@ -206,7 +217,14 @@ class RunOptions:
             outputs.append(Output("--log-file", self.log_file, Kind.APPENDED, streams=True))
         if self.failed_rows is not None:
             outputs.append(Output("--failed-rows", self.failed_rows, Kind.REPLACED))
+        if self.command == "undo" and not self.dry_run:  # the batch's ledger is marked
+            outputs.append(Output("the journal of RESULTS", journal_path(self.file), Kind.DATABASE))
         return outputs
+
+    @property
+    def account(self) -> Account | None:
+        """Where this run sends (recorded in, and checked against, the batch's ledger)."""
+        return Account(self.base_url, self.api_key) if self.api_key else None
 
 
 class _Run:
@@ -234,6 +252,8 @@ class _Run:
         #: count goes when it finishes, so this holds at most ``concurrency`` rows.
         self.sent: Counter[int] = Counter()
         self.reporter = _Reporter(opts.on_row)
+        #: undo: the ledger of the batch being undone (each number put back is marked).
+        self.batch: Journal | None = None
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
         self.sent.pop(result.row, None)
@@ -260,6 +280,9 @@ class _Run:
     def before_of(self, phone: str) -> Kept | None:
         return self.journal.before_of(phone)
 
+    def existed(self, phone: str) -> str:
+        return self.journal.existed(phone)
+
     def tell(self, text: str) -> None:
         """A message while the progress bar may be showing: printed above it."""
         self.progress.write(text, self.say)
@@ -268,12 +291,19 @@ class _Run:
         job = self.pending.pop(result.row, None)
         keeps = self.opts.command in ("run", "update")
         if job is not None and keeps and result.status in DONE_STATUSES:
-            self.journal.keep_fingerprint(job.phone_number, fingerprint(job.fields(), self.salt))
+            phone = job.phone_number
+            if result.status is Status.UPDATED and self.journal.is_created(phone):
+                # An edited row resumed, PATCHed onto the number this batch created: it is
+                # still this batch's import (undo deletes it).
+                result = dataclasses.replace(result, status=Status.IMPORTED)
+            self.journal.keep_fingerprint(phone, self.journal.fingerprint(job.fields()))
+            if result.status is Status.IMPORTED:
+                self.journal.created(phone, job.fields())
+        if self.batch is not None and result.status in _UNDONE:
+            # Marked in the batch's ledger first: a kill between the two leaves the number
+            # "undone" there, so no later undo of the batch can touch it again.
+            self.batch.mark_undone(result.phone_number, result.status.value)
         self.finish(result)
-
-    @property
-    def salt(self) -> bytes:
-        return self.journal.salt
 
     def jobs(self, rows: Iterable[RowResult | Job]) -> Iterator[Job]:
         """The valid rows still to send; every other row is recorded on the way.
@@ -290,6 +320,12 @@ class _Run:
     def _jobs(self, rows: Iterable[RowResult | Job]) -> Iterator[Job]:
         for checked in rows:
             if isinstance(checked, RowResult):
+                if self.opts.resume and checked.status is Status.ALREADY_UNDONE:
+                    # undone by the run this one resumes: shown as that run did it
+                    earlier = self.journal.done_before(checked.phone_number, checked.row)
+                    if earlier is not None:
+                        self.finish(earlier, durable=False, earlier=True)
+                        continue
                 self.finish(checked, durable=False)
                 continue
             if self.opts.resume:
@@ -304,8 +340,10 @@ class _Run:
                             f"changed since it was done: {', '.join(edited)} "
                             "(not applied; --on-existing update applies it)"
                         )
+                        # Its status stays what the batch did to it: an imported number
+                        # is still this batch's to undo.
                         self.finish(
-                            dataclasses.replace(earlier, status=Status.ALREADY_EXISTS, error=note),
+                            dataclasses.replace(earlier, error=note),
                             durable=False,
                             earlier=True,
                         )
@@ -320,7 +358,7 @@ class _Run:
         earlier = self.journal.fingerprint_of(job.phone_number)
         if earlier is None:
             return []
-        return changed_fields(earlier, fingerprint(job.fields(), self.salt))
+        return changed_fields(earlier, self.journal.fingerprint(job.fields()))
 
     def not_attempted(self, jobs: Iterator[Job], why: str) -> None:
         """Mark what was never sent or never reached ``not_attempted``, and a row cut in
@@ -334,7 +372,14 @@ class _Run:
         for job in sorted(self.pending.values(), key=lambda j: j.row):
             if self.journal.was_sent(job):
                 tries = self.sent[job.row]
-                cut = RowResult(job.row, job.phone_number, Status.FAILED, attempts=tries, error=CUT)
+                cut = RowResult(
+                    job.row,
+                    job.phone_number,
+                    Status.FAILED,
+                    attempts=tries,
+                    error=CUT,
+                    in_doubt=True,
+                )
                 self.finish(cut)
             else:
                 self.finish(RowResult(job.row, job.phone_number, Status.NOT_ATTEMPTED, error=why))
@@ -485,8 +530,14 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
         for leftover in remove_leftovers(results_path):  # a killed run's half-written file
             say(f"note: removed {leftover.name}, left by an earlier run that was killed")
         table: Table | None = None
+        batch: Journal | None = None
         if opts.command == "undo":
-            rows: Iterable[RowResult | Job] = _undo_rows(opts, say)
+            # The run that wrote RESULTS, or its --resume, must not go on meanwhile.
+            files.enter_context(RunLock(opts.file))
+            batch = _open_batch(opts)
+            if batch is not None:
+                files.callback(batch.close)
+            rows: Iterable[RowResult | Job] = _undo_rows(opts, say, batch)
             total: int | None = None
         else:
             table = open_table(
@@ -527,10 +578,23 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 except WriteError as exc:  # a full disk; a dry run sends nothing
                     raise ResultsFileError(exc.message, hint=exc.hint, param=exc.param) from exc
             rows = (validator.check(raw) for raw in table.rows())
-            total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
+            if opts.command == "update":  # only ever a PATCH: never a POST (not_found)
+                rows = (_as_update(checked) for checked in rows)
+            counted = opts.progress or opts.command in ("plan", "run")
+            total = table.estimated_rows() if counted else None
+        if not opts.resume and opts.command != "plan":
+            _keep_earlier_batch(results_path, say)
         with ExitStack() as stack:
             had_journal = journal_path(results_path).exists()
-            journal = stack.enter_context(Journal(journal_path(results_path), resume=opts.resume))
+            journal = stack.enter_context(
+                Journal(
+                    journal_path(results_path),
+                    resume=opts.resume,
+                    account=opts.account,
+                    command=opts.command,
+                    other_account=opts.other_account,
+                )
+            )
             stack.push(_nothing_sent_if_unmarked(journal))  # a full disk before any request
             if opts.resume and not had_journal:
                 # The journal has every done row; without it, the results file is what is left.
@@ -541,6 +605,11 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                         else read_results_csv(results_path)
                     )
                     journal.import_previous(earlier)
+                    say(
+                        f"note: --resume without the journal {journal_path(results_path).name}: "
+                        "rows done earlier are taken from the results file, and a row "
+                        "edited since can't be told from the one that was done"
+                    )
                 else:
                     say(f"note: --resume: no earlier results at {results_path}; sending every row")
             writer: ResultsWriter | _XlsxWriter
@@ -553,6 +622,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             log = stack.enter_context(RunLog(opts.log_file))
             progress = stack.enter_context(Progress(total, enabled=opts.progress))
             run = _Run(opts, journal, writer, log, progress, say)
+            run.batch = batch
             log.line(
                 f"start command={opts.command} file={opts.file} results={results_path} "
                 f"dry_run={opts.dry_run} resume={opts.resume} on_existing={opts.on_existing}"
@@ -585,6 +655,14 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                     _failed_rows(opts.failed_rows, table, journal.results_in_order(), say)
             run.reporter.raise_kept()
             this_run = {status: n - run.earlier[status] for status, n in counts.items()}
+            if batch is not None and not opts.dry_run and report is not None:
+                ok = OK_BY_COMMAND["undo"]
+                if (
+                    not aborted
+                    and not interrupted
+                    and all(n == 0 or Status(st) in ok for st, n in counts.items())
+                ):
+                    batch.finish_undo()
             summary = _summarize(
                 opts,
                 log,
@@ -688,9 +766,83 @@ def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
     return on_exit
 
 
-def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult | Job]:
-    """The work of ``undo RESULTS``: its ``imported`` rows (DELETE) and ``updated`` rows
-    (PATCH back to the record its journal kept); every other row is left alone, unlisted.
+#: The undo statuses that put a number back as it was before the batch (or found it gone).
+_UNDONE = frozenset({Status.DELETED, Status.RESTORED, Status.NOT_FOUND})
+
+
+def _as_update(checked: Job | RowResult) -> Job | RowResult:
+    """``update FILE``: a row's job is a read and a PATCH of what differs, whatever columns
+    the row has (a number the account does not hold is ``not_found``, never created)."""
+    if isinstance(checked, RowResult):
+        return checked
+    return Job(
+        checked.row,
+        None,
+        Action.UPDATE,
+        wanted=checked.fields(),
+        number=checked.phone_number,
+    )
+
+
+def _keep_earlier_batch(results: Path, say: Callable[[str], None]) -> None:
+    """A plain re-run keeps the earlier batch at ``results`` (its results and journal,
+    renamed with its start time beside them) so that it can still be undone; a journal
+    that never marked a write (a plan, a run that sent nothing) is simply replaced."""
+    journal = journal_path(results)
+    started = batch_started(journal)
+    if started is None:
+        return
+    for n in range(1, 100):
+        stamp = started if n == 1 else f"{started}-{n}"
+        kept = results.with_name(f"{results.stem}.{stamp}{results.suffix}")
+        kept_journal = journal_path(kept)
+        if not any(p.exists() or p.is_symlink() for p in (kept, kept_journal)):
+            break
+    else:  # pragma: no cover - a hundred batches of the same second
+        raise ResultsFileError(f"can't keep the earlier batch of {results}: too many kept")
+    try:
+        for suffix in ("-wal", "-shm"):  # SQLite's side files go with their database
+            side = Path(f"{journal}{suffix}")
+            if side.exists():
+                os.rename(side, f"{kept_journal}{suffix}")
+        os.rename(journal, kept_journal)
+        if results.exists():
+            os.rename(results, kept)
+    except OSError as exc:
+        raise ResultsFileError(
+            f"can't keep the earlier batch of {results} beside it: {exc}",
+            hint="move it away yourself, or give --resume to go on with it",
+            param="output",
+        ) from exc
+    say(
+        f"note: the earlier batch of {results.name} is kept as {kept.name} (and its "
+        f"journal): `undo {kept}` still undoes it"
+    )
+
+
+def _open_batch(opts: RunOptions) -> Journal | None:
+    """The ledger of the batch ``undo`` undoes (beside RESULTS), checked against the
+    account this undo sends to; None when there is none (or for a dry run's look)."""
+    path = journal_path(opts.file)
+    if not path.exists():
+        return None
+    return Journal(
+        path,
+        resume=True,
+        account=opts.account,
+        command="undo",
+        other_account=opts.other_account or opts.dry_run,  # a dry run sends nothing
+        reopen=True,
+    )
+
+
+def _undo_rows(
+    opts: RunOptions, say: Callable[[str], None], batch: Journal | None
+) -> list[RowResult | Job]:
+    """The work of ``undo RESULTS``, from the batch's ledger: each row RESULTS lists as
+    ``imported`` (DELETE) or ``updated`` (PATCH back the record from before) that the
+    ledger agrees with; every other row is left alone, unlisted (docs/contract.md, "A
+    batch is a ledger").
 
     Says how many of each and where before anything is sent, and asks (``confirm``) unless
     ``yes``; refuses when it can't ask.
@@ -707,39 +859,73 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
         if is_workbook_path(source)
         else read_results_csv(source, strict=True)
     )
-    befores = read_befores(journal_path(source))
+    if batch is None:
+        say(
+            f"note: no journal beside {source} ({journal_path(source).name}): undo acts on "
+            "the results file alone, only on rows whose number is a valid E.164 number, "
+            "and can't check that each is this batch's"
+        )
+    facts = batch.facts() if batch is not None else None
+    finished = batch is not None and batch.meta("undo_finished") is not None
     rows: list[RowResult | Job] = []
     deletes = restores = 0
     for result in results:
-        phone = result.phone_number
-        if result.status is Status.IMPORTED:
-            rows.append(Job(result.row, None, Action.DELETE, number=phone))
-            deletes += 1
-        elif result.status is Status.UPDATED:
-            kept = befores.get(phone)
-            if kept is None:
-                rows.append(
-                    RowResult(
-                        result.row,
-                        phone,
-                        Status.FAILED,
-                        error=f"no record of its old values: the journal "
-                        f"{journal_path(source)} has none; restore it by hand",
-                    )
-                )
-                continue
-            before, _sent, changed = kept
+        if result.status not in (Status.IMPORTED, Status.UPDATED):
+            continue
+        phone, said = result.phone_number, result.status.value
+        if not (E164_RE.match(phone) and phone.isascii()):
+            shown = phone if not phone else shape(phone)
             rows.append(
-                Job(
+                RowResult(
                     result.row,
-                    None,
-                    Action.RESTORE,
-                    number=phone,
-                    before=before,
-                    changed=tuple(changed),
+                    shown,
+                    Status.SKIPPED,
+                    error=f"phone_number: {shown or 'empty'} is not a valid E.164 number: "
+                    "nothing sent for it",
                 )
             )
-            restores += 1
+            continue
+        if finished:
+            rows.append(_skip(result, Status.ALREADY_UNDONE, "undone earlier"))
+            continue
+        fact = facts.get(phone) if facts is not None else None
+        if facts is not None:
+            why = _disagreement(said, fact)
+            if why:
+                rows.append(_skip(result, Status.SKIPPED, why))
+                continue
+            assert fact is not None
+            if fact.undone:
+                rows.append(_skip(result, Status.ALREADY_UNDONE, f"undone earlier ({fact.undone})"))
+                continue
+        if result.status is Status.IMPORTED:
+            expected = dict(fact.sent) if fact is not None else None
+            rows.append(Job(result.row, None, Action.DELETE, number=phone, expected=expected))
+            deletes += 1
+            continue
+        if fact is None or fact.before is None:
+            rows.append(
+                RowResult(
+                    result.row,
+                    phone,
+                    Status.FAILED,
+                    error=f"no record of its old values: the journal "
+                    f"{journal_path(source)} has none; restore it by hand",
+                )
+            )
+            continue
+        rows.append(
+            Job(
+                result.row,
+                None,
+                Action.RESTORE,
+                number=phone,
+                before=fact.before,
+                changed=tuple(fact.changed),
+                expected=dict(fact.sent),
+            )
+        )
+        restores += 1
     where = "(dry run: nothing is sent)" if opts.dry_run else f"at {opts.base_url}"
     what = f"undo: will delete {deletes} number(s) and restore {restores} {where}"
     say(what)
@@ -753,6 +939,21 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
         if not opts.confirm(what):
             raise UsageError("undo cancelled: nothing was sent")
     return rows
+
+
+def _disagreement(said: str, fact: NumberFacts | None) -> str:
+    """Why a results row and the ledger disagree about a number ("" when they agree)."""
+    if fact is None or fact.status is None:
+        return f"the results file says {said}, the journal has no such row: left alone"
+    if fact.status != said:
+        return f"the results file says {said}, the journal says {fact.status}: left alone"
+    if said == Status.IMPORTED.value and not fact.created:
+        return "the journal does not show that this batch created it: left alone"
+    return ""
+
+
+def _skip(result: RowResult, status: Status, why: str) -> RowResult:
+    return RowResult(result.row, result.phone_number, status, error=why)
 
 
 def _dry_run(
@@ -896,7 +1097,7 @@ async def _send(
     from .api import PAGE_SIZE, SigmaMindAPI
     from .ratelimit import RateLimiter
     from .retry import RetryPolicy
-    from .submit import SubmitOptions, submit
+    from .submit import SubmitOptions, stopped_report, submit
 
     stop = asyncio.Event()
     signals = 0
@@ -906,19 +1107,31 @@ async def _send(
     ) as api:
         limiter = RateLimiter(opts.rate)
         retry = RetryPolicy(max_attempts=opts.max_attempts)
-        snapshot = None
-        if opts.command == "plan" and (total is None or total > PAGE_SIZE):
-            # A list of the whole account costs a request per PAGE_SIZE numbers, a GET per
-            # row one per row: for more rows than a page holds, listing is the cheaper.
-            from .actions import list_account
-
-            listed = await list_account(api, limiter, retry)
-            snapshot = {r["phoneNumber"] or "": r for r in listed}
-            run.say(f"plan: read {len(snapshot)} number(s) of the account")
         writes = not (opts.command == "plan" or opts.dry_run)
-        task = asyncio.ensure_future(
-            submit(
-                jobs,
+
+        async def read_then_send() -> SubmitReport:
+            """What is read of the account before sending, then the sending (one task,
+            so that a signal meanwhile is handled like one during the sending)."""
+            snapshot = None
+            if opts.command == "plan" and (total is None or total > PAGE_SIZE):
+                # A list of the whole account costs a request per PAGE_SIZE numbers, a GET
+                # per row one per row: for more rows than a page holds, listing is cheaper.
+                from .actions import list_account
+
+                listed = await list_account(api, limiter, retry)
+                snapshot = {r["phoneNumber"] or "": r for r in listed}
+                run.say(f"plan: read {len(snapshot)} number(s) of the account")
+            reads = 0
+            todo: Iterator[Job] = jobs
+            if opts.command == "run" and writes:
+                first = next(jobs, None)  # nothing left to send (a resume): nothing to read
+                if first is not None:
+                    todo = itertools.chain([first], jobs)
+                    stopped, reads = await _list_before_sending(api, limiter, retry, run, total)
+                    if stopped is not None:
+                        return stopped_report(stopped, requests=reads)
+            report = await submit(
+                todo,
                 api,
                 SubmitOptions(
                     concurrency=opts.concurrency,
@@ -927,13 +1140,17 @@ async def _send(
                     max_failures=opts.max_failures,
                     writes=writes,
                     snapshot=snapshot,
+                    force=opts.force,
                 ),
                 journal=run,
                 on_result=run.on_result,
                 limiter=limiter,
                 stop=stop,
             )
-        )
+            report.requests += reads
+            return report
+
+        task = asyncio.ensure_future(read_then_send())
 
         def on_signal() -> None:
             nonlocal signals
@@ -958,6 +1175,42 @@ async def _send(
             for sig in installed:
                 loop.remove_signal_handler(sig)
     return report, signals > 0
+
+
+#: The least pages read of the account before a run, whatever its size.
+LISTING_PAGES = 20
+
+
+async def _list_before_sending(
+    api: SigmaMindAPI, limiter: RateLimiter, retry: RetryPolicy, run: _Run, total: int | None
+) -> tuple[ApiError | None, int]:
+    """Read which numbers the account holds before the first POST, so that a POST whose
+    answer is lost can be told apart from a number that existed (the ledger's proof of
+    creation).  One request a page: up to ``LISTING_PAGES``, or twice the pages the
+    file's rows would fill, whichever is more; past that, the numbers not seen are
+    "not known".  Returns the error that stops the run (a rejected key), if any, and
+    the requests sent.
+    """
+    from .actions import list_pages
+    from .api import PAGE_SIZE
+
+    budget = max(LISTING_PAGES, 2 * -(-(total or 0) // PAGE_SIZE))
+    try:
+        records, complete, requests = await list_pages(api, limiter, retry, max_pages=budget)
+    except AuthError as exc:
+        return exc, 1
+    except ApiError as exc:  # no list endpoint, or it is down: every number is unknown
+        run.say(f"note: the account's numbers could not be listed before sending: {exc}")
+        return None, 1
+    present = ("+" + "".join(filter(str.isdigit, r.get("phoneNumber") or "")) for r in records)
+    run.journal.set_listing(present, complete=complete)
+    if not complete:
+        run.say(
+            f"note: only {len(records)} number(s) of the account were read before sending "
+            f"(it holds more, or a page of its list could not be read): a lost answer "
+            "about another number is 'not known'"
+        )
+    return None, requests
 
 
 def _install(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:

@@ -12,9 +12,11 @@ One job (``_process_job``):
    decides (stored as sent -> ``imported``, with a note; 404 -> ``failed``).
 3. 409 (or "already exists"): if the row is *in doubt* -- an earlier attempt of this run
    got no answer or a 5xx, or ``journal.in_doubt`` says an earlier run sent it unanswered --
-   GET the number: a record that ``matches`` the request was stored by that lost attempt,
-   so the row is ``imported``.  Otherwise ``--on-existing``: skip -> ``already_exists``,
-   fail -> ``failed``, update -> PATCH -> ``updated``.
+   the ledger decides: a number known absent before the batch's first POST of it was
+   created by that lost attempt (``imported``); one that existed before is never
+   ``imported``; one the ledger can't tell about is ``already_exists`` "may have been
+   created by this run: not known".  Otherwise ``--on-existing``: skip ->
+   ``already_exists``, fail -> ``failed``, update -> PATCH -> ``updated``.
 4. Retries exhausted -> ``failed`` ("no answer after 5 attempts: ..." /
    "HTTP 503 after 5 attempts: ...").
 
@@ -51,6 +53,7 @@ from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
 from .defaults import CONCURRENCY
 from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
+from .ledger import ABSENT, UNKNOWN
 from .models import (
     Action,
     FailureLimit,
@@ -69,6 +72,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Added to the error of a row whose request may have been stored without an answer.
 IN_DOUBT = ": may have been stored; --resume checks"
+#: The error of an ``already_exists`` row whose lost POST may have created it, when the
+#: ledger can't tell whether the number existed before the batch.
+NOT_KNOWN = (
+    "may have been created by this run: not known (the account's list did not show "
+    "whether it existed before); undo leaves it"
+)
 FAILING_STREAK = 3  # requests out of attempts, with no usable answer between: API down
 
 
@@ -89,6 +98,11 @@ class JournalProtocol(Protocol):
         """What ``keep_before`` kept for ``phone`` (this run or an earlier one)."""
         ...
 
+    def existed(self, phone: str) -> str:
+        """Whether ``phone`` existed before the batch's first write of it (``ledger``'s
+        ``ABSENT``, ``PRESENT`` or ``UNKNOWN``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SubmitOptions:
@@ -102,6 +116,8 @@ class SubmitOptions:
     writes: bool = True
     #: The account's records by number, listed beforehand: read instead of a GET per row.
     snapshot: dict[str, dict[str, str | None]] | None = None
+    #: undo: delete and restore even a number changed since the batch (``changed_since``).
+    force: bool = False
 
 
 @dataclass
@@ -112,6 +128,13 @@ class SubmitReport:
     settled_rate: float | None = None  # the limiter's rate at the end
     started: int = 0  # jobs started (each got exactly one RowResult)
     interrupted: bool = False  # ``stop`` was set
+
+
+def stopped_report(error: ApiError, *, requests: int = 0) -> SubmitReport:
+    """The report of a run stopped by ``error`` before any job started (a key the API
+    rejected while the account was read): logged like an abort while sending."""
+    log.error("aborting: %s", error)
+    return SubmitReport(aborted=error, requests=requests)
 
 
 class _Halted(Exception):
@@ -130,6 +153,9 @@ class _Row:
     answered: bool = False
     last_error: str = ""
     maybe_stored: bool = False  # a request that may store it got no answer, this run
+    #: A write of it (this run's, or an earlier run's: ``in_doubt``) left and no definitive
+    #: answer or read has settled it yet: the journal keeps the row in doubt.
+    unresolved: bool = False
 
     def result(
         self, status: Status, *, error: str = "", sip: str | None = None, changes: str = ""
@@ -143,7 +169,12 @@ class _Row:
             attempts=self.attempts,
             error=error,
             changes=changes,
+            in_doubt=self.unresolved,
         )
+
+    def settled(self) -> None:
+        """What the row's writes did is known now (an answer, or a read that shows it)."""
+        self.unresolved = False
 
 
 async def submit(
@@ -336,8 +367,10 @@ class _Submission:
         sent_at = await self.unless_halted(self.limiter.acquire())
         if self.halted():
             raise _Halted
+        unresolved = row.unresolved
         if stores:
             self.journal.sending(row.job)
+            row.unresolved = True
         row.attempts += row.counting  # counted before: a cut request may have left
         self.report.requests += 1
         try:
@@ -346,6 +379,7 @@ class _Submission:
             if not exc.maybe_sent:  # it never left (refused): not an attempt
                 row.attempts -= row.counting
                 self.report.requests -= 1
+                row.unresolved = unresolved
             row.maybe_stored = row.maybe_stored or (stores and exc.maybe_sent)
             row.in_doubt = row.in_doubt or row.maybe_stored
             row.last_error = exc.message
@@ -367,6 +401,8 @@ class _Submission:
             raise Transient(answer.message, status=answer.status, retry_after=answer.retry_after)
         self.good_answers += 1
         self.failing_streak = 0
+        if stores and answer.kind is not AnswerKind.AUTH:
+            row.settled()  # a definitive answer to the write: applied, or not at all
         if answer.kind is AnswerKind.AUTH:
             self.abort(
                 AuthError(
@@ -383,7 +419,8 @@ class _Submission:
 
 async def _process_job(run: _Submission, job: Job) -> RowResult:
     """The whole life of one job, as exactly one ``RowResult``."""
-    row = _Row(job, in_doubt=run.journal.in_doubt(job))
+    earlier = run.journal.in_doubt(job)
+    row = _Row(job, in_doubt=earlier, unresolved=earlier)
     try:
         if job.action is not Action.IMPORT or job.importable is None or not run.options.writes:
             return await actions.process(run, row)
@@ -430,25 +467,27 @@ async def _existing(run: _Submission, row: _Row) -> RowResult:
     """The number exists: ours from a lost attempt (-> imported), or --on-existing."""
     req = row.job.request
     row.counting = False  # ``attempts`` counts the POST's tries only
-    found: Answer | None = None
+    note = ""
     if row.in_doubt:
-        found = await run.request(row, lambda: run.api.get(req.phone_number), stores=False)
-        if found.kind is AnswerKind.AUTH:
-            return row.result(Status.FAILED, error="API key rejected")
         # A kept record from before means what was in doubt is a PATCH: reconcile it as
         # one, so a PATCH that landed is ``updated``, never ``imported``.
         patched = run.journal.before_of(req.phone_number) is not None
         if patched and run.options.on_existing == "update":
-            return await actions.update_existing(run, row, found)
-        if not patched and found.record is not None and found.record.matches(req):
-            return row.result(Status.IMPORTED, sip=_sip(found))
+            return await actions.update_existing(run, row, None)
+        existed = run.journal.existed(req.phone_number)
+        if not patched and existed == ABSENT:
+            # Known absent before this batch's first POST of it: that lost POST made it
+            # (docs/contract.md, "Proof of creation").
+            return row.result(Status.IMPORTED, sip=req.phone_number)
+        if not patched and existed == UNKNOWN:
+            note = NOT_KNOWN
     mode = run.options.on_existing
     if mode == "skip":  # the number that exists is the one sent, if no answer named it
-        sip = (_sip(found) if found else None) or req.phone_number
-        return row.result(Status.ALREADY_EXISTS, sip=sip)
+        return row.result(Status.ALREADY_EXISTS, sip=req.phone_number, error=note)
     if mode == "fail":
-        return row.result(Status.FAILED, error="already exists (--on-existing fail)")
-    return await actions.update_existing(run, row, found)
+        error = "already exists (--on-existing fail)" + (f"; {note}" if note else "")
+        return row.result(Status.FAILED, error=error)
+    return await actions.update_existing(run, row, None)
 
 
 async def _other_number(run: _Submission, row: _Row, created: Answer) -> RowResult:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 
 @dataclass
@@ -61,6 +61,11 @@ class HostileServer:
 
     def __init__(self, answer: Answer | None = None) -> None:
         self.answer: Answer = answer or (lambda seen: created(seen))
+        #: The answer to the account's list (``GET /v1/phone-numbers``, which a run reads
+        #: before its first POST): an empty account, unless a test sets another, or None
+        #: to have ``answer`` answer it too.  Those requests go to ``list_requests``.
+        self.list_answer: Answer | None = lambda seen: json_reply(200, [])
+        self.list_requests: list[Seen] = []
         self.requests: list[Seen] = []
         self.sent_bytes = 0
         self.stopping = threading.Event()
@@ -114,8 +119,13 @@ def _handler_class(server: HostileServer) -> type[BaseHTTPRequestHandler]:
                 body = {}
             seen = Seen(self.command, self.path, body if isinstance(body, dict) else {}, {})
             seen.headers = {k.lower(): v for k, v in self.headers.items()}
-            server.record(seen)
-            reply = server.answer(seen)
+            listing = self.command == "GET" and urlsplit(self.path).path == "/v1/phone-numbers"
+            if listing and server.list_answer is not None:
+                server.list_requests.append(seen)
+                reply = server.list_answer(seen)
+            else:
+                server.record(seen)
+                reply = server.answer(seen)
             if reply.drop:
                 self.close_connection = True
                 return

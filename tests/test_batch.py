@@ -178,7 +178,7 @@ def test_round_trip_export_edit_update_undo(api: Any, tmp_path: Path) -> None:
     summary = tmp_path / "update.json"
     update = _run(api, "update", export, "--log-file", str(log), "--summary-json", str(summary))
     assert update.code == 0, update.stderr
-    updated = read_results(tmp_path / "account.results.csv")
+    updated = read_results(tmp_path / "account.update.csv")
     assert sum(r["status"] == "updated" for r in updated) == 25
     assert sum(r["status"] == "unchanged" for r in updated) == 275
     assert api.state.methods["PATCH"] == 25
@@ -187,9 +187,9 @@ def test_round_trip_export_edit_update_undo(api: Any, tmp_path: Path) -> None:
     for i in range(20, 25):
         assert api.state.patches[number(i)] == [{"friendlyName": f"Renamed {i}"}]
 
-    undo = _run(api, "undo", tmp_path / "account.results.csv", "--yes")
+    undo = _run(api, "undo", tmp_path / "account.update.csv", "--yes")
     assert undo.code == 0, undo.stderr
-    undone = read_results(tmp_path / "account.results.undo.csv")
+    undone = read_results(tmp_path / "account.update.undo.csv")
     assert len(undone) == 25
     assert {r["status"] for r in undone} == {"restored"}
     for i in range(20):
@@ -288,7 +288,14 @@ def test_undo_under_faults_deletes_each_listed_number_once(
     faulty = sandbox_factory(api_key=API_KEY, seed=7, **EVERY_FAULT)
     faulty.state.records.update(clean.state.records)
     faulty.state.records[number(999)] = {"sipPhoneNumber": number(999)}
-    done = _run(faulty, "undo", tmp_path / "numbers.results.csv", "--yes", "--max-attempts", "8")
+    results = tmp_path / "numbers.results.csv"
+    args = ("--yes", "--max-attempts", "8")
+    refused = _run(faulty, "undo", results, *args)
+    assert refused.code == 2  # another base URL: not the account the batch was sent to
+    assert clean.url in refused.stderr
+    assert faulty.url in refused.stderr
+    assert faulty.state.writes == 0
+    done = _run(faulty, "undo", results, *args, "--other-account")
     rows = read_results(tmp_path / "numbers.results.undo.csv")
     assert done.code == 0, done.stderr
     # A 404 after a lost answer is fine (the number is gone), but it is never an error:
@@ -316,7 +323,7 @@ def test_update_under_faults_patches_from_the_right_base(
     _write(edits, ["phoneNumber", "friendlyName"], [[number(i), f"New {i}"] for i in range(80)])
     done = _run(api, "update", edits, "--max-attempts", "8")
     assert done.code == 0, done.stderr
-    rows = read_results(tmp_path / "edits.results.csv")
+    rows = read_results(tmp_path / "edits.update.csv")
     assert {r["status"] for r in rows} == {"updated"}
     assert all(
         r["changes"] == f"friendlyName: 'Old {int(r['row']) - 2}' -> 'New {int(r['row']) - 2}'"
@@ -325,7 +332,7 @@ def test_update_under_faults_patches_from_the_right_base(
     # Every PATCH sent, retries included, carried the same body: never one from a wrong base.
     for i in range(80):
         assert all(body == {"friendlyName": f"New {i}"} for body in api.state.patches[number(i)])
-    undo = _run(api, "undo", tmp_path / "edits.results.csv", "--yes", "--max-attempts", "8")
+    undo = _run(api, "undo", tmp_path / "edits.update.csv", "--yes", "--max-attempts", "8")
     assert undo.code == 0, undo.stderr
     assert all(api.state.records[number(i)]["friendlyName"] == f"Old {i}" for i in range(80))
 
@@ -432,12 +439,14 @@ def test_resume_applies_an_edited_row(api: Any, tmp_path: Path) -> None:
     write_numbers(file, 5, friendly="Edited")
     skipped = _run(api, "run", file, "--resume")
     rows = read_results(tmp_path / "numbers.results.csv")
-    assert {r["status"] for r in rows} == {"already_exists"}
+    # Still this batch's imports (undo deletes them), with the edit named, not applied.
+    assert {r["status"] for r in rows} == {"imported"}
     assert all("friendlyName" in r["error"] for r in rows), skipped.stderr
     assert api.state.methods["PATCH"] == 0
     applied = _run(api, "run", file, "--resume", "--on-existing", "update")
     rows = read_results(tmp_path / "numbers.results.csv")
-    assert {r["status"] for r in rows} == {"updated"}, applied.stderr
+    assert {r["status"] for r in rows} == {"imported"}, applied.stderr
+    assert api.state.methods["PATCH"] == 5
     assert api.state.records[number(2)]["friendlyName"] == "Edited 2"
 
 
@@ -478,9 +487,10 @@ def test_undo_of_an_update_without_its_journal_says_so(api: Any, tmp_path: Path)
     edits = tmp_path / "edits.csv"
     _write(edits, ["phoneNumber", "friendlyName"], [[number(0), "New"]])
     assert _run(api, "update", edits).code == 0
-    (tmp_path / "edits.results.csv.journal").unlink()
-    done = _run(api, "undo", tmp_path / "edits.results.csv", "--yes")
-    (row,) = read_results(tmp_path / "edits.results.undo.csv")
+    (tmp_path / "edits.update.csv.journal").unlink()
+    done = _run(api, "undo", tmp_path / "edits.update.csv", "--yes")
+    assert "no journal beside" in done.stderr
+    (row,) = read_results(tmp_path / "edits.update.undo.csv")
     assert row["status"] == "failed"
     assert "no record of its old values" in row["error"]
     assert done.code == 1
@@ -490,9 +500,10 @@ def test_undo_of_an_update_without_its_journal_says_so(api: Any, tmp_path: Path)
 def test_a_patch_in_doubt_resumes_as_updated(api: Any, tmp_path: Path) -> None:
     """Killed after the PATCH was sent, before its answer: the resume finds the record as
     sent and reports ``updated`` (not ``imported``), keeping the record from before."""
+    from bulk_import.ledger import Account, Journal
     from bulk_import.models import Job
     from bulk_import.payloads import ImportRequest
-    from bulk_import.record import Journal, journal_path
+    from bulk_import.record import journal_path
 
     file = tmp_path / "numbers.csv"
     write_numbers(file, 1)
@@ -509,7 +520,8 @@ def test_a_patch_in_doubt_resumes_as_updated(api: Any, tmp_path: Path) -> None:
             "friendlyName": "Line 0",
         }
     )
-    with Journal(journal_path(results), resume=False) as journal:
+    account = Account(api.url, API_KEY)
+    with Journal(journal_path(results), resume=False, account=account) as journal:
         journal.sending(Job(2, request))
         journal.keep_before(
             n,
@@ -590,12 +602,12 @@ def test_kill_during_update_then_resume_patches_each_once(api: Any, tmp_path: Pa
     assert 0 < api.state.methods["PATCH"] < 300
     done = run_cli(*args, "--resume")
     assert done.code == 0, done.stderr
-    rows = read_results(tmp_path / "edits.results.csv")
+    rows = read_results(tmp_path / "edits.update.csv")
     assert len(rows) == 300
     assert {r["status"] for r in rows} == {"updated"}
     assert all(len(api.state.patches[number(i)]) == 1 for i in range(300))
     assert all(api.state.records[number(i)]["friendlyName"] == f"New {i}" for i in range(300))
-    undo = run_cli("undo", str(tmp_path / "edits.results.csv"), "--base-url", api.url, "--yes")
+    undo = run_cli("undo", str(tmp_path / "edits.update.csv"), "--base-url", api.url, "--yes")
     assert undo.code == 0, undo.stderr
     assert all(api.state.records[number(i)]["friendlyName"] == f"Old {i}" for i in range(300))
 

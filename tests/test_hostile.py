@@ -127,6 +127,7 @@ def test_resume_survives_deep_json_on_get(hostile: HostileServer, tmp_path: Path
     csv = tmp_path / "in.csv"
     write_numbers(csv, 2)
     hostile.answer = dropped
+    hostile.list_answer = deep_json(200)  # the account can't be read before sending either
     run_against(hostile, csv, "--max-attempts", "1")
 
     def exists_then_deep(seen: Seen) -> Reply:
@@ -137,10 +138,10 @@ def test_resume_survives_deep_json_on_get(hostile: HostileServer, tmp_path: Path
     hostile.answer = exists_then_deep
     again = run_against(hostile, csv, "--resume")
     no_traceback(again)
-    # A record that can't be read does not prove the lost attempt stored it.
-    assert [r["status"] for r in read_results(tmp_path / "in.results.csv")] == [
-        "already_exists"
-    ] * 2
+    # Without a listing, nothing proves the lost attempt stored it: "not known".
+    rows = read_results(tmp_path / "in.results.csv")
+    assert [r["status"] for r in rows] == ["already_exists"] * 2
+    assert all("not known" in r["error"] for r in rows)
 
 
 # -- a 2xx that names another number ------------------------------------------------------

@@ -16,9 +16,10 @@ import pytest
 
 from bulk_import import runner
 from bulk_import.firstrows import FirstRows
+from bulk_import.ledger import Journal
 from bulk_import.models import Job, RawRow, RowResult, Status
 from bulk_import.progress import Progress
-from bulk_import.record import Journal, ResultsWriter, RunLog
+from bulk_import.record import ResultsWriter, RunLog
 from bulk_import.runner import CUT, RunOptions, run_import
 from bulk_import.sandbox import SandboxServer
 from bulk_import.validate import Validator

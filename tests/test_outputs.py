@@ -25,8 +25,8 @@ import pytest
 from hostile_server import HostileServer
 
 from bulk_import.errors import ResultsFileError, UsageError, WriteError
+from bulk_import.ledger import Journal
 from bulk_import.outputs import Kind, Output, check_outputs, results_outputs
-from bulk_import.record import Journal
 from bulk_import.runner import RunOptions, run_import
 
 from support import (

@@ -296,6 +296,7 @@ def test_on_row_in_a_dry_run_gets_every_row(tmp_path: Path) -> None:
             int(w["attempts"]),
             w["error"],
             "",
+            False,
         )
         for w in written
     ]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bulk_import.ledger import Journal
 from bulk_import.models import DONE_STATUSES, Job, RowResult, Status
 from bulk_import.payloads import ImportRequest
 from bulk_import.record import (
     RESULT_COLUMNS,
-    Journal,
     ResultsWriter,
     RunLog,
     Summary,
@@ -95,7 +95,7 @@ def test_read_results_tolerates_a_torn_last_line(tmp_path: Path) -> None:
 
 def test_done_statuses_match_the_journal_sql() -> None:
     # The journal moves done rows with an IN (...) list built from DONE_STATUSES.
-    from bulk_import.record import _DONE_SQL
+    from bulk_import.ledger import _DONE_SQL
 
     assert {s.value for s in DONE_STATUSES} == {
         "imported",

@@ -117,9 +117,21 @@ class FakeAPI:
 
 
 class FakeJournal:
-    def __init__(self, events: list[tuple[str, str]], doubtful: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        events: list[tuple[str, str]],
+        doubtful: Iterable[int] = (),
+        existed: dict[str, str] | None = None,
+    ) -> None:
         self.events = events
         self.doubtful = set(doubtful)
+        #: what the ledger says of a number before the batch (default: the fake account's
+        #: numbers when the run starts are "present", every other "absent")
+        self.given = dict(existed or {})
+        self.present: set[str] = set()
+
+    def existed(self, phone: str) -> str:
+        return self.given.get(phone, "present" if phone in self.present else "absent")
 
     def sending(self, job: Job) -> None:
         self.events.append(("sending", job.phone_number))
@@ -135,11 +147,13 @@ class FakeJournal:
 
 
 class Harness:
-    def __init__(self, *, doubtful: Iterable[int] = ()) -> None:
+    def __init__(
+        self, *, doubtful: Iterable[int] = (), existed: dict[str, str] | None = None
+    ) -> None:
         self.events: list[tuple[str, str]] = []
         self.time = FakeTime()
         self.api = FakeAPI(self.events, self.time)
-        self.journal = FakeJournal(self.events, doubtful)
+        self.journal = FakeJournal(self.events, doubtful, existed)
         self.results: list[RowResult] = []
         self.report: SubmitReport | None = None
 
@@ -151,6 +165,8 @@ class Harness:
         stop: asyncio.Event | None = None,
         **options: Any,
     ) -> dict[int, RowResult]:
+        self.journal.present = set(self.api.records)
+
         async def go() -> SubmitReport:
             transport = httpx.MockTransport(self.api.handle)
             async with SigmaMindAPI("https://api.test", API_KEY, transport=transport) as api:
@@ -195,22 +211,39 @@ def test_created_is_imported() -> None:
     )
 
 
-def test_a_lost_answer_then_409_is_verified_by_get_and_imported_once() -> None:
+def test_a_lost_answer_then_409_on_a_number_absent_before_is_imported_once() -> None:
     h = Harness()
     h.api.script[("POST", number(0))] = ["store+drop"]
     r = only(h.run([job(0)]))
-    # attempts counts the POST's tries (never above --max-attempts), not the GET check
-    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 200, 2)
+    # The ledger knew it absent before the first POST: the lost POST made it.
+    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 409, 2)
     assert r.sip_phone_number == number(0)
+    assert not r.in_doubt
     assert h.api.created[number(0)] == 1
     n = number(0)
-    assert h.events == [("sending", n), ("POST", n), ("sending", n), ("POST", n), ("GET", n)]
+    assert h.events == [("sending", n), ("POST", n), ("sending", n), ("POST", n)]
 
 
-def test_409_after_a_5xx_is_verified_too() -> None:
+def test_409_after_a_5xx_is_imported_too() -> None:
     h = Harness()
     h.api.script[("POST", number(0))] = ["store+drop", "503"]
     assert only(h.run([job(0)])).status is Status.IMPORTED
+
+
+def test_a_number_that_existed_before_is_never_imported_whatever_a_retry_sees() -> None:
+    h = Harness()
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "sip.telnyx.com"}
+    h.api.script[("POST", number(0))] = ["500"]
+    r = only(h.run([job(0)]))
+    assert (r.status, r.http_status, r.error) == (Status.ALREADY_EXISTS, 409, "")
+
+
+def test_a_lost_post_on_a_number_the_ledger_cannot_tell_about_is_not_known() -> None:
+    h = Harness(existed={number(0): "unknown"})
+    h.api.script[("POST", number(0))] = ["store+drop"]
+    r = only(h.run([job(0)]))
+    assert r.status is Status.ALREADY_EXISTS
+    assert r.error.startswith("may have been created by this run: not known")
 
 
 def test_409_not_in_doubt_is_already_exists_without_a_get() -> None:
@@ -230,16 +263,16 @@ def test_a_connection_that_never_opened_leaves_no_doubt() -> None:
     assert h.report.requests == 1
 
 
-def test_in_doubt_from_an_earlier_run_is_verified() -> None:
-    h = Harness(doubtful=[2])
+def test_in_doubt_from_an_earlier_run_of_a_number_absent_before_is_imported() -> None:
+    h = Harness(doubtful=[2], existed={number(0): "absent"})
     h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "sip.telnyx.com"}
     r = only(h.run([job(0)]))
-    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 200, 1)
+    assert (r.status, r.http_status, r.attempts) == (Status.IMPORTED, 409, 1)
 
 
-def test_in_doubt_but_the_record_differs_is_already_exists() -> None:
-    h = Harness(doubtful=[2])
-    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "other.example"}
+def test_in_doubt_from_an_earlier_run_of_a_number_there_before_is_already_exists() -> None:
+    h = Harness(doubtful=[2], existed={number(0): "present"})
+    h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "sip.telnyx.com"}
     assert only(h.run([job(0)])).status is Status.ALREADY_EXISTS
 
 
@@ -513,6 +546,9 @@ def run_against(
         def in_doubt(self, job: Job) -> bool:
             return False
 
+        def existed(self, phone: str) -> str:
+            return "absent"  # every test here starts with an empty sandbox
+
     async def go() -> SubmitReport:
         async with SigmaMindAPI(url, key, timeout=timeout, max_connections=concurrency) as api:
             return await submit(
@@ -550,7 +586,7 @@ def test_sandbox_with_lost_and_late_answers_creates_every_number_exactly_once(
     faults = server.state.faults
     assert faults["drop_after_store"] > 0
     assert faults["late"] > 0
-    assert any(r.http_status == 200 for r in results.values())  # verified by GET
+    assert any(r.http_status == 409 for r in results.values())  # a lost answer, then 409
     assert report.aborted is None
 
 
@@ -578,14 +614,14 @@ def test_sandbox_wrong_key_aborts_after_at_most_concurrency_requests(sandbox: An
 # --- statuses that do not contradict themselves ---------------------------------------
 
 
-def test_attempts_never_exceed_max_attempts_with_a_get_check() -> None:
-    """Four 500s, then a 409: the row is in doubt, so a GET checks it (a 6th request).
-    ``attempts`` counts the POST's tries and stays at --max-attempts."""
+def test_attempts_never_exceed_max_attempts_in_doubt() -> None:
+    """Four 500s, then a 409: the row is in doubt, and the ledger says the number was
+    there before.  ``attempts`` counts the POST's tries and stays at --max-attempts."""
     h = Harness()
     h.api.records[number(0)] = {"sipPhoneNumber": number(0), "terminationSipURI": "other"}
     h.api.script[("POST", number(0))] = ["500", "500", "500", "500", "409"]
     r = only(h.run([job(0)], max_attempts=5))
-    assert h.api.requests == 6
+    assert h.api.requests == 5
     assert r.status is Status.ALREADY_EXISTS
     assert r.attempts == 5
 
