@@ -57,7 +57,7 @@ def _hold(server: Any, *indexes: int, friendly: str = "Line") -> None:
         }
 
 
-def _faults(server: Any, **rates: float) -> None:
+def _faults(server: Any, **rates: Any) -> None:
     """Change the sandbox's injected faults from now on (same server, same account)."""
     server.state.dice = FaultDice(SandboxConfig(api_key=API_KEY, seed=3, **rates))
 
