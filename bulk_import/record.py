@@ -235,11 +235,15 @@ Before = tuple[dict[str, str | None], dict[str, str | None], list[str]]
 
 
 def read_befores(path: Path) -> dict[str, Before]:
-    """The records a run kept before its PATCHes (read-only; empty without a journal)."""
+    """The records a run kept before its PATCHes (empty without a journal).
+
+    Only read; but not opened read-only: a read-only connection to a WAL database leaves
+    its ``-wal`` and ``-shm`` files behind, where closing a plain one removes them.
+    """
     if not path.exists():
         return {}
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(path)
         try:
             rows = db.execute("SELECT phone, record, sent, changed FROM before").fetchall()
         finally:
@@ -247,6 +251,30 @@ def read_befores(path: Path) -> dict[str, Before]:
     except sqlite3.Error as exc:
         raise ResultsFileError(f"the journal {path} can't be read: {exc}") from exc
     return {p: (json.loads(r), json.loads(s), json.loads(c)) for p, r, s, c in rows}
+
+
+def unfinished_rows(path: Path) -> int:
+    """How many rows the run that left this journal did not finish: not sent
+    (``not_attempted``) or cut in flight (in doubt).  0 without a readable journal.
+
+    Asked before a run without resume replaces that run's results, so that its summary
+    can say so.
+    """
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(path)  # not read-only: closing it leaves no -wal/-shm behind
+        try:
+            statuses = ("not_attempted",)
+            (left,) = db.execute(
+                "SELECT count(*) FROM results WHERE status IN (?)", statuses
+            ).fetchone()
+            (doubt,) = db.execute("SELECT count(*) FROM in_doubt").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+    return int(left) + int(doubt)
 
 
 class Journal:
@@ -497,6 +525,9 @@ class Summary:
     aborted: str | None = None
     interrupted: bool = False
     command: str = "run"
+    #: rows an earlier, unfinished run of the same results file left not done, whose
+    #: results this run (without ``--resume``) replaced
+    replaced_unfinished: int = 0
 
     def __post_init__(self) -> None:
         if self.this_run is None:
@@ -523,9 +554,18 @@ class Summary:
             found = self.throttled or self.settled_rate != self.rate_ceiling
             if self.settled_rate and found:
                 rate += f" (limit settled at {self.settled_rate:.0f} req/s)"
+        if self.aborted:
+            what += " (it stopped sending; the rows already in flight finished)"
+        replaced = ""
+        if self.replaced_unfinished:
+            replaced = (
+                f"; replaced the results of an earlier run that had left "
+                f"{self.replaced_unfinished} {_plural(self.replaced_unfinished, 'row')} "
+                "unfinished (--resume would have continued it)"
+            )
         return (
             f"bulk-import: {self.rows} {_plural(self.rows, 'row')}: {what} in "
-            f"{self.duration_seconds:.1f}s{rate}; results: {self.results} "
+            f"{self.duration_seconds:.1f}s{rate}; results: {self.results}{replaced} "
             f"(exit {self.exit_code})"
         )
 

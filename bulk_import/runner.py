@@ -46,6 +46,7 @@ from .errors import (
     ApiError,
     BulkImportError,
     InputChangedError,
+    LockedError,
     MissingColumnsError,
     ResultsFileError,
     UsageError,
@@ -77,6 +78,7 @@ from .record import (
     journal_path,
     read_befores,
     read_results_csv,
+    unfinished_rows,
     write_results_columns,
     write_summary_json,
 )
@@ -156,6 +158,12 @@ class RunOptions:
         )
 
     def check(self) -> None:
+        if not self.file.name:  # ".", "/", "": a directory (or an unset variable)
+            raise UsageError(
+                f"file {str(self.file)!r} names a directory, not a file",
+                hint="give the spreadsheet's path (is a variable in the command unset?)",
+                param="file",
+            )
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise UsageError(
                 f"concurrency must be between 1 and {MAX_CONCURRENCY}", param="concurrency"
@@ -481,7 +489,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
     started = datetime.now(UTC)
     t0 = time.monotonic()
     results_path = opts.results_path
-    with RunLock(results_path), ExitStack() as files:
+    with _locked(opts, results_path), ExitStack() as files:
         for leftover in remove_leftovers(results_path):  # a killed run's half-written file
             say(f"note: removed {leftover.name}, left by an earlier run that was killed")
         table: Table | None = None
@@ -530,6 +538,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             total = table.estimated_rows() if opts.progress or opts.command == "plan" else None
         with ExitStack() as stack:
             had_journal = journal_path(results_path).exists()
+            replaced = 0 if opts.resume or not had_journal else _unfinished(results_path)
             journal = stack.enter_context(Journal(journal_path(results_path), resume=opts.resume))
             stack.push(_nothing_sent_if_unmarked(journal))  # a full disk before any request
             if opts.resume and not had_journal:
@@ -596,6 +605,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 interrupted=interrupted,
                 this_run=this_run,
                 sending_seconds=sending,
+                replaced_unfinished=replaced,
             )
             if isinstance(writer, _XlsxWriter):
                 writer.finish(summary, _shown_options(opts))
@@ -688,6 +698,12 @@ def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
     return on_exit
 
 
+#: Statuses only a plan or a dry run writes: such a file is not one undo can take.
+_PLAN_STATUSES = frozenset(
+    {Status.WOULD_IMPORT, Status.WOULD_UPDATE, Status.WOULD_DELETE, Status.WOULD_RESTORE}
+)
+
+
 def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult | Job]:
     """The work of ``undo RESULTS``: its ``imported`` rows (DELETE) and ``updated`` rows
     (PATCH back to the record its journal kept); every other row is left alone, unlisted.
@@ -712,6 +728,13 @@ def _undo_rows(opts: RunOptions, say: Callable[[str], None]) -> list[RowResult |
     deletes = restores = 0
     for result in results:
         phone = result.phone_number
+        if result.status in _PLAN_STATUSES:
+            raise UsageError(
+                f"{source} is what plan (or a dry run) would do: nothing in it was done, "
+                "so there is nothing to undo",
+                hint="give the results file of the run or update that made the changes",
+                param="file",
+            )
         if result.status is Status.IMPORTED:
             rows.append(Job(result.row, None, Action.DELETE, number=phone))
             deletes += 1
@@ -849,6 +872,7 @@ def _summarize(
     interrupted: bool = False,
     this_run: dict[str, int] | None = None,
     sending_seconds: float = 0.0,
+    replaced_unfinished: int = 0,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
     exit_code = _exit_code(counts, aborted, interrupted, OK_BY_COMMAND[opts.command])
@@ -873,6 +897,7 @@ def _summarize(
         rate_ceiling=opts.rate,
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
+        replaced_unfinished=replaced_unfinished,
     )
     if aborted is not None:
         log.line(f"aborted: {aborted}")
@@ -989,6 +1014,32 @@ def _exit_code(
         return EXIT_INTERRUPTED
     ok = {s.value for s in ok_statuses}
     return EXIT_OK if all(n == 0 or s in ok for s, n in counts.items()) else EXIT_ROWS
+
+
+@contextlib.contextmanager
+def _locked(opts: RunOptions, results: Path) -> Iterator[None]:
+    """Hold the lock on ``results`` for the body.  A run refused because another holds it
+    says so in its log first (``log_file``): a cron job's log shows why it did nothing."""
+    lock = RunLock(results)
+    try:
+        lock.acquire()
+    except LockedError as exc:
+        with contextlib.suppress(BulkImportError), RunLog(opts.log_file) as log:
+            log.line(
+                f"refused command={opts.command} file={opts.file}: {exc.message} "
+                f"(exit {exc.exit_code})"
+            )
+        raise
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _unfinished(results: Path) -> int:
+    """Rows the earlier run on ``results`` left unfinished, which a run without resume is
+    about to replace (its summary line says so)."""
+    return unfinished_rows(journal_path(results))
 
 
 def _silent(_text: str) -> None:
