@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -212,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=what,
             allow_abbrev=False,
-            description=description,
+            description=textwrap.fill(description, 88),
             epilog=examples,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -348,15 +349,15 @@ def _api(p: argparse.ArgumentParser, command: str) -> None:
     )
     doing = {
         "run": "import into it",
-        "plan": "plan against it (it starts empty)",
-        "update": "update in it (it starts empty: every row not_found)",
-        "undo": "undo in it (it starts empty: every row not_found)",
-        "export": "export from it (it starts empty)",
+        "plan": "plan against it (empty: every row would_import)",
+        "update": "update in it (empty: every row not_found)",
+        "undo": "undo in it (empty: every row not_found)",
+        "export": "export from it (empty: no rows)",
     }[command]
     api.add_argument(
         "--sandbox",
         action="store_true",
-        help=f"start a local emulator of the API and {doing} (a demo)",
+        help=f"a demo: start a local emulator of the API and {doing}",
     )
     api.add_argument(
         "--allow-insecure-http",

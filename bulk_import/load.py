@@ -6,7 +6,8 @@ rules of docs/contract.md up to the point where a row is a dict of trimmed text 
 * ``.csv``/``.txt``/``.tsv``: the encoding is UTF-8 (with or without BOM), else
   Windows-1252 for a file that is not UTF-8 as a whole (a UTF-8 file with a few bad bytes
   stays UTF-8, and the rows holding them are invalid); a UTF-16 file with a BOM (Excel's
-  "Unicode Text") is read too, and ``encoding=`` overrides the guess.  The delimiter is
+  "Unicode Text") is read too (one without a BOM is refused, naming the ``encoding`` to
+  give), and ``encoding=`` overrides the guess.  The delimiter is
   sniffed among ``,`` ``;`` tab ``|``.  The stdlib ``csv`` reader reads it record by
   record, every cell as text; a cell over ``CELL_LIMIT`` characters is never held.
 * Workbooks (``.xlsx``/``.xlsm``/``.xlsb``/``.xls``/``.ods``): python-calamine, first sheet
