@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cliargs import build_parser
 from .config import (
@@ -34,6 +34,9 @@ from .defaults import (
     TIMEOUT,
 )
 from .errors import BulkImportError, MissingColumnsError, UsageError
+
+if TYPE_CHECKING:
+    from .record import Summary
 
 __all__ = ["build_parser", "describe", "main", "option"]
 
@@ -177,9 +180,9 @@ def _after_interrupt(command: str) -> str:
     )
 
 
-def summary_line(summary: Any) -> str:
+def summary_line(summary: Summary) -> str:
     """The summary line, and what to run next after an interrupt (exit 130)."""
-    line: str = summary.line()
+    line = summary.line()
     if summary.exit_code == EXIT_INTERRUPTED:
         line += "; to continue: the same command with --resume"
     return line

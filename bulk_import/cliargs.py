@@ -404,6 +404,14 @@ def _sending(p: argparse.ArgumentParser, command: str) -> None:
             help="a number that already exists: skip it (already_exists), "
             "update it (PATCH), or fail the row (default: skip)",
         )
+    elif command == "update":  # only --resume reads it: a row edited since it was done
+        send.add_argument(
+            "--on-existing",
+            choices=("skip", "update"),
+            default="skip",
+            help="with --resume, a row edited since an earlier run updated it: note the "
+            "change (skip) or PATCH it again (update) (default: skip)",
+        )
 
 
 def _pacing(group: argparse._ArgumentGroup, unit: str) -> None:
