@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bulk-import: error: {describe(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"bulk-import: interrupted{_after_interrupt(args.command)}", file=sys.stderr)
+        print(f"bulk-import: interrupted{_after_interrupt(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("BULK_IMPORT_DEBUG"):
@@ -173,9 +173,11 @@ _AFTER_INTERRUPT = {
 }
 
 
-def _after_interrupt(command: str) -> str:
+def _after_interrupt(args: argparse.Namespace) -> str:
+    if option(args, "dry_run"):
+        return "; nothing was sent: run it again"
     return _AFTER_INTERRUPT.get(
-        command,
+        args.command,
         "; the rows finished so far are recorded: run the same command with --resume to continue",
     )
 

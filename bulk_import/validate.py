@@ -256,7 +256,6 @@ def _check_region(region: str | None) -> str | None:
 #: Country names people write for a region code that is not the ISO 3166 one.
 _REGION_SLIPS: dict[str, tuple[str, str]] = {
     "UK": ("GB", "the United Kingdom"),
-    "EN": ("GB", "the United Kingdom"),
     "EL": ("GR", "Greece"),
     "USA": ("US", "the United States"),
     "GER": ("DE", "Germany"),

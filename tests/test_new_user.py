@@ -146,9 +146,15 @@ def test_an_interrupt_outside_the_sending_says_to_resume(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_run", interrupted)
-    code = cli.main(["run", str(tmp_path / "numbers.csv"), "--dry-run"])
+    code = cli.main(["run", str(tmp_path / "numbers.csv"), "--sandbox"])
     assert code == 130
     assert "--resume" in one_line(capsys.readouterr().err)
+    # A dry run sent nothing and records nothing to resume: it is simply run again.
+    code = cli.main(["run", str(tmp_path / "numbers.csv"), "--dry-run"])
+    assert code == 130
+    said = one_line(capsys.readouterr().err)
+    assert "--resume" not in said
+    assert "run it again" in said
 
 
 # -- a missing column: the likely fix, from what was found ---------------------------------------
