@@ -10,371 +10,35 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from .cliargs import build_parser
 from .config import (
     API_KEY_ENV,
-    BASE_URL_ENV,
     read_secret_file,
     resolve_api_key,
     resolve_base_url,
 )
 from .defaults import (
     CONCURRENCY,
-    EXIT_ABORTED,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
-    EXIT_LOCKED,
     EXIT_OK,
-    EXIT_ROWS,
     EXIT_USAGE,
     MAX_ATTEMPTS,
-    MAX_CONCURRENCY,
     TIMEOUT,
 )
 from .errors import BulkImportError, MissingColumnsError, UsageError
 
 if TYPE_CHECKING:
-    from .models import FailureLimit
+    from .record import Summary
 
-RUN_EXAMPLES = f"""\
-examples:
-  check a file, sending nothing:
-    bulk-import run numbers.xlsx --dry-run
-
-  try it end to end against a local emulator (no account needed):
-    bulk-import run samples/phone_numbers.csv --sandbox
-
-  import for real (the key comes from the environment or a file, never the command line):
-    export {API_KEY_ENV}=...            # or: --api-key-file ~/.sigmamind-key
-    bulk-import run numbers.csv --rate 20 --concurrency 8
-
-  every row uses the same trunk: give it once instead of in every row:
-    export TRUNK_PASSWORD=...
-    bulk-import run numbers.csv --default trunkUsername=acme \\
-        --default terminationSipURI=sip.telnyx.com --trunk-password-env TRUNK_PASSWORD
-
-  headers with other names, and numbers written without +1:
-    bulk-import run numbers.csv --map "Number=phoneNumber" --map "Agent=inboundAgentId" \\
-        --default-region US
-
-  pick up where a stopped or failed run left off (skips rows already imported):
-    bulk-import run numbers.csv --resume
-
-exit codes: {EXIT_OK} all rows done; {EXIT_ROWS} some rows invalid/failed/not attempted; \
-{EXIT_USAGE} usage or file
-error (nothing sent); {EXIT_ABORTED} aborted (key rejected, API unreachable); {EXIT_LOCKED} \
-another run holds the
-results file; {EXIT_INTERRUPTED} interrupted.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bulk-import",
-        allow_abbrev=False,
-        description="Import BYO phone numbers from a spreadsheet into SigmaMind, "
-        "concurrently and exactly once, with a results CSV row by row.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser(
-        "run",
-        help="import every row of a CSV or Excel file",
-        allow_abbrev=False,
-        description="Import every row of FILE (.csv, .tsv, .txt, .xlsx, .xlsm, .xlsb, .xls, "
-        ".ods) and write a results file that says, row by row, what happened.",
-        epilog=RUN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
-        "file",
-        type=Path,
-        metavar="FILE",
-        help="the spreadsheet: .csv, .tsv, .txt, .xlsx, .xlsm, .xlsb, .xls or .ods",
-    )
-    _run_options(run)
-    _ledger_options(run, "run")
-    run.set_defaults(command_name="run")
-    _batch_commands(sub)
-
-    from .sandbox.cli import DEFAULTS, add_arguments
-
-    sandbox = sub.add_parser(
-        "sandbox",
-        help="serve a local emulator of the API (for tests and demos)",
-        allow_abbrev=False,
-        description="Serve the SigmaMind phone-number API on 127.0.0.1, with its validation, "
-        "409 for known numbers, 429 above --rate, and injected faults.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="It accepts one API key in the X-API-Key header: --api-key (default: "
-        f"{DEFAULTS.api_key!r}, a test value).\n\n"
-        "example:\n  bulk-import sandbox --port 8080 --api-key test --rate 50 "
-        "--latency-ms 50 --fail-rate 0.1\n  SIGMAMIND_API_KEY=test bulk-import run "
-        "samples/phone_numbers.csv --base-url http://127.0.0.1:8080\n",
-    )
-
-    add_arguments(sandbox)
-    sandbox.set_defaults(parser=sandbox)
-    return parser
-
-
-#: The commands that take one file: name -> (its line in the command list, its
-#: description, and its file argument: dest, metavar, help).
-_FILE_COMMANDS: dict[str, tuple[str, str, tuple[str, str, str]]] = {
-    "plan": (
-        "what run would do, read from the account; changes nothing",
-        "For each row of FILE, what `run` would do now (would_import, "
-        "would_update, unchanged, already_exists, ...) and the fields that would change, "
-        "read from the account. Sends no POST, PATCH or DELETE. Results: <FILE stem>.plan.csv.",
-        ("file", "FILE", "the spreadsheet to plan"),
-    ),
-    "update": (
-        "change numbers that exist: PATCH only the fields that differ",
-        "For each row of FILE, read the number and PATCH only the fields that "
-        "differ (nothing when none do: unchanged). Only phoneNumber is required: an export, "
-        "edited, is a valid update file. `undo` puts the old values back.",
-        ("file", "FILE", "the spreadsheet of changes"),
-    ),
-    "undo": (
-        "delete what a run imported, put back what it updated",
-        "Delete exactly the numbers RESULTS lists as imported, and PATCH back the "
-        "old values of the rows it lists as updated (kept in its journal). Nothing else is "
-        "touched. Says how many and where first; asks on a terminal, needs --yes elsewhere. "
-        "Results: <RESULTS stem>.undo.csv.",
-        ("file", "RESULTS", "the results file of run/update (.csv, or the .xlsx of --output)"),
-    ),
-    "export": (
-        "the account's numbers as a spreadsheet in the import's columns",
-        "Write every number of the account (all pages), sorted, to OUT (.csv or "
-        ".xlsx) in the import's columns; a valid input for `update`. No trunk credentials "
-        "(the API never returns them).",
-        ("out", "OUT", "the file to write: .csv or .xlsx"),
-    ),
-    "template": (
-        "an empty import spreadsheet (.csv or .xlsx)",
-        "Write the header row of an import file to OUT (.csv or .xlsx), required "
-        "fields first; in .xlsx the phone columns are formatted as text.",
-        ("out", "OUT", "the file to write"),
-    ),
-}
-
-
-def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """plan, update, undo, export and template: the rest of a batch's life."""
-    for name, (what, description, (dest, metavar, about)) in _FILE_COMMANDS.items():
-        command = sub.add_parser(
-            name,
-            allow_abbrev=False,
-            help=what,
-            description=description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        command.add_argument(dest, type=Path, metavar=metavar, help=about)
-        if name == "undo":
-            command.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
-        if name == "export":
-            _connection_options(command)
-        elif name != "template":
-            _run_options(command)
-            _ledger_options(command, name)
-        command.set_defaults(command_name=name)
-
-
-def _ledger_options(p: argparse.ArgumentParser, name: str) -> None:
-    """What the batch's ledger lets a person overrule (docs/contract.md, "A batch is a
-    ledger"): its account, and (undo) a number changed since the batch."""
-    if name == "plan":
-        return
-    ledger = p.add_argument_group("the batch's ledger")
-    ledger.add_argument(
-        "--other-account",
-        action="store_true",
-        help="go on although the batch was sent to another --base-url or API key"
-        + (" (undo)" if name == "undo" else " (--resume)"),
-    )
-    if name == "undo":
-        ledger.add_argument(
-            "--force",
-            action="store_true",
-            help="delete or restore a number even if it changed since the batch "
-            "(otherwise: changed_since, left as it is)",
-        )
-
-
-def _connection_options(p: argparse.ArgumentParser) -> None:
-    api = p.add_argument_group("the API")
-    api.add_argument("--base-url", metavar="URL", help=f"API address (default: ${BASE_URL_ENV})")
-    api.add_argument(
-        "--api-key-file", type=Path, metavar="PATH", help=f"the API key (default: ${API_KEY_ENV})"
-    )
-    api.add_argument("--sandbox", action="store_true", help="export from a local emulator (a demo)")
-    api.add_argument("--allow-insecure-http", action="store_true", help=argparse.SUPPRESS)
-    api.add_argument("--rate", type=float, metavar="R", help="requests per second at most")
-    api.add_argument(
-        "--max-attempts", type=int, default=MAX_ATTEMPTS, metavar="N", help="tries per page"
-    )
-    api.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS")
-    api.add_argument("--quiet", "-q", action="store_true", help="print only errors")
-
-
-def _run_options(run: argparse.ArgumentParser) -> None:
-    """``run``'s options, shared by plan, update and undo."""
-    io = run.add_argument_group("input and output")
-    io.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        metavar="PATH",
-        help="results CSV, or a workbook if it ends in .xlsx "
-        "(default: <FILE stem>.results.csv beside FILE)",
-    )
-    io.add_argument("--sheet", metavar="NAME", help="workbook sheet to read (default: the first)")
-    io.add_argument(
-        "--header-row",
-        type=int,
-        metavar="N",
-        help="the row number of the header (default: the first row naming two fields)",
-    )
-    io.add_argument(
-        "--failed-rows",
-        type=Path,
-        metavar="PATH",
-        help="also write the rows that did not go through (.csv or .xlsx), in the input's "
-        "columns plus 'error': fix them and run that file (owner-only, 0600: it has passwords)",
-    )
-    io.add_argument(
-        "--encoding", metavar="NAME", help="CSV encoding (default: UTF-8, falling back to cp1252)"
-    )
-    io.add_argument(
-        "--map",
-        action="append",
-        default=[],
-        metavar='"Header=field"',
-        help="read the column 'Header' as the API field (repeatable)",
-    )
-    io.add_argument(
-        "--default",
-        action="append",
-        default=[],
-        metavar="field=value",
-        help="value for a field when its column is missing or the cell empty "
-        "(repeatable; not for trunkPassword)",
-    )
-    io.add_argument(
-        "--trunk-password-env",
-        metavar="VAR",
-        help="default trunkPassword from this environment variable",
-    )
-    io.add_argument(
-        "--trunk-password-file",
-        type=Path,
-        metavar="PATH",
-        help="default trunkPassword from the first line of this file",
-    )
-    io.add_argument(
-        "--default-region",
-        metavar="XX",
-        help="read numbers without + as numbers of this country (e.g. US, GB)",
-    )
-    io.add_argument(
-        "--summary-json", type=Path, metavar="PATH", help="also write the summary as JSON"
-    )
-    io.add_argument(
-        "--log-file",
-        type=Path,
-        metavar="PATH",
-        help="append a timestamped line per finished row (for cron)",
-    )
-
-    api = run.add_argument_group("the API")
-    api.add_argument(
-        "--base-url",
-        metavar="URL",
-        help=f"API address (default: ${BASE_URL_ENV} or https://api.sigmamind.ai)",
-    )
-    api.add_argument(
-        "--api-key-file",
-        type=Path,
-        metavar="PATH",
-        help=f"read the API key from this file (default: ${API_KEY_ENV})",
-    )
-    api.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="start a local emulator of the API and import into it (a demo)",
-    )
-    api.add_argument(
-        "--allow-insecure-http",
-        action="store_true",
-        help="allow a plain http:// base URL to a non-loopback host",
-    )
-
-    send = run.add_argument_group("sending")
-    send.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="validate only and write the results file; no network at all",
-    )
-    send.add_argument(
-        "--concurrency",
-        type=int,
-        default=CONCURRENCY,
-        metavar="N",
-        help=f"requests in flight at once, 1 to {MAX_CONCURRENCY} (default: {CONCURRENCY})",
-    )
-    send.add_argument(
-        "--rate",
-        type=float,
-        metavar="R",
-        help="requests per second at most (default: no limit; backs off on 429)",
-    )
-    send.add_argument(
-        "--max-attempts",
-        type=int,
-        default=MAX_ATTEMPTS,
-        metavar="N",
-        help=f"tries per row for 429, 5xx and network errors (default: {MAX_ATTEMPTS})",
-    )
-    send.add_argument(
-        "--timeout",
-        type=float,
-        default=TIMEOUT,
-        metavar="SECONDS",
-        help=f"per request (default: {TIMEOUT:g})",
-    )
-    send.add_argument(
-        "--max-failures",
-        type=_failure_limit,
-        metavar="N|P%",
-        help="stop sending once N rows (or P%% of the rows answered, judged after the "
-        "first 20) ended failed; the rest are not_attempted, exit 3 (default: no limit)",
-    )
-    send.add_argument(
-        "--resume", action="store_true", help="skip rows the results file already records as done"
-    )
-    send.add_argument(
-        "--on-existing",
-        choices=("skip", "update", "fail"),
-        default="skip",
-        help="a number that already exists: skip it (already_exists), "
-        "update it (PATCH), or fail the row (default: skip)",
-    )
-
-    out = run.add_argument_group("terminal")
-    out.add_argument(
-        "--quiet", "-q", action="store_true", help="print only the summary line (and errors)"
-    )
-    out.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-
+__all__ = ["build_parser", "describe", "main", "option"]
 
 #: The message for ``--api-key VALUE`` (``run`` and the other API commands): never echoed.
 API_KEY_FLAG_REFUSED = (
@@ -393,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         parser.error(f"unrecognized arguments: {_shown(unknown)}")
-    _setup_logging(quiet=getattr(args, "quiet", False))
+    _setup_logging(quiet=option(args, "quiet"))
     try:
         if args.command == "sandbox":
             return _sandbox(args)
@@ -406,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bulk-import: error: {describe(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("bulk-import: interrupted", file=sys.stderr)
+        print(f"bulk-import: interrupted{_after_interrupt(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("BULK_IMPORT_DEBUG"):
@@ -431,7 +95,6 @@ FLAGS: dict[str, str] = {
     "encoding": "--encoding",
     "base_url": "--base-url",
     "other_account": "--other-account",
-    "force": "--force",
     "api_key": f"an API key ({API_KEY_ENV} or --api-key-file PATH)",
     "concurrency": "--concurrency",
     "rate": "--rate",
@@ -449,19 +112,21 @@ FLAGS: dict[str, str] = {
     "allow_insecure_http": "--allow-insecure-http",
     "sandbox": "--sandbox",
     "yes": "--yes",
+    "force": "--force",
 }
 #: The command line's own hint for a parameter, where the library's (which may name other
 #: parameters, or say "None") would not read right on a terminal.
 HINTS: dict[str, str] = {
     "rate": "leave --rate out for no limit",
     "yes": "confirm with --yes (not asked: not on a terminal)",
+    "force": "--force replaces it; or give another file name",
 }
 
 
 def describe(exc: BulkImportError) -> str:
     """The error as the command line says it: the parameter it names becomes its flag."""
     if isinstance(exc, MissingColumnsError):
-        return f"{exc.message} ({_missing_columns_hint(exc.missing)})"
+        return f"{exc.message} ({_missing_columns_hint(exc)})"
     message, hint = _switches(exc.message), exc.hint and _switches(exc.hint)
     param = exc.param
     if param in FLAGS:
@@ -481,19 +146,49 @@ def _switches(text: str) -> str:
     return re.sub(r"(?<![\w-])([a-z_]+)=True\b", lambda m: FLAGS.get(m[1], m[0]), text)
 
 
-def _missing_columns_hint(missing: list[str]) -> str:
+def _missing_columns_hint(exc: MissingColumnsError) -> str:
+    """The likely fix first: map the header most like each missing field (if any)."""
+    missing, closest = exc.missing, exc.closest
     hints = []
-    if any(name != "trunkPassword" for name in missing):
+    if closest:
+        maps = " ".join(f"--map {f'{h}={f}'!r}" for f, h in closest.items())
+        hints.append(f"the closest headers: {maps}")
+    if any(name != "trunkPassword" and name not in closest for name in missing):
         hints.append(
             "rename the column, add --map 'Your Header=field', or give a default "
             "with --default field=value"
         )
-    if "trunkPassword" in missing:
+    if "trunkPassword" in missing and "trunkPassword" not in closest:
         hints.append(
             "trunkPassword: add a column, or give one password for every row with "
             "--trunk-password-env VAR or --trunk-password-file PATH"
         )
     return "; ".join(hints)
+
+
+#: What to run after an interrupt, by command (the rows a run finished are recorded).
+_AFTER_INTERRUPT = {
+    "export": "; nothing was written: run it again",
+    "template": "; nothing was written: run it again",
+    "sandbox": "",
+}
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    if option(args, "dry_run"):
+        return "; nothing was sent: run it again"
+    return _AFTER_INTERRUPT.get(
+        args.command,
+        "; the rows finished so far are recorded: run the same command with --resume to continue",
+    )
+
+
+def summary_line(summary: Summary) -> str:
+    """The summary line, and what to run next after an interrupt (exit 130)."""
+    line = summary.line()
+    if summary.exit_code == EXIT_INTERRUPTED:
+        line += "; to continue: the same command with --resume"
+    return line
 
 
 def _gives_api_key(argv: Sequence[str]) -> bool:
@@ -564,52 +259,81 @@ def _warn(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+#: The value of an option a command does not have (each command's parser has only the
+#: options it uses: cliargs.GROUPS); None for the rest.
+_ABSENT: dict[str, Any] = {
+    "map": [],
+    "default": [],
+    "on_existing": "skip",
+    "concurrency": CONCURRENCY,
+    "max_attempts": MAX_ATTEMPTS,
+    "timeout": TIMEOUT,
+    "dry_run": False,
+    "resume": False,
+    "yes": False,
+    "other_account": False,
+    "force": False,
+    "quiet": False,
+    "no_progress": False,
+    "sandbox": False,
+    "allow_insecure_http": False,
+}
+
+
+def option(args: argparse.Namespace, name: str) -> Any:
+    """An option's value, or its default when the command has no such option."""
+    return getattr(args, name, _ABSENT.get(name))
+
+
 def _run(args: argparse.Namespace) -> int:
     # Imported here, so that --help and usage errors answer at once (pandas is slow to load).
     from .runner import RunOptions, run_import
 
     env = os.environ
-    defaults = parse_defaults(args.default)
-    password = resolve_trunk_password(args.trunk_password_env, args.trunk_password_file, env, _warn)
+    defaults = parse_defaults(option(args, "default"))
+    password = resolve_trunk_password(
+        option(args, "trunk_password_env"), option(args, "trunk_password_file"), env, _warn
+    )
     if password is not None:
         defaults["trunkPassword"] = password
+    dry_run, quiet = option(args, "dry_run"), option(args, "quiet")
     # plan reads the account even though it writes nothing: it needs the key.
-    needs_key = not args.sandbox and (not args.dry_run or args.command_name == "plan")
+    needs_key = not args.sandbox and (not dry_run or args.command_name == "plan")
     api_key = resolve_api_key(args.api_key_file, env, _warn) if needs_key else None
     opts = RunOptions(
         file=args.file,
         output=args.output,
-        sheet=args.sheet,
-        header_row=args.header_row,
-        failed_rows=args.failed_rows,
-        encoding=args.encoding,
+        sheet=option(args, "sheet"),
+        header_row=option(args, "header_row"),
+        failed_rows=option(args, "failed_rows"),
+        encoding=option(args, "encoding"),
         base_url=resolve_base_url(args.base_url, env),
         api_key=api_key,
         concurrency=args.concurrency,
         rate=args.rate,
         max_attempts=args.max_attempts,
         timeout=args.timeout,
-        dry_run=args.dry_run,
+        dry_run=dry_run,
         resume=args.resume,
-        on_existing=args.on_existing,
+        on_existing=option(args, "on_existing"),
         max_failures=args.max_failures,
-        mapping=parse_mapping(args.map),
+        mapping=parse_mapping(option(args, "map")),
         defaults=defaults,
-        default_region=args.default_region,
+        default_region=option(args, "default_region"),
         summary_json=args.summary_json,
         log_file=args.log_file,
-        progress=not (args.quiet or args.no_progress),
+        progress=not (quiet or option(args, "no_progress")),
         allow_insecure_http=args.allow_insecure_http,
         sandbox=args.sandbox,
         command=args.command_name,
-        yes=getattr(args, "yes", False),
-        other_account=getattr(args, "other_account", False),
-        force=getattr(args, "force", False),
+        yes=option(args, "yes"),
+        other_account=option(args, "other_account"),
+        force=option(args, "force"),
         confirm=_ask if _on_terminal() else None,
     )
-    say = (lambda _text: None) if args.quiet else _warn
+    say = (lambda _text: None) if quiet else _warn
     summary = run_import(opts, say=say, handle_signals=True)
-    print(summary.line(), file=sys.stderr)
+    print(summary_line(summary), file=sys.stderr)
     return summary.exit_code
 
 
@@ -679,25 +403,6 @@ def resolve_trunk_password(
     return None
 
 
-def _failure_limit(text: str) -> FailureLimit:
-    """``--max-failures``: ``N`` rows, or ``P%`` of the rows answered."""
-    from .models import FailureLimit  # here: --help answers without loading the stages
-
-    raw = text.strip()
-    try:
-        if raw.endswith("%"):
-            share = float(raw[:-1]) / 100
-            if not math.isfinite(share):
-                raise ValueError
-            return FailureLimit(share=share)
-        return FailureLimit(count=int(raw))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a count of rows (say 50) or a percentage above 0 and at most "
-            "100 (say 10%)"
-        ) from None
-
-
 def _on_terminal() -> bool:
     try:
         return sys.stdin.isatty() and sys.stderr.isatty()
@@ -718,7 +423,7 @@ def _ask(what: str) -> bool:
 def _template(args: argparse.Namespace) -> int:
     from .spreadsheet import write_template
 
-    write_template(args.out)
+    write_template(args.out, force=args.force)
     print(f"bulk-import: template written to {args.out}", file=sys.stderr)
     return EXIT_OK
 
@@ -740,7 +445,8 @@ def _export(args: argparse.Namespace) -> int:
     )
     say = (lambda _text: None) if args.quiet else _warn
     count = export_account(opts, say=say)
-    print(f"bulk-import: exported {count} number(s) to {args.out}", file=sys.stderr)
+    if not args.quiet:
+        print(f"bulk-import: exported {count} number(s) to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -83,9 +83,10 @@ async def aexport(options: ExportOptions, *, say: Say = None) -> int:
     return await aexport_account(options, say=say)
 
 
-def template(out: Path) -> None:
-    """Write the header row of an import file to ``out`` (.csv or .xlsx)."""
-    write_template(out)
+def template(out: Path, *, force: bool = False) -> None:
+    """Write the header row of an import file to ``out`` (.csv or .xlsx); a file there
+    that is not empty is replaced only with ``force``."""
+    write_template(out, force=force)
 
 
 def _as(options: RunOptions, command: str) -> RunOptions:

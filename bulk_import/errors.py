@@ -61,20 +61,30 @@ class InputFileError(BulkImportError):
 
 
 class MissingColumnsError(InputFileError):
-    """Required fields are neither in the header nor given a default."""
+    """Required fields are neither in the header nor given a default.
 
-    def __init__(self, missing: list[str], found: list[str]) -> None:
+    ``closest`` pairs a missing field with the header most like it (a misspelling, another
+    wording): the likely fix is to map that header to the field.
+    """
+
+    def __init__(
+        self, missing: list[str], found: list[str], closest: dict[str, str] | None = None
+    ) -> None:
         self.missing = missing
         self.found = found
+        self.closest = dict(closest or {})
         shown = ", ".join(repr(h) for h in found) if found else "(none)"
         others = [name for name in missing if name != "trunkPassword"]
         hints = []
-        if others:
+        if self.closest:
+            pairs = ", ".join(f"{h!r}: {f!r}" for f, h in self.closest.items())
+            hints.append(f"the closest headers: pair them in mapping ({{{pairs}}})")
+        if any(name not in self.closest for name in others):
             hints.append(
                 "rename the column, pair it with a field in mapping ({'Your Header': "
                 "'field'}), or give a value in defaults ({'field': 'value'})"
             )
-        if "trunkPassword" in missing:
+        if "trunkPassword" in missing and "trunkPassword" not in self.closest:
             hints.append(
                 "trunkPassword: add a column, or give one password for every row in defaults"
             )

@@ -573,7 +573,7 @@ def batch_started(path: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        with closing(sqlite3.connect(path)) as db:  # closed plainly: no -wal/-shm left
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
             if "numbers" in tables:
                 wrote = db.execute(
@@ -605,6 +605,34 @@ def batch_started(path: Path) -> str | None:
         return cast(str, hit[0])
     stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     return stamp.strftime("%Y%m%dT%H%M%SZ")
+
+
+def unfinished_rows(path: Path) -> int:
+    """How many rows the run that left the journal at ``path`` did not finish: never sent
+    (``not_attempted``) or cut in flight (a write still pending).  0 without a readable
+    journal.  Asked before a run without resume starts a new batch there, so that its
+    summary can say so.
+
+    Not opened read-only: a read-only connection to a WAL database leaves its ``-wal``
+    and ``-shm`` files behind, where closing a plain one removes them.
+    """
+    if not path.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            (left,) = db.execute(
+                "SELECT count(*) FROM results WHERE status = 'not_attempted'"
+            ).fetchone()
+            pending = (
+                "SELECT count(*) FROM numbers WHERE pending IS NOT NULL"
+                if "numbers" in tables
+                else "SELECT count(*) FROM in_doubt"
+            )
+            (doubt,) = db.execute(pending).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(left) + int(doubt)
 
 
 def _describe(exc: OSError) -> str:

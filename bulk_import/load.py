@@ -6,7 +6,8 @@ rules of docs/contract.md up to the point where a row is a dict of trimmed text 
 * ``.csv``/``.txt``/``.tsv``: the encoding is UTF-8 (with or without BOM), else
   Windows-1252 for a file that is not UTF-8 as a whole (a UTF-8 file with a few bad bytes
   stays UTF-8, and the rows holding them are invalid); a UTF-16 file with a BOM (Excel's
-  "Unicode Text") is read too, and ``encoding=`` overrides the guess.  The delimiter is
+  "Unicode Text") is read too (one without a BOM is refused, naming the ``encoding`` to
+  give), and ``encoding=`` overrides the guess.  The delimiter is
   sniffed among ``,`` ``;`` tab ``|``.  The stdlib ``csv`` reader reads it record by
   record, every cell as text; a cell over ``CELL_LIMIT`` characters is never held.
 * Workbooks (``.xlsx``/``.xlsm``/``.xlsb``/``.xls``/``.ods``): python-calamine, first sheet
@@ -39,6 +40,7 @@ import codecs
 import contextlib
 import csv
 import datetime as dt
+import difflib
 import math
 import os
 import re
@@ -89,6 +91,31 @@ def match_header(header: str) -> str | None:
     return _HEADER_KEYS.get(_key(header))
 
 
+#: How alike a header and a field's name must be (difflib's ratio) to be offered as the
+#: column the user meant.
+CLOSE_ENOUGH = 0.6
+
+
+def closest_headers(missing: Sequence[str], found: Sequence[str]) -> dict[str, str]:
+    """For each missing field, the header most like one of its names (``Trunk Pasword``
+    for trunkPassword), if any is close enough; each header is offered once, to the field
+    it is most like.  Headers that already name a field are not offered."""
+    free = [h for h in dict.fromkeys(found) if h.strip() and match_header(h) is None]
+    scored: list[tuple[float, str, str]] = []
+    for json_name in missing:
+        forms = [k for k, name in _HEADER_KEYS.items() if name == json_name]
+        for header in free:
+            key = _key(header)
+            score = max(difflib.SequenceMatcher(None, key, form).ratio() for form in forms)
+            if score >= CLOSE_ENOUGH:
+                scored.append((score, json_name, header))
+    closest: dict[str, str] = {}
+    for _score, json_name, header in sorted(scored, key=lambda s: -s[0]):
+        if json_name not in closest and header not in closest.values():
+            closest[json_name] = header
+    return {name: closest[name] for name in missing if name in closest}
+
+
 @dataclass
 class Table:
     """An opened input file: its header, matched columns, and a way to stream its rows.
@@ -107,6 +134,8 @@ class Table:
     header_row: int = 1
     detected: bool = False
     sheet: str | None = None
+    #: ``header_row`` was given (not looked for)
+    given: bool = False
     _reader: _Reader | None = field(default=None, repr=False)
     _mapping: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -175,11 +204,18 @@ class Table:
     def header_note(self, missing: Sequence[str] = ()) -> str:
         """Where the header came from, and which other sheets have the ``missing`` fields."""
         where = f"row {self.header_row}" + (f" of sheet {self.sheet!r}" if self.sheet else "")
-        how = (
-            "the first row naming two fields"
-            if self.detected
-            else "no row near the top names two fields; give the header's row with --header-row N"
-        )
+        if self.detected:
+            how = "the first row naming two fields"
+        elif self.given:
+            how = "the row given"
+        elif _names_fields(self.header, self._mapping):
+            how = "the first row; it names a field, so it is the header"
+        else:
+            # Only here is a header further down likely: the row taken names no field.
+            how = (
+                "no row near the top names two fields; if the header is further down, "
+                "give its row with --header-row N"
+            )
         note = f"{where} was taken as the header ({how})"
         if isinstance(self._reader, _BookReader) and missing:
             others = self._reader.sheets_with(missing, self._mapping)
@@ -250,6 +286,7 @@ def open_table(
         reader.header_row,
         reader.detected,
         reader.sheet,
+        header_row is not None,
         reader,
         mapping,
     )
@@ -700,6 +737,13 @@ def _detect_encoding(path: Path, stream: BinaryIO) -> tuple[str, str]:
     head = stream.read(4)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", "strict"
+    stream.seek(0)
+    codec = _utf16_without_bom(stream.read(4096))
+    if codec:
+        raise InputFileError(
+            f"{path}: looks like UTF-16 text without a byte-order mark ({codec})",
+            hint=f"name its encoding with --encoding {codec}, or save it as CSV UTF-8",
+        )
     if head.startswith(b"PK\x03\x04"):
         raise InputFileError(
             f"{path}: looks like an Excel workbook, not text",
@@ -733,6 +777,21 @@ def _detect_encoding(path: Path, stream: BinaryIO) -> tuple[str, str]:
         f"{path}: is neither UTF-8 nor Windows-1252 text (is it a text file at all?)",
         hint="save it as CSV UTF-8, or name its encoding with --encoding",
     )
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` when the start of a file is plainly UTF-16 without a
+    BOM (mostly ASCII text: every other byte NUL), else None."""
+    pairs = len(head) // 2
+    if pairs < 4:
+        return None
+    even = head[0 : pairs * 2 : 2].count(0)
+    odd = head[1 : pairs * 2 : 2].count(0)
+    if odd >= 0.8 * pairs and even == 0:
+        return "utf-16-le"
+    if even >= 0.8 * pairs and odd == 0:
+        return "utf-16-be"
+    return None
 
 
 def _sniff(path: Path, sample: str, header_line: str) -> str:

@@ -236,6 +236,9 @@ class Summary:
     aborted: str | None = None
     interrupted: bool = False
     command: str = "run"
+    #: rows an earlier, unfinished run of the same results file left not done, whose
+    #: results this run (without ``--resume``) replaced
+    replaced_unfinished: int = 0
 
     def __post_init__(self) -> None:
         if self.this_run is None:
@@ -262,9 +265,19 @@ class Summary:
             found = self.throttled or self.settled_rate != self.rate_ceiling
             if self.settled_rate and found:
                 rate += f" (limit settled at {self.settled_rate:.0f} req/s)"
+        if self.aborted:
+            what += " (it stopped sending; the rows already in flight finished)"
+        replaced = ""
+        if self.replaced_unfinished:
+            replaced = (
+                f"; an earlier run of it had left {self.replaced_unfinished} "
+                f"{_plural(self.replaced_unfinished, 'row')} unfinished: this is a new batch "
+                "(the earlier one, if it sent anything, is kept beside it; --resume would "
+                "have continued it)"
+            )
         return (
             f"bulk-import: {self.rows} {_plural(self.rows, 'row')}: {what} in "
-            f"{self.duration_seconds:.1f}s{rate}; results: {self.results} "
+            f"{self.duration_seconds:.1f}s{rate}; results: {self.results}{replaced} "
             f"(exit {self.exit_code})"
         )
 

@@ -49,13 +49,14 @@ from .errors import (
     AuthError,
     BulkImportError,
     InputChangedError,
+    LockedError,
     MissingColumnsError,
     ResultsFileError,
     UsageError,
     WriteError,
 )
 from .firstrows import FirstRows
-from .ledger import Account, Journal, NumberFacts, batch_started
+from .ledger import Account, Journal, NumberFacts, batch_started, unfinished_rows
 from .load import Table, open_table
 from .lock import RunLock
 from .models import (
@@ -167,6 +168,12 @@ class RunOptions:
         )
 
     def check(self) -> None:
+        if not self.file.name:  # ".", "/", "": a directory (or an unset variable)
+            raise UsageError(
+                f"file {str(self.file)!r} names a directory, not a file",
+                hint="give the spreadsheet's path (is a variable in the command unset?)",
+                param="file",
+            )
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise UsageError(
                 f"concurrency must be between 1 and {MAX_CONCURRENCY}", param="concurrency"
@@ -526,7 +533,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
     started = datetime.now(UTC)
     t0 = time.monotonic()
     results_path = opts.results_path
-    with RunLock(results_path), ExitStack() as files:
+    with _locked(opts, results_path), ExitStack() as files:
         for leftover in remove_leftovers(results_path):  # a killed run's half-written file
             say(f"note: removed {leftover.name}, left by an earlier run that was killed")
         table: Table | None = None
@@ -582,10 +589,13 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 rows = (_as_update(checked) for checked in rows)
             counted = opts.progress or opts.command in ("plan", "run")
             total = table.estimated_rows() if counted else None
+        # An earlier run's rows left unfinished, for the summary (its batch is kept).
+        unfinished = 0 if opts.resume else unfinished_rows(journal_path(results_path))
         if not opts.resume and opts.command != "plan":
             _keep_earlier_batch(results_path, say)
         with ExitStack() as stack:
             had_journal = journal_path(results_path).exists()
+            replaced = unfinished
             journal = stack.enter_context(
                 Journal(
                     journal_path(results_path),
@@ -674,6 +684,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 interrupted=interrupted,
                 this_run=this_run,
                 sending_seconds=sending,
+                replaced_unfinished=replaced,
             )
             if isinstance(writer, _XlsxWriter):
                 writer.finish(summary, _shown_options(opts))
@@ -764,6 +775,12 @@ def _nothing_sent_if_unmarked(journal: Journal) -> Callable[..., bool]:
         return False
 
     return on_exit
+
+
+#: Statuses only a plan or a dry run writes: such a file is not one undo can take.
+_PLAN_STATUSES = frozenset(
+    {Status.WOULD_IMPORT, Status.WOULD_UPDATE, Status.WOULD_DELETE, Status.WOULD_RESTORE}
+)
 
 
 #: The undo statuses that put a number back as it was before the batch (or found it gone).
@@ -870,6 +887,13 @@ def _undo_rows(
     rows: list[RowResult | Job] = []
     deletes = restores = 0
     for result in results:
+        if result.status in _PLAN_STATUSES:
+            raise UsageError(
+                f"{source} is what plan (or a dry run) would do: nothing in it was done, "
+                "so there is nothing to undo",
+                hint="give the results file of the run or update that made the changes",
+                param="file",
+            )
         if result.status not in (Status.IMPORTED, Status.UPDATED):
             continue
         phone, said = result.phone_number, result.status.value
@@ -1050,6 +1074,7 @@ def _summarize(
     interrupted: bool = False,
     this_run: dict[str, int] | None = None,
     sending_seconds: float = 0.0,
+    replaced_unfinished: int = 0,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
     exit_code = _exit_code(counts, aborted, interrupted, OK_BY_COMMAND[opts.command])
@@ -1074,6 +1099,7 @@ def _summarize(
         rate_ceiling=opts.rate,
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
+        replaced_unfinished=replaced_unfinished,
     )
     if aborted is not None:
         log.line(f"aborted: {aborted}")
@@ -1242,6 +1268,26 @@ def _exit_code(
         return EXIT_INTERRUPTED
     ok = {s.value for s in ok_statuses}
     return EXIT_OK if all(n == 0 or s in ok for s, n in counts.items()) else EXIT_ROWS
+
+
+@contextlib.contextmanager
+def _locked(opts: RunOptions, results: Path) -> Iterator[None]:
+    """Hold the lock on ``results`` for the body.  A run refused because another holds it
+    says so in its log first (``log_file``): a cron job's log shows why it did nothing."""
+    lock = RunLock(results)
+    try:
+        lock.acquire()
+    except LockedError as exc:
+        with contextlib.suppress(BulkImportError), RunLog(opts.log_file) as log:
+            log.line(
+                f"refused command={opts.command} file={opts.file}: {exc.message} "
+                f"(exit {exc.exit_code})"
+            )
+        raise
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _silent(_text: str) -> None:

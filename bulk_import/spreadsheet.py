@@ -3,7 +3,8 @@
 ``export_account`` lists every number of the account (all pages, each page retried and
 rate-limited like any request) and writes them sorted by number in the import's columns,
 so that the file is a valid input for ``update`` as it is.  ``write_template`` writes the
-header row of an import file, required fields first.  Both write ``.csv`` or ``.xlsx``;
+header row of an import file, required fields first (never over a file
+that has something in it, unless forced).  Both write ``.csv`` or ``.xlsx``;
 in a workbook the phone columns are text, so Excel keeps the ``+``.  Each file is built
 beside its path and moved over it once complete (never half a file).  The API never
 returns trunk credentials, so an export can't hold any.
@@ -64,9 +65,23 @@ def _check_out(path: Path) -> None:
     check_outputs([Output("OUT", path, Kind.REPLACED)])  # no link, not a journal, writable
 
 
-def write_template(out: Path) -> None:
-    """An empty import file: the header row only."""
+def write_template(out: Path, *, force: bool = False) -> None:
+    """An empty import file: the header row only.  A file already at ``out`` that has
+    anything in it (a filled spreadsheet, most likely) is replaced only with ``force``."""
     _check_out(out)
+    if not force:
+        try:
+            size = out.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        except OSError as exc:
+            raise UsageError(f"{out}: can't be checked: {describe(exc)}") from exc
+        if size:
+            raise UsageError(
+                f"{out} exists and is not empty: a template would replace what it holds",
+                hint="force=True replaces it; or give another file name",
+                param="force",
+            )
     write_table(out, TEMPLATE_COLUMNS, [])
 
 

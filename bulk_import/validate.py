@@ -58,7 +58,9 @@ _NO_CC_HINT = (
     "or use --default-region"
 )
 # A number cell Excel turned into a float: digits then ``.0``, or an ``E+`` exponent.
-_EXCEL_FLOAT = re.compile(r"^\+?(?:[0-9]+\.0+|[0-9]+(?:\.[0-9]+)?[eE]\+?[0-9]+)$")
+#: A cell Excel stored as a float, as it shows it: ``14155552672.0``, ``4.42079E+11``, and
+#: in a locale whose decimal mark is a comma, ``14155552672,0`` and ``4,9301E+11``.
+_EXCEL_FLOAT = re.compile(r"^\+?(?:[0-9]+[.,]0+|[0-9]+(?:[.,][0-9]+)?[eE]\+?[0-9]+)$")
 _FLOAT_HINT = (
     "looks like a number Excel stored as a float (digits lost or added); format the "
     "column as text and enter the numbers again"
@@ -93,7 +95,11 @@ def check_columns(
     """Raise ``MissingColumnsError`` for required fields with neither column nor default."""
     missing = [f for f in required if f not in columns and f not in defaults]
     if missing:
-        raise MissingColumnsError(missing, list(found_headers))
+        from bulk_import.load import closest_headers
+
+        raise MissingColumnsError(
+            missing, list(found_headers), closest_headers(missing, found_headers)
+        )
 
 
 def normalize_phone(text: str, region: str | None) -> str:
@@ -236,12 +242,24 @@ def _check_region(region: str | None) -> str | None:
     import phonenumbers
 
     if code not in phonenumbers.SUPPORTED_REGIONS:
+        meant = _REGION_SLIPS.get(code)
         raise UsageError(
             f"default_region {region!r} is not a known region",
-            hint="give a two-letter ISO 3166 country code such as US, GB or DE",
+            hint=f"did you mean {meant[0]}? {meant[1]}'s ISO 3166 code is {meant[0]}"
+            if meant
+            else "give a two-letter ISO 3166 country code such as US, GB or DE",
             param="default_region",
         )
     return code
+
+
+#: Country names people write for a region code that is not the ISO 3166 one.
+_REGION_SLIPS: dict[str, tuple[str, str]] = {
+    "UK": ("GB", "the United Kingdom"),
+    "EL": ("GR", "Greece"),
+    "USA": ("US", "the United States"),
+    "GER": ("DE", "Germany"),
+}
 
 
 def _describe(exc: ValidationError, body: Mapping[str, str]) -> list[tuple[str, str]]:
