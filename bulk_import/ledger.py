@@ -335,14 +335,16 @@ class Journal:
             return None
         return json.loads(hit[0]), json.loads(hit[1] or "{}"), json.loads(hit[2] or "[]")
 
-    def created(self, phone: str, sent: Mapping[str, str]) -> None:
+    def created(self, phone: str, sent: Mapping[str, str | None]) -> None:
         """This batch created ``phone`` with ``sent`` (its visible fields are kept, to see
-        later whether the number still shows them).  In ``record``'s transaction."""
+        later whether the number still shows them; the first time counts).  In
+        ``record``'s transaction."""
         visible = {k: v for k, v in sent.items() if k not in SECRET_FIELDS}
         self._begin()
         self._upsert(phone)
-        self._db.execute(
-            "UPDATE numbers SET created = 1, sent = ? WHERE phone = ?",
+        self._db.execute(  # the first is kept: later PATCHes of the batch add to ``sent``
+            "UPDATE numbers SET sent = CASE WHEN created THEN sent ELSE ? END, created = 1 "
+            "WHERE phone = ?",
             (json.dumps(visible), phone),
         )
 

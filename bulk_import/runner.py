@@ -290,6 +290,9 @@ class _Run:
     def existed(self, phone: str) -> str:
         return self.journal.existed(phone)
 
+    def created(self, phone: str, fields: Record) -> None:
+        self.journal.created(phone, fields)
+
     def tell(self, text: str) -> None:
         """A message while the progress bar may be showing: printed above it."""
         self.progress.write(text, self.say)

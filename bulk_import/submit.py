@@ -53,6 +53,7 @@ from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
 from .defaults import CONCURRENCY
 from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
+from .decide import record_fields
 from .ledger import ABSENT, UNKNOWN
 from .models import (
     Action,
@@ -102,6 +103,10 @@ class JournalProtocol(Protocol):
         """Whether ``phone`` existed before the batch's first write of it (``ledger``'s
         ``ABSENT``, ``PRESENT`` or ``UNKNOWN``)."""
         ...
+
+    def created(self, phone: str, fields: Record) -> None:
+        """This batch created ``phone``, and the account shows ``fields`` for it (the first
+        time is kept: what the batch created, for undo to compare)."""
 
 
 @dataclass(frozen=True)
@@ -477,8 +482,16 @@ async def _existing(run: _Submission, row: _Row) -> RowResult:
         existed = run.journal.existed(req.phone_number)
         if not patched and existed == ABSENT:
             # Known absent before this batch's first POST of it: that lost POST made it
-            # (docs/contract.md, "Proof of creation").
-            return row.result(Status.IMPORTED, sip=req.phone_number)
+            # (docs/contract.md, "Proof of creation").  With the values of that POST,
+            # which an edited row may no longer give: the record says which.
+            found = await run.request(row, lambda: run.api.get(req.phone_number), stores=False)
+            if found.kind is AnswerKind.AUTH:
+                return row.result(Status.FAILED, error="API key rejected")
+            if found.kind is AnswerKind.OK and found.record is not None:
+                run.journal.created(req.phone_number, record_fields(found.record))
+                if run.options.on_existing == "update":  # the row's values, if edited since
+                    return await actions.update_existing(run, row, found)
+            return row.result(Status.IMPORTED, sip=_sip(found) or req.phone_number)
         if not patched and existed == UNKNOWN:
             note = NOT_KNOWN
     mode = run.options.on_existing
