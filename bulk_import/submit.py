@@ -51,9 +51,9 @@ from typing import Any, Protocol, TypeVar
 
 from . import actions
 from .api import Answer, AnswerKind, SigmaMindAPI
+from .decide import record_fields
 from .defaults import CONCURRENCY
 from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
-from .decide import record_fields
 from .ledger import ABSENT, UNKNOWN
 from .models import (
     Action,
