@@ -43,7 +43,7 @@ SCHEDULES = 200
 NUMBERS = [number(900 + i) for i in range(6)]
 CREDENTIALS = ("trunkUsername", "trunkPassword")
 #: The faults a step may meet (late answers come after the run's timeout).
-FAULTS: list[dict[str, float]] = [
+FAULTS: list[dict[str, Any]] = [
     {},
     {"fail_rate": 0.25},
     {"reset_rate": 0.2},
