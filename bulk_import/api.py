@@ -38,8 +38,8 @@ from httpx_aiohttp import AiohttpTransport  # keeps its throughput at many conne
 
 from . import __version__
 from .defaults import CONCURRENCY, TIMEOUT
-from .errors import ApiError, AuthError, ConnectionFailed
-from .models import RateLimitInfo
+from .errors import ApiError, AuthError, ConnectionFailed, NotANumberError
+from .models import E164_RE, RateLimitInfo
 from .payloads import ImportRequest, PhoneNumberRecord
 
 IMPORT_PATH = "/v1/phone-numbers/import"
@@ -98,6 +98,24 @@ class Answer:
         return self.status in RETRYABLE_STATUSES
 
 
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport on a session that never resends a request by itself.
+
+    aiohttp sends an idempotent request (GET, DELETE, PUT) once more, unseen, when the
+    connection it went out on closes without an answer.  A DELETE whose answer was lost
+    would then come back 404 as if someone else had deleted the number, and more requests
+    would leave than ``max_attempts`` allows: every resend must be ``submit``'s, counted
+    and in doubt (docs/architecture.md, "Every request is seen").
+    """
+
+    def get_client(self) -> aiohttp.ClientSession:
+        session = super().get_client()
+        if not hasattr(session, "_retry_connection"):  # pragma: no cover - a newer aiohttp
+            raise RuntimeError("aiohttp no longer has ClientSession._retry_connection")
+        session._retry_connection = False
+        return session
+
+
 class SigmaMindAPI:
     """Async client of the SigmaMind phone-number endpoints (an async context manager)."""
 
@@ -117,7 +135,7 @@ class SigmaMindAPI:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         if transport is None:
-            transport = AiohttpTransport(limits=limits)  # aiohttp's connector: limit=N
+            transport = _Transport(limits=limits)  # aiohttp's connector: limit=N
         self._client = httpx.AsyncClient(
             base_url=self._base_url,
             headers={
@@ -366,7 +384,16 @@ class Pager:
         return step
 
 
+def check_number(number: str) -> None:
+    """Raise ``NotANumberError`` unless ``number`` is E.164 (``+`` then 7 to 15 digits):
+    no request is ever made of an empty or edited cell (``DELETE /v1/phone-numbers/``)."""
+    if not E164_RE.fullmatch(number):
+        shown = repr(number) if len(number) <= 40 else repr(number[:40]) + "..."
+        raise NotANumberError(f"{shown} is not an E.164 phone number: nothing was sent for it")
+
+
 def _number_path(number: str) -> str:
+    check_number(number)
     return f"{NUMBERS_PATH}/{quote(number, safe='')}"
 
 
