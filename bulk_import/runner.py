@@ -545,7 +545,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                     say(f"note: --resume: no earlier results at {results_path}; sending every row")
             writer: ResultsWriter | _XlsxWriter
             if is_workbook_path(results_path):
-                writer = stack.enter_context(_XlsxWriter(results_path))
+                writer = stack.enter_context(_XlsxWriter(results_path, changes=opts.shows_changes))
             else:
                 writer = stack.enter_context(
                     ResultsWriter(results_path, changes=opts.shows_changes)
@@ -606,8 +606,9 @@ class _XlsxWriter:
     """``--output X.xlsx`` during a run: nothing row by row (the journal has every finished
     row); at the end the workbook is rendered from the journal, its summary sheet last."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, changes: bool = False) -> None:
         self.path = path
+        self.changes = changes
         self._book: XlsxResults | None = None
 
     def __enter__(self) -> _XlsxWriter:
@@ -626,7 +627,7 @@ class _XlsxWriter:
         """Nothing: the journal holds the row."""
 
     def finalize(self, results: Iterator[RowResult]) -> None:
-        self._book = XlsxResults(self.path)
+        self._book = XlsxResults(self.path, changes=self.changes)
         try:
             self._book.write(results)
         except BaseException:
