@@ -20,6 +20,7 @@ was sent, a DELETE when the number is gone (404).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .api import Answer, AnswerKind, Pager, SigmaMindAPI
@@ -226,11 +227,15 @@ async def _restore(run: _Submission, row: _Row) -> RowResult:
 
 
 async def list_account(
-    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy
+    api: SigmaMindAPI,
+    limiter: RateLimiter,
+    policy: RetryPolicy,
+    on_page: Callable[[int, int], None] | None = None,
 ) -> list[Record]:
-    """Every number of the account (all pages), each page retried and rate-limited."""
+    """Every number of the account (all pages), each page retried and rate-limited;
+    ``on_page(new numbers, requests sent)`` after each page."""
     try:
-        return await _list_account(api, limiter, policy)
+        return await _list_account(api, limiter, policy, on_page)
     except (Transient, ConnectionFailed) as exc:
         what = f"HTTP {exc.status}" if isinstance(exc, Transient) else "no answer"
         raise UnreachableError(
@@ -240,16 +245,21 @@ async def list_account(
 
 
 async def _list_account(
-    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy
+    api: SigmaMindAPI,
+    limiter: RateLimiter,
+    policy: RetryPolicy,
+    on_page: Callable[[int, int], None] | None,
 ) -> list[Record]:
     pager = Pager()
     records: list[Record] = []
     while (step := pager.next_request()) is not None:
         url, params = step
         data = None
+        sent = 0
         async for attempt in policy.retrying():
             with attempt:
                 sent_at = await limiter.acquire()
+                sent += 1
                 answer, data = await api.list_page(url, params)
                 if answer.rate_limit is not None:
                     limiter.observe(answer.rate_limit, sent_at=sent_at)
@@ -271,6 +281,8 @@ async def _list_account(
                         f"listing the account's numbers failed: HTTP {answer.status}: "
                         f"{answer.message}"
                     )
-        for record in pager.take(data):
-            records.append(record_fields(record))
+        page = pager.take(data)
+        records.extend(record_fields(record) for record in page)
+        if on_page is not None:
+            on_page(len(page), sent)
     return records

@@ -316,8 +316,9 @@ class Pager:
     ``phoneNumbers`` or ``results``.  More pages while it says so: a ``next`` URL, a
     ``nextCursor``/``cursor`` (sent back as ``?cursor=``), or ``page`` with
     ``hasMore``/``totalPages`` (asked for as ``?page=N+1``).  A cursor, URL or page seen
-    twice ends the listing (an API that loops would otherwise never end).  Each number is
-    given once, at its first appearance.
+    twice ends the listing (an API that loops would otherwise never end), and so does a
+    page that brings no number not seen before.  Each number is given once, at its first
+    appearance.
     """
 
     def __init__(self, page_size: int = PAGE_SIZE) -> None:
@@ -354,7 +355,9 @@ class Pager:
                 continue
             self._seen_numbers.add(key)
             records.append(record)
-        self._next = self._follow(meta, bool(items))
+        # A page that brings no new number ends the listing, whatever it says of more: an
+        # API that repeats its last page under fresh cursors would otherwise never end.
+        self._next = self._follow(meta, bool(records))
         return records
 
     def _follow(

@@ -200,7 +200,11 @@ def _connection_options(p: argparse.ArgumentParser) -> None:
         "--max-attempts", type=int, default=MAX_ATTEMPTS, metavar="N", help="tries per page"
     )
     api.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS")
+    api.add_argument("--concurrency", type=int, default=CONCURRENCY, metavar="N")
+    api.add_argument("--summary-json", type=Path, metavar="PATH", help="the summary as JSON")
+    api.add_argument("--log-file", type=Path, metavar="PATH", help="append a start and end line")
     api.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    api.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
@@ -710,6 +714,10 @@ def _export(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         sandbox=args.sandbox,
         allow_insecure_http=args.allow_insecure_http,
+        concurrency=args.concurrency,
+        summary_json=args.summary_json,
+        log_file=args.log_file,
+        progress=not (args.quiet or args.no_progress),
     )
     say = (lambda _text: None) if args.quiet else _warn
     count = export_account(opts, say=say)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import math
 import secrets
 import signal
 import threading
@@ -30,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_BASE_URL, check_base_url
+from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields, fingerprint
 from .defaults import (
     CONCURRENCY,
@@ -39,7 +38,6 @@ from .defaults import (
     EXIT_OK,
     EXIT_ROWS,
     MAX_ATTEMPTS,
-    MAX_CONCURRENCY,
     TIMEOUT,
 )
 from .errors import (
@@ -156,22 +154,7 @@ class RunOptions:
         )
 
     def check(self) -> None:
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise UsageError(
-                f"concurrency must be between 1 and {MAX_CONCURRENCY}", param="concurrency"
-            )
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise UsageError(
-                f"rate {self.rate}: give a number of requests per second above 0",
-                hint="None for no limit",
-                param="rate",
-            )
-        if self.max_attempts < 1:
-            raise UsageError("max_attempts must be at least 1", param="max_attempts")
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise UsageError(
-                f"timeout {self.timeout}: give a number of seconds above 0", param="timeout"
-            )
+        check_sending(self.concurrency, self.rate, self.max_attempts, self.timeout)
         if self.encoding is not None:
             try:
                 "".encode(self.encoding)  # a text encoding, not a codec such as rot13
