@@ -52,6 +52,8 @@ ERROR_BODY_LIMIT = 64 * 1024
 #: so a host that never accepts is told apart (not sent) from an answer that never came.
 CONNECT_SHARE = 0.9
 MASK = "***"
+#: Seconds an idle connection is kept for the next request.
+KEEPALIVE_EXPIRY = 2.0
 #: Statuses worth sending again: throttled, or a transient server/gateway failure.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -132,7 +134,11 @@ class SigmaMindAPI:
         self._api_key = api_key
         self.timeout = timeout
         limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            # Idle connections are dropped before a server's own idle timeout (5 s for many):
+            # a request is never resent unseen, so it should not go out on a closing one.
+            keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         if transport is None:
             transport = _Transport(limits=limits)  # aiohttp's connector: limit=N
