@@ -233,7 +233,7 @@ async def list_account(
     on_page: Callable[[int, int], None] | None = None,
 ) -> list[Record]:
     """Every number of the account (all pages), each page retried and rate-limited;
-    ``on_page(new numbers, requests sent)`` after each page."""
+    ``on_page(0, 1)`` before each request, ``on_page(new numbers, 0)`` after each page."""
     try:
         return await _list_account(api, limiter, policy, on_page)
     except (Transient, ConnectionFailed) as exc:
@@ -255,11 +255,11 @@ async def _list_account(
     while (step := pager.next_request()) is not None:
         url, params = step
         data = None
-        sent = 0
         async for attempt in policy.retrying():
             with attempt:
                 sent_at = await limiter.acquire()
-                sent += 1
+                if on_page is not None:
+                    on_page(0, 1)  # counted before: a request cut short may have left
                 answer, data = await api.list_page(url, params)
                 if answer.rate_limit is not None:
                     limiter.observe(answer.rate_limit, sent_at=sent_at)
@@ -284,5 +284,5 @@ async def _list_account(
         page = pager.take(data)
         records.extend(record_fields(record) for record in page)
         if on_page is not None:
-            on_page(len(page), sent)
+            on_page(len(page), 0)
     return records

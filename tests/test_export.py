@@ -158,3 +158,20 @@ def _on_a_terminal(args: list[str]) -> str:
         os.close(main)
         if other != -1:
             os.close(other)
+
+
+def test_an_export_that_can_not_list_says_why_in_its_summary(hostile: Any, tmp_path: Path) -> None:
+    hostile.answer = lambda seen: json_reply(503, {"message": "down for maintenance"})
+    out, summary, log = tmp_path / "account.csv", tmp_path / "s.json", tmp_path / "x.log"
+    done = run_cli(
+        "export", str(out), "--base-url", hostile.url, "--max-attempts", "2",
+        "--summary-json", str(summary), "--log-file", str(log), "--no-progress",
+        timeout=60,
+    )  # fmt: skip
+    assert done.code == 3, done.stderr
+    assert not out.exists()
+    facts = json.loads(summary.read_text())
+    assert (facts["exit_code"], facts["rows"], facts["requests"]) == (3, 0, 2)
+    assert "down for maintenance" in facts["aborted"]
+    assert "aborted" in log.read_text().splitlines()[-1]
+    assert len(hostile.requests) == 2
