@@ -21,6 +21,7 @@ was sent, a DELETE when the number is gone (404).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from .api import Answer, AnswerKind, Pager, SigmaMindAPI
@@ -264,10 +265,14 @@ async def _restore(run: _Submission, row: _Row) -> RowResult:
 
 
 async def list_account(
-    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy
+    api: SigmaMindAPI,
+    limiter: RateLimiter,
+    policy: RetryPolicy,
+    on_page: Callable[[int, int], None] | None = None,
 ) -> list[Record]:
-    """Every number of the account (all pages), each page retried and rate-limited."""
-    return (await list_pages(api, limiter, policy)).records
+    """Every number of the account (all pages), each page retried and rate-limited;
+    ``on_page(0, 1)`` before each request, ``on_page(new numbers, 0)`` after each page."""
+    return (await list_pages(api, limiter, policy, on_page=on_page)).records
 
 
 class Listing(NamedTuple):
@@ -280,11 +285,17 @@ class Listing(NamedTuple):
 
 
 async def list_pages(
-    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy, *, max_pages: int | None = None
+    api: SigmaMindAPI,
+    limiter: RateLimiter,
+    policy: RetryPolicy,
+    *,
+    max_pages: int | None = None,
+    on_page: Callable[[int, int], None] | None = None,
 ) -> Listing:
-    """The account's numbers, at most ``max_pages`` pages of them."""
+    """The account's numbers, at most ``max_pages`` pages of them (``on_page``: as
+    ``list_account``'s)."""
     try:
-        return await _list_account(api, limiter, policy, max_pages)
+        return await _list_account(api, limiter, policy, max_pages, on_page)
     except (Transient, ConnectionFailed) as exc:
         what = f"HTTP {exc.status}" if isinstance(exc, Transient) else "no answer"
         raise UnreachableError(
@@ -294,7 +305,11 @@ async def list_pages(
 
 
 async def _list_account(
-    api: SigmaMindAPI, limiter: RateLimiter, policy: RetryPolicy, max_pages: int | None
+    api: SigmaMindAPI,
+    limiter: RateLimiter,
+    policy: RetryPolicy,
+    max_pages: int | None,
+    on_page: Callable[[int, int], None] | None,
 ) -> Listing:
     pager = Pager()
     records: list[Record] = []
@@ -309,6 +324,8 @@ async def _list_account(
             with attempt:
                 sent_at = await limiter.acquire()
                 requests += 1
+                if on_page is not None:
+                    on_page(0, 1)  # counted before: a request cut short may have left
                 answer, data = await api.list_page(url, params)
                 if answer.rate_limit is not None:
                     limiter.observe(answer.rate_limit, sent_at=sent_at)
@@ -330,6 +347,8 @@ async def _list_account(
                         f"listing the account's numbers failed: HTTP {answer.status}: "
                         f"{answer.message}"
                     )
-        for record in pager.take(data):
-            records.append(record_fields(record))
+        page = pager.take(data)
+        records.extend(record_fields(record) for record in page)
+        if on_page is not None:
+            on_page(len(page), 0)
     return Listing(records, pager.understood, requests)

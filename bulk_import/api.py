@@ -38,8 +38,8 @@ from httpx_aiohttp import AiohttpTransport  # keeps its throughput at many conne
 
 from . import __version__
 from .defaults import CONCURRENCY, TIMEOUT
-from .errors import ApiError, AuthError, ConnectionFailed
-from .models import RateLimitInfo
+from .errors import ApiError, AuthError, ConnectionFailed, NotANumberError
+from .models import E164_RE, RateLimitInfo
 from .payloads import ImportRequest, PhoneNumberRecord
 
 IMPORT_PATH = "/v1/phone-numbers/import"
@@ -52,6 +52,8 @@ ERROR_BODY_LIMIT = 64 * 1024
 #: so a host that never accepts is told apart (not sent) from an answer that never came.
 CONNECT_SHARE = 0.9
 MASK = "***"
+#: Seconds an idle connection is kept for the next request.
+KEEPALIVE_EXPIRY = 2.0
 #: Statuses worth sending again: throttled, or a transient server/gateway failure.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -98,6 +100,24 @@ class Answer:
         return self.status in RETRYABLE_STATUSES
 
 
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport on a session that never resends a request by itself.
+
+    aiohttp sends an idempotent request (GET, DELETE, PUT) once more, unseen, when the
+    connection it went out on closes without an answer.  A DELETE whose answer was lost
+    would then come back 404 as if someone else had deleted the number, and more requests
+    would leave than ``max_attempts`` allows: every resend must be ``submit``'s, counted
+    and in doubt (docs/architecture.md, "Every request is seen").
+    """
+
+    def get_client(self) -> aiohttp.ClientSession:
+        session = super().get_client()
+        if not hasattr(session, "_retry_connection"):  # pragma: no cover - a newer aiohttp
+            raise RuntimeError("aiohttp no longer has ClientSession._retry_connection")
+        session._retry_connection = False
+        return session
+
+
 class SigmaMindAPI:
     """Async client of the SigmaMind phone-number endpoints (an async context manager)."""
 
@@ -114,10 +134,14 @@ class SigmaMindAPI:
         self._api_key = api_key
         self.timeout = timeout
         limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            # Idle connections are dropped before a server's own idle timeout (5 s for many):
+            # a request is never resent unseen, so it should not go out on a closing one.
+            keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         if transport is None:
-            transport = AiohttpTransport(limits=limits)  # aiohttp's connector: limit=N
+            transport = _Transport(limits=limits)  # aiohttp's connector: limit=N
         self._client = httpx.AsyncClient(
             base_url=self._base_url,
             headers={
@@ -298,8 +322,9 @@ class Pager:
     ``phoneNumbers`` or ``results``.  More pages while it says so: a ``next`` URL, a
     ``nextCursor``/``cursor`` (sent back as ``?cursor=``), or ``page`` with
     ``hasMore``/``totalPages`` (asked for as ``?page=N+1``).  A cursor, URL or page seen
-    twice ends the listing (an API that loops would otherwise never end).  Each number is
-    given once, at its first appearance.
+    twice ends the listing (an API that loops would otherwise never end), and so does a
+    page that brings no number not seen before.  Each number is given once, at its first
+    appearance.
     """
 
     def __init__(self, page_size: int = PAGE_SIZE) -> None:
@@ -347,7 +372,9 @@ class Pager:
                 continue
             self._seen_numbers.add(key)
             records.append(record)
-        self._next = self._follow(meta, bool(items))
+        # A page that brings no new number ends the listing, whatever it says of more: an
+        # API that repeats its last page under fresh cursors would otherwise never end.
+        self._next = self._follow(meta, bool(records))
         return records
 
     def _follow(
@@ -377,7 +404,16 @@ class Pager:
         return step
 
 
+def check_number(number: str) -> None:
+    """Raise ``NotANumberError`` unless ``number`` is E.164 (``+`` then 7 to 15 digits):
+    no request is ever made of an empty or edited cell (``DELETE /v1/phone-numbers/``)."""
+    if not E164_RE.fullmatch(number):
+        shown = repr(number) if len(number) <= 40 else repr(number[:40]) + "..."
+        raise NotANumberError(f"{shown} is not an E.164 phone number: nothing was sent for it")
+
+
 def _number_path(number: str) -> str:
+    check_number(number)
     return f"{NUMBERS_PATH}/{quote(number, safe='')}"
 
 

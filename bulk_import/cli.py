@@ -442,6 +442,10 @@ def _export(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         sandbox=args.sandbox,
         allow_insecure_http=args.allow_insecure_http,
+        concurrency=args.concurrency,
+        summary_json=args.summary_json,
+        log_file=args.log_file,
+        progress=not (args.quiet or args.no_progress),
     )
     say = (lambda _text: None) if args.quiet else _warn
     count = export_account(opts, say=say)

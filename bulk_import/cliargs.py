@@ -470,7 +470,22 @@ def _terminal(p: argparse.ArgumentParser, command: str) -> None:
 def _export(p: argparse.ArgumentParser, command: str) -> None:
     pages = p.add_argument_group("reading the account")
     _pacing(pages, "page")
-    pages.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    pages.add_argument(
+        "--concurrency",
+        type=int,
+        default=CONCURRENCY,
+        metavar="N",
+        help="connections at most (pages are read one after another: each names the next)",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--summary-json", type=Path, metavar="PATH", help="also write the summary as JSON"
+    )
+    out.add_argument(
+        "--log-file", type=Path, metavar="PATH", help="append a start and an end line (for cron)"
+    )
+    out.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _template(p: argparse.ArgumentParser, command: str) -> None:

@@ -2,17 +2,20 @@
 
 The API key comes from ``SIGMAMIND_API_KEY`` or a key file, never from a command-line value
 (it would show in ``ps``); so does a trunk password shared by every row.  Plain ``http://``
-is refused for anything but loopback unless explicitly allowed.
+is refused for anything but loopback unless explicitly allowed.  ``check_sending`` checks
+the options of every command that sends (``run``'s and ``export``'s alike).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .defaults import MAX_CONCURRENCY
 from .errors import UsageError
 
 DEFAULT_BASE_URL = "https://api.sigmamind.ai"
@@ -91,3 +94,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_sending(concurrency: int, rate: float | None, max_attempts: int, timeout: float) -> None:
+    """Raise ``UsageError`` for a concurrency, rate, attempts or timeout that can't be used."""
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise UsageError(
+            f"concurrency must be between 1 and {MAX_CONCURRENCY}", param="concurrency"
+        )
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise UsageError(
+            f"rate {rate}: give a number of requests per second above 0",
+            hint="None for no limit",
+            param="rate",
+        )
+    if max_attempts < 1:
+        raise UsageError("max_attempts must be at least 1", param="max_attempts")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise UsageError(f"timeout {timeout}: give a number of seconds above 0", param="timeout")

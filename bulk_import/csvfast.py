@@ -105,8 +105,12 @@ def _next_chunk(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
 
 def _shape_columns(cells: list[list[str]], first_row: int, positions: dict[str, int]) -> Chunk:
     """``load._shape`` for columns of a chunk that has no row-level problem."""
+    from bulk_import.load import unguarded_columns
+
     size = len(cells[0]) if cells else 0
-    trimmed = {pos: list(map(str.strip, cells[pos])) for pos in set(positions.values())}
+    trimmed = unguarded_columns(
+        {pos: list(map(str.strip, cells[pos])) for pos in set(positions.values())}, positions
+    )
     keep = [any(row) for row in zip(*trimmed.values(), strict=True)] or [False] * size
     if all(keep):
         shaped = {name: trimmed[pos] for name, pos in positions.items()}

@@ -16,7 +16,8 @@ CLI turns them into a message and an exit code (``exit_code`` below)::
     │   ├── AuthError               401/403: the API key was rejected          exit 3
     │   ├── UnreachableError        no answer past the retry budget            exit 3
     │   └── TooManyFailures         rows kept failing past the failure limit   exit 3
-    └── ConnectionFailed            one request got no answer (retried; internal)
+    ├── ConnectionFailed            one request got no answer (retried; internal)
+    └── NotANumberError             no request for a number that is not E.164 (internal)
 
 Row-level problems (a bad cell, a refused request) are never exceptions: they are
 results with status ``invalid`` or ``failed``.
@@ -157,3 +158,13 @@ class ConnectionFailed(BulkImportError):
     def __init__(self, message: str, *, maybe_sent: bool) -> None:
         super().__init__(message)
         self.maybe_sent = maybe_sent
+
+
+class NotANumberError(BulkImportError):
+    """A request about a number that is not E.164 (``+`` then 7 to 15 digits) was refused
+    before it was built: no path is made of it, nothing is sent.
+
+    Raised by the API client; ``submit`` turns it into the row's ``failed`` result.
+    """
+
+    exit_code = EXIT_ERROR

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from bulk_import.errors import InputChangedError, InputFileError, UsageError
+from bulk_import.guard import unguarded
 from bulk_import.models import FIELDS, FIELDS_HINT, Chunk, RawRow
 
 CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})
@@ -460,7 +461,9 @@ def _shape(
                     )
                     column[i] = ""
             columns[pos] = column
-    trimmed = {pos: list(map(str.strip, columns[pos])) for pos in set(positions.values())}
+    trimmed = unguarded_columns(
+        {pos: list(map(str.strip, columns[pos])) for pos in set(positions.values())}, positions
+    )
     if any(map(all, trimmed.values())):  # the common case: a field no row leaves empty
         keep = None
     else:
@@ -475,6 +478,18 @@ def _shape(
     shaped = {name: list(compress(trimmed[pos], keep)) for name, pos in positions.items()}
     kept_problems = [problems.get(i, "") for i in compress(range(size), keep)] if problems else None
     return Chunk(rows, shaped, kept_problems)
+
+
+_SECRET_FIELDS = tuple(spec.json for spec in FIELDS if spec.secret)
+
+
+def unguarded_columns(
+    trimmed: dict[int, list[str]], positions: Mapping[str, int]
+) -> dict[int, list[str]]:
+    """Trimmed columns without the formula guard a writer put on (guard.py), but for a
+    password's: a password is taken as typed (no writer of ours ever writes one guarded)."""
+    secret = {positions[name] for name in _SECRET_FIELDS if name in positions}
+    return {pos: cells if pos in secret else unguarded(cells) for pos, cells in trimmed.items()}
 
 
 def _transposed(batch: list[list[str]]) -> list[Sequence[str]]:

@@ -77,6 +77,16 @@ class Output:
     streams: bool = False  # /dev/stdout, a FIFO or a character device are accepted
 
 
+def report_outputs(summary_json: Path | None, log_file: Path | None) -> list[Output]:
+    """The ``--summary-json`` and ``--log-file`` outputs, where given."""
+    outputs = []
+    if summary_json is not None:
+        outputs.append(Output("--summary-json", summary_json, Kind.REPLACED, streams=True))
+    if log_file is not None:
+        outputs.append(Output("--log-file", log_file, Kind.APPENDED, streams=True))
+    return outputs
+
+
 def journal_path(results: Path) -> Path:
     return results.with_name(results.name + JOURNAL_SUFFIX)
 

@@ -3,6 +3,8 @@
 On a terminal: one bar (rows done, rate, ETA, failures so far).  When stderr is not a
 terminal (cron, CI, a pipe): no control codes at all, one plain line every ``every``
 seconds instead.  ``enabled=False`` (``--quiet``/``--no-progress``) shows nothing.
+``unit`` names what is counted: rows (``update`` with each result), or the numbers
+``export`` has listed (``advance`` with each page's count).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ class Progress:
         stream: TextIO | None = None,
         every: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "row",
     ) -> None:
         self.stream = stream or sys.stderr
+        self.unit = unit
         self.total = total
         self.done = 0
         self.problems = 0
@@ -42,7 +46,7 @@ class Progress:
             from tqdm import tqdm  # here: cron and --no-progress never load it
 
             self._bar = tqdm(
-                total=total, unit="row", file=self.stream, dynamic_ncols=True, smoothing=0.1
+                total=total, unit=unit, file=self.stream, dynamic_ncols=True, smoothing=0.1
             )
 
     def update(self, result: RowResult) -> None:
@@ -56,15 +60,29 @@ class Progress:
             if result.status not in OK_STATUSES:
                 self._bar.set_postfix(failed=self.problems, refresh=False)
         elif self._plain:
-            now = self._clock()
-            if now - self._last_line >= self._every:
-                self._last_line = now
-                self.stream.write(self.text(now) + "\n")
-                self.stream.flush()
+            self._maybe_line()
+
+    def advance(self, count: int) -> None:
+        """``count`` more done, none of them a problem (a page of numbers listed)."""
+        self.done += count
+        if self._bar is not None:
+            self._bar.update(count)
+        elif self._plain:
+            self._maybe_line()
+
+    def _maybe_line(self) -> None:
+        now = self._clock()
+        if now - self._last_line >= self._every:
+            self._last_line = now
+            self.stream.write(self.text(now) + "\n")
+            self.stream.flush()
 
     def text(self, now: float | None = None) -> str:
         elapsed = max((now if now is not None else self._clock()) - self._started, 1e-9)
         of = f"/{self.total}" if self.total else ""
+        unit = self.unit
+        if unit != "row":
+            return f"progress: {self.done}{of} {unit}s, {self.done / elapsed:.0f} {unit}s/s"
         return (
             f"progress: {self.done}{of} rows, {self.problems} invalid or failed, "
             f"{self.done / elapsed:.0f} rows/s"

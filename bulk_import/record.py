@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import ResultsFileError, WriteError
+from .guard import RISKY_LINE
+from .guard import defuse as defuse  # the formula guard, imported from here too
 from .models import ResultColumns, RowResult, Status
 from .outputs import (
     describe,
@@ -49,23 +50,10 @@ RESULT_COLUMNS = (
 #: The column after the seven for plan, update and ``run --on-existing update``.
 CHANGES_COLUMN = "changes"
 
-_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
-_FORMULA_START = ("=", "@", "\t", "\r")
 
 #: HTTP statuses that are a definitive answer about a row: after one of them, the row is
 #: no longer "in doubt" (the API told us what happened to it).
 _DEFINITIVE = frozenset({200, 201, 202, 204, 400, 401, 403, 404, 409, 422})
-
-
-def defuse(cell: str) -> str:
-    """Prefix ``'`` to a cell Excel would run as a formula (``=``, ``@``, ``+``/``-`` text)."""
-    if not cell:
-        return cell
-    if cell.startswith(_FORMULA_START):
-        return "'" + cell
-    if cell[0] in "+-" and not _NUMBER_RE.match(cell):
-        return "'" + cell
-    return cell
 
 
 def result_cells(result: RowResult, *, changes: bool = False) -> list[str]:
@@ -441,8 +429,6 @@ def _csv_lines(chunk: ResultColumns) -> str:
     return lines + "\n" if lines else ""
 
 
-# A line of a "\n"-joined column that ``defuse`` may change (a superset: "-1.5" is matched).
-_RISKY_LINE = re.compile(r"^(?:[=@\t\r]|[+-](?![0-9]+$))", re.MULTILINE)
 _NEEDS_QUOTES = ',"\r\n'  # what may make csv quote a cell (a superset)
 
 
@@ -451,7 +437,7 @@ def _defused(cells: list[str]) -> list[str]:
     if not any(cells):
         return cells
     joined = "\n".join(cells)
-    if joined.count("\n") == len(cells) - 1 and not _RISKY_LINE.search(joined):
+    if joined.count("\n") == len(cells) - 1 and not RISKY_LINE.search(joined):
         return cells
     return [defuse(c) for c in cells]
 

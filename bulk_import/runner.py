@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import math
 import os
 import secrets
 import signal
@@ -32,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_BASE_URL, check_base_url
+from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields
 from .defaults import (
     CONCURRENCY,
@@ -41,7 +40,6 @@ from .defaults import (
     EXIT_OK,
     EXIT_ROWS,
     MAX_ATTEMPTS,
-    MAX_CONCURRENCY,
     TIMEOUT,
 )
 from .errors import (
@@ -174,22 +172,7 @@ class RunOptions:
                 hint="give the spreadsheet's path (is a variable in the command unset?)",
                 param="file",
             )
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise UsageError(
-                f"concurrency must be between 1 and {MAX_CONCURRENCY}", param="concurrency"
-            )
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise UsageError(
-                f"rate {self.rate}: give a number of requests per second above 0",
-                hint="None for no limit",
-                param="rate",
-            )
-        if self.max_attempts < 1:
-            raise UsageError("max_attempts must be at least 1", param="max_attempts")
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise UsageError(
-                f"timeout {self.timeout}: give a number of seconds above 0", param="timeout"
-            )
+        check_sending(self.concurrency, self.rate, self.max_attempts, self.timeout)
         if self.encoding is not None:
             try:
                 "".encode(self.encoding)  # a text encoding, not a codec such as rot13
@@ -627,7 +610,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                     say(f"note: --resume: no earlier results at {results_path}; sending every row")
             writer: ResultsWriter | _XlsxWriter
             if is_workbook_path(results_path):
-                writer = stack.enter_context(_XlsxWriter(results_path))
+                writer = stack.enter_context(_XlsxWriter(results_path, changes=opts.shows_changes))
             else:
                 writer = stack.enter_context(
                     ResultsWriter(results_path, changes=opts.shows_changes)
@@ -698,8 +681,9 @@ class _XlsxWriter:
     """``--output X.xlsx`` during a run: nothing row by row (the journal has every finished
     row); at the end the workbook is rendered from the journal, its summary sheet last."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, changes: bool = False) -> None:
         self.path = path
+        self.changes = changes
         self._book: XlsxResults | None = None
 
     def __enter__(self) -> _XlsxWriter:
@@ -718,7 +702,7 @@ class _XlsxWriter:
         """Nothing: the journal holds the row."""
 
     def finalize(self, results: Iterator[RowResult]) -> None:
-        self._book = XlsxResults(self.path)
+        self._book = XlsxResults(self.path, changes=self.changes)
         try:
             self._book.write(results)
         except BaseException:

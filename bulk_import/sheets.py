@@ -3,9 +3,10 @@
 * ``XlsxResults``: the results as a workbook.  During a run nothing is written to it row by
   row: the journal (``<results>.journal``) is the durable record of every finished row, and
   the workbook is rendered from it at the end (and again by ``--resume``).  Sheet
-  ``results`` has the results file's columns, every cell text (phone numbers stay text),
-  one fill per status, the header frozen, a filter on, widths fitted; sheet ``summary`` has
-  the counts, times, requests and options (never a secret).  ``xlsxstream`` writes it in
+  ``results`` has the results file's columns (``changes`` too, where the CSV has it), every
+  cell text (phone numbers stay text), one fill per status, the header frozen, a filter
+  on, widths fitted; sheet ``summary`` has the counts, times, requests and options (never a
+  secret).  ``xlsxstream`` writes it in
   batches of rows through a temporary file, so a million rows take no more memory than a
   few (and a few seconds, where a call per cell took ~20 s).
 * ``write_failed_rows``: the rows that ended ``invalid``, ``failed`` or ``not_attempted``,
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsFileError
 from .models import ResultColumns, RowResult, Status
-from .record import KEY_COLUMNS, RESULT_COLUMNS, not_results
+from .record import CHANGES_COLUMN, KEY_COLUMNS, RESULT_COLUMNS, not_results
 from .xlsxstream import StreamingWorkbook
 
 if TYPE_CHECKING:
@@ -83,16 +84,19 @@ def _replacing(path: Path, what: str) -> Iterator[Path]:
 class XlsxResults:
     """The results workbook: ``write`` the rows (in row order), then ``finish(summary)``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, changes: bool = False) -> None:
         self.path = path
+        #: The ``changes`` column after the seven (plan, update, ``--on-existing update``).
+        self.changes = changes
         self.counts: dict[str, int] = {s.value: 0 for s in Status}
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(_replacing(path, "results workbook"))
         self._book = StreamingWorkbook(
             self._tmp,
             sheet=RESULTS_SHEET,
-            header=RESULT_COLUMNS,
-            kinds=("number", "text", "styled", "text", "text", "number", "text"),
+            header=(*RESULT_COLUMNS, CHANGES_COLUMN) if changes else RESULT_COLUMNS,
+            kinds=("number", "text", "styled", "text", "text", "number", "text")
+            + (("text",) if changes else ()),
             fills=STATUS_FILLS,
             other_fill=_OTHER_FILL,
             header_fill=_HEADER_FILL,
@@ -105,15 +109,17 @@ class XlsxResults:
         for result in results:
             batch.append(result)
             if len(batch) == 10_000:
-                self._rows(_columns(batch))
+                self._rows(_columns(batch, self.changes))
                 batch = []
-        self._rows(_columns(batch))
+        self._rows(_columns(batch, self.changes))
 
     def write_columns(self, chunks: Iterable[ResultColumns]) -> None:
         """``write`` for the dry run's lines, given column-wise."""
         for chunk in chunks:
             columns: list[list[Any]] = list(chunk)
             columns[6] = [" ".join(e.split()) if e else e for e in chunk.error]
+            if self.changes:  # a dry run changes nothing: the column is empty
+                columns.append([""] * len(columns[0]))
             self._rows(columns)
 
     def _rows(self, columns: list[list[Any]]) -> None:
@@ -207,6 +213,7 @@ def read_results_xlsx(path: Path, *, strict: bool = False) -> Iterator[RowResult
             http_status=int(http) if http.isdigit() else None,
             attempts=int(attempts) if attempts.isdigit() else 0,
             error=cells.get("error", ""),
+            changes=cells.get(CHANGES_COLUMN, ""),
         )
 
 
@@ -217,8 +224,8 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _columns(results: list[RowResult]) -> list[list[Any]]:
-    return [
+def _columns(results: list[RowResult], changes: bool = False) -> list[list[Any]]:
+    columns: list[list[Any]] = [
         [r.row for r in results],
         [r.phone_number for r in results],
         [r.status.value for r in results],
@@ -227,6 +234,9 @@ def _columns(results: list[RowResult]) -> list[list[Any]]:
         [r.attempts for r in results],
         [" ".join(r.error.split()) for r in results],
     ]
+    if changes:
+        columns.append([" ".join(r.changes.split()) for r in results])
+    return columns
 
 
 def _current() -> tuple[Any, Any, Any]:

@@ -50,10 +50,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from . import actions
-from .api import Answer, AnswerKind, SigmaMindAPI
+from .api import Answer, AnswerKind, SigmaMindAPI, check_number
 from .decide import record_fields
 from .defaults import CONCURRENCY
-from .errors import ApiError, AuthError, ConnectionFailed, TooManyFailures, UnreachableError
+from .errors import (
+    ApiError,
+    AuthError,
+    ConnectionFailed,
+    NotANumberError,
+    TooManyFailures,
+    UnreachableError,
+)
 from .ledger import ABSENT, UNKNOWN
 from .models import (
     Action,
@@ -427,6 +434,7 @@ async def _process_job(run: _Submission, job: Job) -> RowResult:
     earlier = run.journal.in_doubt(job)
     row = _Row(job, in_doubt=earlier, unresolved=earlier)
     try:
+        check_number(job.phone_number)  # a number that is not E.164 is never sent
         if job.action is not Action.IMPORT or job.importable is None or not run.options.writes:
             return await actions.process(run, row)
         return await _import(run, row)
@@ -438,6 +446,8 @@ async def _process_job(run: _Submission, job: Job) -> RowResult:
             )
         doubt = IN_DOUBT if isinstance(exc, ConnectionFailed) and row.maybe_stored else ""
         return row.result(Status.FAILED, error=_exhausted(exc, run.policy) + doubt)
+    except NotANumberError as exc:
+        return row.result(Status.FAILED, error=str(exc))
     except _Halted:
         reason = run.halt_reason
         if not row.answered and row.in_doubt:  # a request left and got no answer

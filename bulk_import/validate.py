@@ -13,7 +13,9 @@ naming its column by JSON name, in field order::
     phoneNumber: '4155552671' has no country code (+...); terminationSipURI: required
 
 A message quotes a cell only when it is a phone number; any other cell (a password may
-land in another column when a row is short) is described by its length and shape.  The
+land in another column when a row is short) is described by its length and shape, and so
+is a phone cell not written like a phone number, in the message and in ``phone_number``
+(``phone_cell``).  The
 same phone number later in the file is ``duplicate of row N``, whatever else is wrong with
 either row.
 """
@@ -79,6 +81,35 @@ class PhoneError(ValueError):
     """A phone number cell that cannot be read; the message is the readable problem."""
 
 
+#: What a phone number is written with: digits, ``+``, and the noise ``normalize_phone`` drops.
+_PHONE_LIKE = re.compile(r"^[\d+\s.()\[\]\-\u2010-\u2015\u2212]*$")
+
+
+def phone_cell(text: str) -> str:
+    """A phone cell for an output: as it is when it could be a phone number, else its shape.
+
+    A cell that is not even written like one (letters, ``@``, ``!`` ...) is most likely
+    another column shifted into this one (a missing cell, an unquoted comma), a trunk
+    password maybe: it is told by its length and the kinds of characters it holds, like
+    ``(15 characters: letters, digits, punctuation)``, never copied.
+    """
+    folded = unicodedata.normalize("NFKC", text).strip()
+    if _PHONE_LIKE.match(folded) or _EXCEL_FLOAT.match(folded):
+        return text
+    kinds = [
+        name
+        for name, present in (
+            ("letters", any(c.isalpha() for c in text)),
+            ("digits", any(c.isdigit() for c in text)),
+            ("spaces", any(c.isspace() for c in text)),
+            ("punctuation", any(not (c.isalnum() or c.isspace()) for c in text)),
+        )
+        if present
+    ]
+    count = f"{len(text)} character{'' if len(text) == 1 else 's'}"
+    return f"({count}: {', '.join(kinds)})" if kinds else f"({count})"
+
+
 def quote(value: str) -> str:
     """A cell value for a message: quoted, at most ~40 characters, control chars escaped."""
     if len(value) > _QUOTE_LIMIT:
@@ -112,6 +143,8 @@ def normalize_phone(text: str, region: str | None) -> str:
     folded = unicodedata.normalize("NFKC", text).strip()
     if _EXCEL_FLOAT.match(folded):
         raise PhoneError(f"{quote(text)} {_FLOAT_HINT}")
+    if phone_cell(text) is not text:  # not written like a phone number: its shape only
+        raise PhoneError(f"{phone_cell(text)} is not a phone number")
     cleaned = _PHONE_NOISE.sub("", _TRUNK_ZERO.sub(r"\1\2", folded))
     if cleaned.startswith("00"):
         cleaned = "+" + cleaned[2:]
@@ -172,7 +205,7 @@ class Validator:
         """A ``Job`` for a good row, else a ``RowResult`` with status ``invalid``."""
         if raw.problem:  # the row could not be read as a whole: its cells may be shifted
             cell = raw.values.get("phoneNumber", "").strip()
-            phone = _phone_or_none(cell, self.region) or cell
+            phone = _phone_or_none(cell, self.region) or phone_cell(cell)
             return RowResult(
                 row=raw.row, phone_number=phone, status=Status.INVALID, error=raw.problem
             )
@@ -218,7 +251,7 @@ class Validator:
         )
         return RowResult(
             row=raw.row,
-            phone_number=phone,
+            phone_number=phone if "phoneNumber" not in problems else phone_cell(phone),
             status=Status.INVALID,
             error=error,
         )

@@ -38,6 +38,7 @@ PUBLIC = [
     "InputFileError",
     "LockedError",
     "MissingColumnsError",
+    "NotANumberError",
     "ResultsFileError",
     "RowResult",
     "RunOptions",

@@ -50,6 +50,7 @@ def job(row: int, phone: str) -> Job:
         ("-12.5", "-12.5"),
         ("1e5", "1e5"),
         ("plain text", "plain text"),
+        ("'quoted", "''quoted"),  # so that reading it back (guard.unguard) gives it again
         ("", ""),
     ],
 )
