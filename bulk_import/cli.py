@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import (
@@ -205,6 +205,7 @@ def _connection_options(p: argparse.ArgumentParser) -> None:
 
 def _run_options(run: argparse.ArgumentParser) -> None:
     """``run``'s options, shared by plan, update and undo."""
+    _watch_options(run)
     io = run.add_argument_group("input and output")
     io.add_argument(
         "--output",
@@ -579,6 +580,7 @@ def _run(args: argparse.Namespace) -> int:
         command=args.command_name,
         yes=getattr(args, "yes", False),
         confirm=_ask if _on_terminal() else None,
+        **_watch_fields(args),
     )
     say = (lambda _text: None) if args.quiet else _warn
     summary = run_import(opts, say=say, handle_signals=True)
@@ -730,3 +732,61 @@ def _sandbox(args: argparse.Namespace) -> int:
             hint="choose another --port, or --port 0 for a free one",
         ) from exc
     return EXIT_OK
+
+
+# -- watching a run (watch.py): metrics, health pings, a report ---------------------------
+
+FLAGS.update(
+    {
+        "metrics_file": "--metrics-file",
+        "metrics_labels": "--metrics-label",
+        "ping_url": "--ping-url",
+        "report": "--report",
+    }
+)
+
+
+def _watch_options(p: argparse.ArgumentParser) -> None:
+    """The options for whoever watches a scheduled run (README: "Watching it")."""
+    watch = p.add_argument_group("watching it")
+    watch.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH.prom",
+        help="write Prometheus metrics (node_exporter's textfile collector) at the end",
+    )
+    watch.add_argument(
+        "--metrics-label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a label on every metric (repeatable), e.g. job=nightly",
+    )
+    watch.add_argument(
+        "--ping-url",
+        metavar="URL",
+        help="a health-check URL (healthchecks.io and compatible): URL/start, then "
+        "URL/<exit code> with the summary",
+    )
+    watch.add_argument(
+        "--report", type=Path, metavar="PATH.html", help="write a one-file HTML report at the end"
+    )
+
+
+def _watch_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The watching options as ``RunOptions`` fields."""
+    labels: dict[str, str] = {}
+    for item in args.metrics_label:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(
+                f"--metrics-label {item!r} is not of the form NAME=VALUE",
+                hint="e.g. --metrics-label job=nightly",
+            )
+        labels[name.strip()] = value
+    return {
+        "metrics_file": args.metrics_file,
+        "metrics_labels": labels,
+        "ping_url": args.ping_url,
+        "report": args.report,
+    }

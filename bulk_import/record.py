@@ -24,12 +24,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO, cast
 
 from .errors import ResultsFileError, WriteError
+from .figures import Second
 from .models import DONE_STATUSES, Job, Kept, Record, ResultColumns, RowResult, Status
 from .outputs import (
     DATABASE_SIDE_SUFFIXES,
@@ -497,6 +498,12 @@ class Summary:
     aborted: str | None = None
     interrupted: bool = False
     command: str = "run"
+    #: the requests' latency percentiles in seconds (``p50``, ``p95``, ``p99``), the
+    #: requests by HTTP status (``"none"``: no answer), and one entry per second of sending
+    #: (figures.py); what the metrics file, the ping and the report render from
+    latency: dict[str, float] | None = None
+    responses: dict[str, int] = field(default_factory=dict)
+    timeline: list[Second] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.this_run is None:

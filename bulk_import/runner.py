@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import watch
 from .config import DEFAULT_BASE_URL, check_base_url
 from .decide import changed_fields, fingerprint
 from .defaults import (
@@ -51,6 +52,7 @@ from .errors import (
     UsageError,
     WriteError,
 )
+from .figures import Figures, RequestLog, empty_figures
 from .firstrows import FirstRows
 from .load import Table, open_table
 from .lock import RunLock
@@ -136,6 +138,12 @@ class RunOptions:
     #: counts.  Rows that ``resume`` finds done by an earlier run are not given again.
     #: If it raises, the run stops as on any error and the exception propagates.
     on_row: Callable[[RowResult], None] | None = field(default=None, repr=False, compare=False)
+    #: Watching (watch.py): a Prometheus textfile, its extra labels, a health-check URL
+    #: pinged at the start and the end, and an HTML report of the run.
+    metrics_file: Path | None = None
+    metrics_labels: dict[str, str] = field(default_factory=dict)
+    ping_url: str | None = field(default=None, repr=False)
+    report: Path | None = None
 
     @property
     def results_path(self) -> Path:
@@ -186,6 +194,7 @@ class RunOptions:
             ".xlsx",
         }:
             raise UsageError("failed_rows must name a .csv or .xlsx file", param="failed_rows")
+        watch.check(self)
         if self.command == "plan" and self.dry_run:
             raise UsageError("plan never writes; it has no dry_run (it is one)", param="dry_run")
         if not self.dry_run and not self.sandbox:
@@ -206,7 +215,7 @@ class RunOptions:
             outputs.append(Output("--log-file", self.log_file, Kind.APPENDED, streams=True))
         if self.failed_rows is not None:
             outputs.append(Output("--failed-rows", self.failed_rows, Kind.REPLACED))
-        return outputs
+        return outputs + watch.outputs(self)
 
 
 class _Run:
@@ -234,6 +243,7 @@ class _Run:
         #: count goes when it finishes, so this holds at most ``concurrency`` rows.
         self.sent: Counter[int] = Counter()
         self.reporter = _Reporter(opts.on_row)
+        self.requests = RequestLog()  # every request's status and time, for the summary
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
         self.sent.pop(result.row, None)
@@ -396,7 +406,12 @@ def run_import(
 
     With ``opts.sandbox`` an emulator of the API is started in this process for the run.
     """
-    steps = _import_steps(opts, say or _silent, handle_signals)
+    steps = watch.watched(
+        opts,
+        _import_steps(opts, say or _silent, handle_signals),
+        say or _silent,
+        _shown_options(opts),
+    )
     try:
         step = next(steps)
         while True:
@@ -422,7 +437,12 @@ async def arun_import(
     Reading the file and writing the results are done on the loop's thread, as the rows
     go; a dry run sends nothing and does all its work before it returns.
     """
-    steps = _import_steps(opts, say or _silent, handle_signals)
+    steps = watch.watched(
+        opts,
+        _import_steps(opts, say or _silent, handle_signals),
+        say or _silent,
+        _shown_options(opts),
+    )
     try:
         step = next(steps)
         while True:
@@ -596,6 +616,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 interrupted=interrupted,
                 this_run=this_run,
                 sending_seconds=sending,
+                figures=run.requests.figures(),
             )
             if isinstance(writer, _XlsxWriter):
                 writer.finish(summary, _shown_options(opts))
@@ -849,8 +870,10 @@ def _summarize(
     interrupted: bool = False,
     this_run: dict[str, int] | None = None,
     sending_seconds: float = 0.0,
+    figures: Figures | None = None,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
+    figures = figures or empty_figures()
     exit_code = _exit_code(counts, aborted, interrupted, OK_BY_COMMAND[opts.command])
     requests = report.requests if report else 0
     summary = Summary(
@@ -873,6 +896,9 @@ def _summarize(
         rate_ceiling=opts.rate,
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
+        latency=figures["latency"],
+        responses=figures["responses"],
+        timeline=figures["timeline"],
     )
     if aborted is not None:
         log.line(f"aborted: {aborted}")
@@ -932,6 +958,7 @@ async def _send(
                 on_result=run.on_result,
                 limiter=limiter,
                 stop=stop,
+                recorder=run.requests,
             )
         )
 

@@ -1,0 +1,247 @@
+"""watch: what a scheduled run leaves for the people and systems watching it.
+
+Wraps one command's steps (runner.py) with the three renderings of its summary
+(docs/architecture.md, "Watching a run"):
+
+- ``--ping-url``: ``URL/start`` before the first request, ``URL/<exit code>`` at the end
+  (ping.py), also when the run ends in an error (a bad option is exit 2);
+- ``--metrics-file``: the Prometheus textfile (metrics.py), written atomically;
+- ``--report``: the HTML page (report.py), written at the end (also by ``--resume``,
+  which renders the whole results file again).
+
+The rows the ping and the report list are read back from the results file the run has just
+written (the whole batch, with ``--resume`` the rows done earlier too), so they say what the
+file says.  None of the three fails the run: a write that fails is a warning to ``say``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .defaults import EXIT_ERROR, EXIT_INTERRUPTED
+from .errors import BulkImportError, UsageError
+from .models import OK_BY_COMMAND, RowResult
+from .outputs import Kind, Output, check_outputs, describe, new_file_beside
+
+if TYPE_CHECKING:
+    from .record import Summary
+    from .runner import RunOptions
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+def check(opts: RunOptions) -> None:
+    """The watching options of ``opts``, before anything is done."""
+    from .metrics import check_labels
+
+    check_labels(opts.metrics_labels)
+    if opts.ping_url is not None:
+        from .ping import check_ping_url
+
+        check_ping_url(opts.ping_url, allow_insecure_http=opts.allow_insecure_http)
+    if opts.report is not None and opts.report.suffix.lower() not in (".html", ".htm"):
+        raise UsageError("report must name an .html file", param="report")
+
+
+def outputs(opts: RunOptions) -> list[Output]:
+    """The files the watching options write, for ``check_outputs``."""
+    out = []
+    if opts.metrics_file is not None:
+        out.append(Output("--metrics-file", opts.metrics_file, Kind.REPLACED))
+    if opts.report is not None:
+        out.append(Output("--report", opts.report, Kind.REPLACED))
+    return out
+
+
+def watched(
+    opts: RunOptions,
+    steps: Generator[S, R, Summary],
+    say: Callable[[str], None],
+    options: dict[str, str],
+) -> Generator[S, R, Summary]:
+    """``steps`` (a run, as runner's generator of steps), pinged, measured and reported."""
+    if not (opts.ping_url or opts.metrics_file or opts.report):
+        return (yield from steps)
+    pinger = None
+    if opts.ping_url is not None:
+        from .ping import Pinger
+
+        check(opts)  # a bad ping URL is never pinged
+        pinger = Pinger(opts.ping_url, say)
+        pinger.start()
+    try:
+        summary = yield from steps
+    except BulkImportError as exc:
+        _ended_early(opts, exc.exit_code, f"bulk-import: error: {exc}", pinger, say)
+        raise
+    except KeyboardInterrupt:
+        _ended_early(opts, EXIT_INTERRUPTED, "bulk-import: interrupted", pinger, say)
+        raise
+    except Exception as exc:
+        _ended_early(
+            opts, EXIT_ERROR, f"bulk-import: internal error: {type(exc).__name__}", pinger, say
+        )
+        raise
+    finished(opts, summary, say, options, pinger)
+    return summary
+
+
+def finished(
+    opts: RunOptions,
+    summary: Summary,
+    say: Callable[[str], None],
+    options: dict[str, str],
+    pinger: Any = None,
+) -> None:
+    """The end of a run that has a summary: metrics, report, end ping, in that order."""
+    now = time.time()
+    if opts.metrics_file is not None:
+        _write_metrics(opts, summary, now, say)
+    problems: list[RowResult] | None = None
+    if opts.report is not None or pinger is not None:
+        problems, changes = _rows(opts, summary)
+    if opts.report is not None and problems is not None:
+        from .report import render
+
+        shown = {**options, **_watch_options(opts)}
+        title = f"bulk-import {summary.command}{' (dry run)' if summary.dry_run else ''}: "
+        title += opts.file.name
+        text = render(
+            summary,
+            problems=problems,
+            changes=changes if opts.shows_changes else None,
+            options=shown,
+            title=title,
+        )
+        _write(opts.report, text, "--report", say, mode=0o600)  # its rows are the results'
+
+    if pinger is not None and problems is not None:
+        from .ping import end_body
+
+        lines = [_row_line(r) for r in problems]
+        body = end_body(summary.line(), lines, header=_ROW_HEADER)
+        pinger.end(summary.exit_code, _masked(body, opts))
+
+
+_ROW_HEADER = "row,phone_number,status,http_status,attempts,error"
+
+
+def _row_line(r: RowResult) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(
+        [r.row, r.phone_number, r.status.value, r.http_status or "", r.attempts, r.error]
+    )
+    return out.getvalue()
+
+
+def _masked(text: str, opts: RunOptions) -> str:
+    """A last guard: the key and a trunk password given as an option never leave in a ping
+    (the rows' errors are already scrubbed of every secret sent, by api.py)."""
+    for secret in (opts.api_key, opts.defaults.get("trunkPassword")):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _watch_options(opts: RunOptions) -> dict[str, str]:
+    shown = {}
+    if opts.metrics_file is not None:
+        shown["metrics file"] = str(opts.metrics_file)
+    if opts.metrics_labels:
+        shown["metrics labels"] = ", ".join(f"{k}={v}" for k, v in opts.metrics_labels.items())
+    if opts.ping_url is not None:
+        from .ping import shown as shown_url
+
+        shown["ping url"] = shown_url(opts.ping_url)
+    return shown
+
+
+def _ended_early(
+    opts: RunOptions, code: int, why: str, pinger: Any, say: Callable[[str], None]
+) -> None:
+    """A run that ended without a summary (an error, exit 2/75): metrics and end ping say
+    so; the metrics file only where it may be written."""
+    if opts.metrics_file is not None:
+        try:
+            check_outputs(outputs(opts)[:1])
+        except BulkImportError:
+            pass
+        else:
+            from .record import Summary
+
+            now = time.time()
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
+            summary = Summary(
+                rows=0,
+                counts={},
+                results=str(opts.results_path),
+                exit_code=code,
+                started_at=stamp,
+                finished_at=stamp,
+                duration_seconds=0.0,
+                command=opts.command,
+            )
+            _write_metrics(opts, summary, now, say)
+    if pinger is not None:
+        pinger.end(code, _masked(why + "\n", opts))
+
+
+def _write_metrics(
+    opts: RunOptions, summary: Summary, now: float, say: Callable[[str], None]
+) -> None:
+    from .metrics import render
+
+    assert opts.metrics_file is not None
+    previous = None
+    try:
+        previous = opts.metrics_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        previous = None
+    text = render(summary, opts.metrics_labels, now=now, previous=previous)
+    _write(opts.metrics_file, text, "--metrics-file", say, mode=0o644)  # for the collector
+
+
+def _rows(opts: RunOptions, summary: Summary) -> tuple[list[RowResult], list[RowResult]]:
+    """The rows of the results file that need a person, and those with a change."""
+    from .record import read_results_csv
+    from .sheets import is_workbook_path, read_results_xlsx
+
+    path = opts.results_path
+    ok = OK_BY_COMMAND.get(summary.command, OK_BY_COMMAND["run"])
+    problems: list[RowResult] = []
+    changes: list[RowResult] = []
+    if not path.exists():
+        return problems, changes
+    results: Iterator[RowResult] = (
+        read_results_xlsx(path) if is_workbook_path(path) else read_results_csv(path)
+    )
+    for r in results:
+        if r.status not in ok:
+            problems.append(r)
+        if r.changes:
+            changes.append(r)
+    return problems, changes
+
+
+def _write(path: Path, text: str, flag: str, say: Callable[[str], None], *, mode: int) -> None:
+    """``text`` to a new file beside ``path``, renamed over it (readers never see half of
+    it); a failure is a warning: the run's own results are already written."""
+    tmp: Path | None = None
+    try:
+        out, tmp = new_file_beside(path)
+        with out:
+            out.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        say(f"warning: {flag} {path} not written: {describe(exc)}")
