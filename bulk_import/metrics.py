@@ -34,13 +34,13 @@ def check_labels(labels: Mapping[str, str]) -> None:
     for name in labels:
         if not _LABEL_NAME.match(name) or name.startswith("__"):
             raise UsageError(
-                f"metrics label {name!r} is not a Prometheus label name",
+                f"metrics_labels: {name!r} is not a Prometheus label name",
                 hint="letters, digits and _, not starting with a digit or __",
                 param="metrics_labels",
             )
         if name in OWN_LABELS:
             raise UsageError(
-                f"metrics label {name!r} is one the metrics use themselves",
+                f"metrics_labels: {name!r} is a label the metrics use themselves",
                 hint="choose another name (job, instance, file, ...)",
                 param="metrics_labels",
             )
