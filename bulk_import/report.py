@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TypedDict
 
 from .figures import Second
 from .models import RowResult
@@ -73,7 +74,7 @@ function table(id){
   var q=box.querySelector('input'),sel=box.querySelector('select');
   var body=box.querySelector('tbody'),info=box.querySelector('.info');
   var heads=box.querySelectorAll('th');
-  function text(r,c){return c===tcol?texts[r[c]]:r[c];}
+  function text(r,c){return c===tcol?texts[r[c]].split('\\u0000').join(r[1]):r[c];}
   function apply(){
     var needle=q.value.toLowerCase(),st=sel.value;
     view=rows.filter(function(r){
@@ -190,7 +191,7 @@ def _figures(summary: Summary) -> str:
     shown = {
         "requests": str(summary.requests),
         "achieved rate": "" if summary.achieved_rate is None else f"{summary.achieved_rate} req/s",
-        "settled rate": "" if summary.settled_rate is None else f"{summary.settled_rate:g} req/s",
+        "settled rate": "" if summary.settled_rate is None else f"{summary.settled_rate:.1f} req/s",
         "429 answers": str(summary.throttled),
         "responses": ", ".join(f"{code}: {n}" for code, n in summary.responses.items()),
         **{f"latency {name}": f"{value * 1000:.1f} ms" for name, value in latency.items()},
@@ -225,32 +226,83 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
+#: At most this many bars (or points) a chart: a longer run's seconds are drawn in bins of
+#: several seconds each (``data-span``), so the page stays small however long the run.
+MAX_BARS = 1000
+
+
+class _Bin(TypedDict):
+    t: int
+    span: int
+    requests: int
+    throttled: int
+    p50: float
+    p95: float
+    p99: float
+
+
+def bins(timeline: Sequence[Second], max_bars: int = MAX_BARS) -> list[_Bin]:
+    """The timeline as the charts draw it: a bin per second, or per ``span`` seconds when
+    the run sent for longer than ``max_bars`` seconds (requests and 429s summed, each
+    percentile the highest of its seconds')."""
+    if not timeline:
+        return []
+    seconds = timeline[-1]["t"] + 1
+    span = max(1, -(-seconds // max_bars))
+    out: list[_Bin] = []
+    for s in timeline:
+        t = s["t"] // span * span
+        if out and out[-1]["t"] == t:
+            b = out[-1]
+            b["requests"] += s["requests"]
+            b["throttled"] += s["throttled"]
+            b["p50"], b["p95"] = max(b["p50"], s["p50"]), max(b["p95"], s["p95"])
+            b["p99"] = max(b["p99"], s["p99"])
+        else:
+            out.append(
+                _Bin(
+                    t=t,
+                    span=span,
+                    requests=s["requests"],
+                    throttled=s["throttled"],
+                    p50=s["p50"],
+                    p95=s["p95"],
+                    p99=s["p99"],
+                )
+            )
+    return out
+
+
 def _requests_chart(timeline: Sequence[Second], settled: float | None) -> str:
     if not timeline:
         return '<p id="requests-chart" class="empty">no request was sent</p>'
+    drawn = bins(timeline)
+    span = drawn[0]["span"]
     seconds = timeline[-1]["t"] + 1
-    top = max(max(s["requests"] for s in timeline), settled or 0, 1)
+    top = max(max(b["requests"] / span for b in drawn), settled or 0, 1)
     plot_w, plot_h = _W - _LEFT, _H - _BOTTOM - _TOP
-    width = plot_w / seconds
+    width = plot_w / seconds * span
+    bar = max(width - 0.5, 0.5) if width > 2 else width
     out = [
-        f'<svg id="requests-chart" viewBox="0 0 {_W} {_H}" width="100%" '
+        f'<svg id="requests-chart" viewBox="0 0 {_W} {_H}" width="100%" data-span="{span}" '
         f'role="img" aria-label="requests and 429 answers per second">'
     ]
     out += _frame(top, "req/s", seconds)
-    for s in timeline:
-        x = _LEFT + s["t"] * width
-        h = s["requests"] / top * plot_h
-        t_h = s["throttled"] / top * plot_h
+    for b in drawn:
+        x = _LEFT + b["t"] / span * width
+        h = b["requests"] / span / top * plot_h
+        t_h = b["throttled"] / span / top * plot_h
+        when = f"{b['t']} s" if span == 1 else f"{b['t']}-{b['t'] + span - 1} s"
         out.append(
-            f'<rect class="requests" data-t="{s["t"]}" data-requests="{s["requests"]}" '
-            f'data-throttled="{s["throttled"]}" x="{x:.2f}" y="{_TOP + plot_h - h:.2f}" '
-            f'width="{max(width - 0.5, 0.5):.2f}" height="{h:.2f}" fill="#5b9bd5">'
-            f"<title>{s['t']} s: {s['requests']} requests, {s['throttled']} 429</title></rect>"
+            f'<rect class="requests" data-t="{b["t"]}" data-requests="{b["requests"]}" '
+            f'data-throttled="{b["throttled"]}" x="{x:.2f}" y="{_TOP + plot_h - h:.2f}" '
+            f'width="{bar:.2f}" height="{h:.2f}" fill="#5b9bd5">'
+            f"<title>{when}: {b['requests']} requests, {b['throttled']} 429</title></rect>"
         )
-        if s["throttled"]:
+        if b["throttled"]:
             out.append(
-                f'<rect class="throttled" data-t="{s["t"]}" data-throttled="{s["throttled"]}" '
-                f'x="{x:.2f}" y="{_TOP + plot_h - t_h:.2f}" width="{max(width - 0.5, 0.5):.2f}" '
+                f'<rect class="throttled" data-t="{b["t"]}" data-throttled="{b["throttled"]}" '
+                f'x="{x:.2f}" y="{_TOP + plot_h - t_h:.2f}" width="{bar:.2f}" '
                 f'height="{t_h:.2f}" fill="#e0474c"/>'
             )
     if settled:
@@ -260,11 +312,12 @@ def _requests_chart(timeline: Sequence[Second], settled: float | None) -> str:
             f'x2="{_W}" y2="{y:.2f}" stroke="#333" stroke-dasharray="4 3"/>'
         )
     out.append("</svg>")
+    per = "" if span == 1 else f" (bars of {span} s, drawn per second)"
     legend = (
         '<div class="legend"><span><i style="background:#5b9bd5"></i>requests answered</span>'
         '<span><i style="background:#e0474c"></i>of which 429</span>'
-        + (f"<span>- - - settled rate {settled:g} req/s</span>" if settled else "")
-        + "</div>"
+        + (f"<span>- - - settled rate {settled:.1f} req/s</span>" if settled else "")
+        + f"{per}</div>"
     )
     return "".join(out) + legend
 
@@ -275,20 +328,22 @@ _LINES = {"p50": "#2e7d32", "p95": "#ef6c00", "p99": "#c62828"}
 def _latency_chart(timeline: Sequence[Second]) -> str:
     if not timeline:
         return '<p id="latency-chart" class="empty">no request was sent</p>'
+    drawn = bins(timeline)
+    span = drawn[0]["span"]
     seconds = timeline[-1]["t"] + 1
-    top = max(max(s["p99"] for s in timeline), 1e-6) * 1000
+    top = max(max(b["p99"] for b in drawn), 1e-6) * 1000
     plot_w, plot_h = _W - _LEFT, _H - _BOTTOM - _TOP
     width = plot_w / seconds
     out = [
-        f'<svg id="latency-chart" viewBox="0 0 {_W} {_H}" width="100%" role="img" '
-        'aria-label="latency percentiles per second">'
+        f'<svg id="latency-chart" viewBox="0 0 {_W} {_H}" width="100%" data-span="{span}" '
+        'role="img" aria-label="latency percentiles per second">'
     ]
     out += _frame(top, "ms", seconds)
     for name, colour in _LINES.items():
         points = " ".join(
-            f"{_LEFT + (s['t'] + 0.5) * width:.1f},"
-            f"{_TOP + plot_h - s[name] * 1000 / top * plot_h:.1f}"  # type: ignore[literal-required]
-            for s in timeline
+            f"{_LEFT + (b['t'] + span / 2) * width:.1f},"
+            f"{_TOP + plot_h - b[name] * 1000 / top * plot_h:.1f}"  # type: ignore[literal-required]
+            for b in drawn
         )
         out.append(
             f'<polyline class="{name}" points="{points}" fill="none" stroke="{colour}" '
@@ -296,9 +351,9 @@ def _latency_chart(timeline: Sequence[Second]) -> str:
         )
     out.append('<g class="seconds">')
     out += [
-        f'<g data-t="{s["t"]}" data-p50="{s["p50"]}" data-p95="{s["p95"]}" '
-        f'data-p99="{s["p99"]}"></g>'
-        for s in timeline
+        f'<g data-t="{b["t"]}" data-p50="{b["p50"]}" data-p95="{b["p95"]}" '
+        f'data-p99="{b["p99"]}"></g>'
+        for b in drawn
     ]
     out.append("</g></svg>")
     legend = '<div class="legend">' + "".join(
@@ -309,14 +364,18 @@ def _latency_chart(timeline: Sequence[Second]) -> str:
 
 def _table(ident: str, columns: list[str], rows: Iterable[tuple[object, ...]]) -> str:
     """A sortable, filterable, paged table: its rows as JSON for the page's script; the
-    last column's texts are kept once each (errors repeat)."""
+    last column's texts are kept once each (errors repeat), the second is the number."""
     texts: list[str] = []
     index: dict[str, int] = {}
     data: list[list[object]] = []
     statuses: set[str] = set()
     for row in rows:
         *cells, last = row
-        text = str(last)
+        # An error quoting the row's own number is kept once per shape: the number is put
+        # back by the script (a NUL marks its place), so 100,000 invalid rows stay small.
+        text, phone = str(last).replace("\0", "\ufffd"), str(cells[1])
+        if phone and phone in text:
+            text = text.replace(phone, "\0")
         at = index.get(text)
         if at is None:
             at = index[text] = len(texts)

@@ -248,3 +248,40 @@ def test_resume_writes_the_report_of_the_whole_file(tmp_path: Path, sandbox_fact
     assert 'data-status="imported" data-count="20"' in text
     assert f'<td class="num">20</td><td class="num">{failed}</td>' in text  # this run's
     assert page_data(report, "problems")["rows"] == []
+
+
+def test_a_long_run_is_drawn_in_bins_that_keep_every_request() -> None:
+    from bulk_import.figures import Second
+    from bulk_import.report import MAX_BARS, bins
+
+    timeline = [
+        Second(t=t, requests=10 + t % 7, throttled=t % 3, p50=0.01, p95=0.02, p99=0.001 * t)
+        for t in range(0, 5000, 2)  # a second in two with answers: 2,500 entries
+    ]
+    drawn = bins(timeline)
+    assert len(drawn) == MAX_BARS
+    assert {b["span"] for b in drawn} == {5}
+    assert sum(b["requests"] for b in drawn) == sum(s["requests"] for s in timeline)
+    assert sum(b["throttled"] for b in drawn) == sum(s["throttled"] for s in timeline)
+    assert drawn[-1]["p99"] == timeline[-1]["p99"]  # the highest of its seconds'
+    assert bins(timeline[:100]) == [{**s, "span": 1} for s in timeline[:100]]
+
+
+def test_the_largest_table_stays_small(tmp_path: Path) -> None:
+    """Errors that quote their own number are kept once per shape."""
+    rows = [
+        RowResult(i, f"415{i:07d}", Status.INVALID, error=f"phoneNumber: '415{i:07d}' has none")
+        for i in range(2, 2002)
+    ]
+    page = render(
+        Summary(2000, {"invalid": 2000}, "r.csv", 1, "a", "b", 0.1),
+        problems=rows,
+        changes=None,
+        options={},
+        title="t",
+    )
+    report = tmp_path / "r.html"
+    report.write_text(page)
+    data = page_data(report, "problems")
+    assert data["texts"] == ["phoneNumber: '\x00' has none"]
+    assert len(page) < 2000 * 50 + 20_000
