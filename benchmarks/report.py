@@ -22,6 +22,7 @@ loads).
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import shutil
 import statistics
@@ -92,9 +93,19 @@ def make_png(out: Path) -> None:
         driver = browser(1000, 1200)
         try:
             driver.get(report.as_uri())
-            height = driver.execute_script("return document.body.scrollHeight")
-            driver.set_window_size(1000, min(int(height) + 140, 2600))
-            driver.save_screenshot(str(out))
+            # the options table at the end is left out of the picture: the page down to it
+            height = driver.execute_script(
+                "return document.getElementById('opts').getBoundingClientRect().top"
+            )
+            shot = driver.execute_cdp_cmd(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": 1000, "height": height, "scale": 1},
+                },
+            )
+            out.write_bytes(base64.b64decode(shot["data"]))
         finally:
             driver.quit()
     print(f"wrote {out}")

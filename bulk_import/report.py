@@ -1,4 +1,4 @@
-"""report: the run as one self-contained HTML page (``--report PATH.html``).
+"""report: the run as one self-contained HTML page (the ``report`` option, an .html file).
 
 Nothing is fetched when it is opened (no network, no CDN): the styles, the charts and the
 little script are all in the file.  The charts are plain SVG drawn here from the summary's

@@ -14,8 +14,9 @@ from pathlib import Path
 from bulk_import.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Flags of other programs that the README quotes (pip, ruff, pytest).
-OTHER_TOOLS = {"--upgrade", "--check", "--cov"}
+#: Flags of other programs that the README quotes (pip, ruff, pytest, benchmarks/report.py,
+#: node_exporter).
+OTHER_TOOLS = {"--upgrade", "--check", "--cov", "--png", "--collector"}
 _OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
