@@ -182,6 +182,7 @@ def _batch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             command.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
         if name == "export":
             _connection_options(command)
+            _watch_options(command, report=False)
         elif name != "template":
             _run_options(command)
         command.set_defaults(command_name=name)
@@ -712,6 +713,7 @@ def _export(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         sandbox=args.sandbox,
         allow_insecure_http=args.allow_insecure_http,
+        **_watch_fields(args),
     )
     say = (lambda _text: None) if args.quiet else _warn
     count = export_account(opts, say=say)
@@ -746,7 +748,7 @@ FLAGS.update(
 )
 
 
-def _watch_options(p: argparse.ArgumentParser) -> None:
+def _watch_options(p: argparse.ArgumentParser, *, report: bool = True) -> None:
     """The options for whoever watches a scheduled run (README: "Watching it")."""
     watch = p.add_argument_group("watching it")
     watch.add_argument(
@@ -768,9 +770,13 @@ def _watch_options(p: argparse.ArgumentParser) -> None:
         help="a health-check URL (healthchecks.io and compatible): URL/start, then "
         "URL/<exit code> with the summary",
     )
-    watch.add_argument(
-        "--report", type=Path, metavar="PATH.html", help="write a one-file HTML report at the end"
-    )
+    if report:
+        watch.add_argument(
+            "--report",
+            type=Path,
+            metavar="PATH.html",
+            help="write a one-file HTML report at the end",
+        )
 
 
 def _watch_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -784,9 +790,8 @@ def _watch_fields(args: argparse.Namespace) -> dict[str, Any]:
                 hint="e.g. --metrics-label job=nightly",
             )
         labels[name.strip()] = value
-    return {
-        "metrics_file": args.metrics_file,
-        "metrics_labels": labels,
-        "ping_url": args.ping_url,
-        "report": args.report,
-    }
+    fields = {"metrics_file": args.metrics_file, "metrics_labels": labels}
+    fields["ping_url"] = args.ping_url
+    if hasattr(args, "report"):  # export has none
+        fields["report"] = args.report
+    return fields

@@ -86,31 +86,32 @@ def render(
         "Rows of the results file by status, at the end of the last run.",
         [({"command": command, "status": s}, n) for s, n in summary.counts.items()],
     )
-    metric(
-        "requests_total",
-        "counter",
-        "HTTP requests the last run sent, every kind and retry.",
-        [({}, summary.requests)],
-    )
-    metric(
-        "http_responses_total",
-        "counter",
-        "HTTP answers of the last run by status code (none: no answer came).",
-        [({"code": code}, n) for code, n in summary.responses.items()],
-    )
-    metric(
-        "throttled_total",
-        "counter",
-        "429 answers the last run got.",
-        [({}, summary.throttled)],
-    )
-    if summary.latency is not None:
+    if command != "export":  # an export's list requests are not counted
         metric(
-            "request_latency_seconds",
-            "gauge",
-            "Request latency percentiles of the last run.",
-            [({"quantile": _QUANTILES[name]}, v) for name, v in summary.latency.items()],
+            "requests_total",
+            "counter",
+            "HTTP requests the last run sent, every kind and retry.",
+            [({}, summary.requests)],
         )
+        metric(
+            "http_responses_total",
+            "counter",
+            "HTTP answers of the last run by status code (none: no answer came).",
+            [({"code": code}, n) for code, n in summary.responses.items()],
+        )
+        metric(
+            "throttled_total",
+            "counter",
+            "429 answers the last run got.",
+            [({}, summary.throttled)],
+        )
+        if summary.latency is not None:
+            metric(
+                "request_latency_seconds",
+                "gauge",
+                "Request latency percentiles of the last run.",
+                [({"quantile": _QUANTILES[name]}, v) for name, v in summary.latency.items()],
+            )
     metric(
         "duration_seconds",
         "gauge",

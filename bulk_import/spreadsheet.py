@@ -52,6 +52,10 @@ class ExportOptions:
     timeout: float = TIMEOUT
     sandbox: bool = False
     allow_insecure_http: bool = False
+    #: Watching (watch.py): a Prometheus textfile, its labels, a health-check URL.
+    metrics_file: Path | None = None
+    metrics_labels: dict[str, str] = field(default_factory=dict)
+    ping_url: str | None = field(default=None, repr=False)
 
 
 def _check_out(path: Path) -> None:
@@ -77,6 +81,12 @@ def export_account(opts: ExportOptions, *, say: Callable[[str], None] | None = N
 
 async def aexport_account(opts: ExportOptions, *, say: Callable[[str], None] | None = None) -> int:
     """``export_account``, awaited inside a running event loop."""
+    from .watch import watched_export
+
+    return await watched_export(opts, _export(opts, say), say or (lambda _text: None))
+
+
+async def _export(opts: ExportOptions, say: Callable[[str], None] | None) -> int:
     _check_out(opts.out)
     if opts.sandbox:
         from .sandbox import SandboxConfig, SandboxServer

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,12 +30,13 @@ from .outputs import Kind, Output, check_outputs, describe, new_file_beside
 if TYPE_CHECKING:
     from .record import Summary
     from .runner import RunOptions
+    from .spreadsheet import ExportOptions
 
 S = TypeVar("S")
 R = TypeVar("R")
 
 
-def check(opts: RunOptions) -> None:
+def check(opts: RunOptions | ExportOptions) -> None:
     """The watching options of ``opts``, before anything is done."""
     from .metrics import check_labels
 
@@ -44,17 +45,19 @@ def check(opts: RunOptions) -> None:
         from .ping import check_ping_url
 
         check_ping_url(opts.ping_url, allow_insecure_http=opts.allow_insecure_http)
-    if opts.report is not None and opts.report.suffix.lower() not in (".html", ".htm"):
+    report = getattr(opts, "report", None)
+    if report is not None and report.suffix.lower() not in (".html", ".htm"):
         raise UsageError("report must name an .html file", param="report")
 
 
-def outputs(opts: RunOptions) -> list[Output]:
+def outputs(opts: RunOptions | ExportOptions) -> list[Output]:
     """The files the watching options write, for ``check_outputs``."""
     out = []
     if opts.metrics_file is not None:
         out.append(Output("--metrics-file", opts.metrics_file, Kind.REPLACED))
-    if opts.report is not None:
-        out.append(Output("--report", opts.report, Kind.REPLACED))
+    report = getattr(opts, "report", None)
+    if report is not None:
+        out.append(Output("--report", report, Kind.REPLACED))
     return out
 
 
@@ -142,10 +145,11 @@ def _row_line(r: RowResult) -> str:
     return out.getvalue()
 
 
-def _masked(text: str, opts: RunOptions) -> str:
+def _masked(text: str, opts: RunOptions | ExportOptions) -> str:
     """A last guard: the key and a trunk password given as an option never leave in a ping
     (the rows' errors are already scrubbed of every secret sent, by api.py)."""
-    for secret in (opts.api_key, opts.defaults.get("trunkPassword")):
+    defaults: dict[str, str] = getattr(opts, "defaults", {})
+    for secret in (opts.api_key, defaults.get("trunkPassword")):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
@@ -164,8 +168,65 @@ def _watch_options(opts: RunOptions) -> dict[str, str]:
     return shown
 
 
+async def watched_export(
+    opts: ExportOptions, export: Coroutine[Any, Any, int], say: Callable[[str], None]
+) -> int:
+    """``export``, pinged and measured: ``bulk_import_rows{command="export",status="exported"}``."""
+    if not (opts.ping_url or opts.metrics_file):
+        return await export
+    pinger = None
+    try:
+        check(opts)
+        if opts.metrics_file is not None:
+            check_outputs(outputs(opts))
+    except BaseException:
+        export.close()
+        raise
+    if opts.ping_url is not None:
+        from .ping import Pinger
+
+        pinger = Pinger(opts.ping_url, say)
+        pinger.start()
+    t0 = time.monotonic()
+    try:
+        count = await export
+    except BulkImportError as exc:
+        _ended_early(opts, exc.exit_code, f"bulk-import: error: {exc}", pinger, say, "export")
+        raise
+    except KeyboardInterrupt:
+        _ended_early(opts, EXIT_INTERRUPTED, "bulk-import: interrupted", pinger, say, "export")
+        raise
+    except Exception as exc:
+        why = f"bulk-import: internal error: {type(exc).__name__}"
+        _ended_early(opts, EXIT_ERROR, why, pinger, say, "export")
+        raise
+    from .record import Summary
+
+    now = time.time()
+    summary = Summary(
+        rows=count,
+        counts={"exported": count},
+        results=str(opts.out),
+        exit_code=0,
+        started_at="",
+        finished_at="",
+        duration_seconds=round(time.monotonic() - t0, 3),
+        command="export",
+    )
+    if opts.metrics_file is not None:
+        _write_metrics(opts, summary, now, say)
+    if pinger is not None:
+        pinger.end(0, f"bulk-import: exported {count} number(s) to {opts.out}\n")
+    return count
+
+
 def _ended_early(
-    opts: RunOptions, code: int, why: str, pinger: Any, say: Callable[[str], None]
+    opts: RunOptions | ExportOptions,
+    code: int,
+    why: str,
+    pinger: Any,
+    say: Callable[[str], None],
+    command: str | None = None,
 ) -> None:
     """A run that ended without a summary (an error, exit 2/75): metrics and end ping say
     so; the metrics file only where it may be written."""
@@ -182,12 +243,12 @@ def _ended_early(
             summary = Summary(
                 rows=0,
                 counts={},
-                results=str(opts.results_path),
+                results=str(getattr(opts, "out", None) or getattr(opts, "results_path", "")),
                 exit_code=code,
                 started_at=stamp,
                 finished_at=stamp,
                 duration_seconds=0.0,
-                command=opts.command,
+                command=command or str(getattr(opts, "command", "run")),
             )
             _write_metrics(opts, summary, now, say)
     if pinger is not None:
@@ -195,7 +256,7 @@ def _ended_early(
 
 
 def _write_metrics(
-    opts: RunOptions, summary: Summary, now: float, say: Callable[[str], None]
+    opts: RunOptions | ExportOptions, summary: Summary, now: float, say: Callable[[str], None]
 ) -> None:
     from .metrics import render
 

@@ -317,3 +317,30 @@ def test_the_library_prints_nothing_and_reads_no_proxy(
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
     assert os.path.getsize(tmp_path / "r.html") > 0
+
+
+def test_export_pings_and_writes_metrics(tmp_path: Path, sandbox_factory: Any) -> None:
+    api = sandbox_factory(api_key=API_KEY)
+    path = tmp_path / "n.csv"
+    write_numbers(path, 3)
+    run_import(RunOptions(file=path, base_url=api.url, api_key=API_KEY))
+    prom = tmp_path / "export.prom"
+    with PingServer() as hc:
+        argv = ["export", str(tmp_path / "account.csv"), "--base-url", api.url]
+        argv += ["--ping-url", hc.url, "--metrics-file", str(prom)]
+        done = run_cli(*argv, "--metrics-label", "job=backup")
+        assert done.code == 0, done.stderr
+        assert hc.paths() == ["/hc-3f1c/start", "/hc-3f1c/0"]
+        assert "exported 3 number(s)" in hc.pings[-1].body
+        found = families(prom)
+        assert value(found, "bulk_import_rows", command="export", status="exported") == 3
+        assert value(found, "bulk_import_exit_code", job="backup") == 0
+        assert "bulk_import_requests" not in found  # its list requests are not counted
+        # a refused export pings its code, and keeps the last success
+        done = run_cli(*argv, env={**os.environ, "SIGMAMIND_API_KEY": "wrong"})
+        assert done.code == 3, done.stderr
+        assert hc.paths()[2:] == ["/hc-3f1c/start", "/hc-3f1c/3"]
+        found = families(prom)
+        assert value(found, "bulk_import_exit_code") == 3
+        assert LAST_SUCCESS in found
+    assert "--report" not in run_cli("export", "--help").stdout
