@@ -101,18 +101,22 @@ class Pinger:
             self.say(f"warning: the {name} ping to {shown(self.url)} failed: {outcome[0]}")
 
 
-def end_body(line: str, problems: list[str], *, header: str) -> str:
+def end_body(line: str, problems: list[str], *, header: str, total: int | None = None) -> str:
     """The end ping's body: the summary line, then the first lines of the rows that need a
-    person, ``BODY_LIMIT`` bytes at most (whole lines), in the results file's columns."""
+    person, ``BODY_LIMIT`` bytes at most (whole lines), in the results file's columns;
+    ``total`` is how many there are (``problems`` may be only the first of them)."""
+    total = len(problems) if total is None else max(total, len(problems))
     out = [line, ""]
     if problems:
         out.append(header)
-        used = 0
-        for i, text in enumerate(problems):
+        used = shown = 0
+        for text in problems:
             size = len(text.encode("utf-8")) + 1
             if used + size > BODY_LIMIT:
-                out.append(f"... and {len(problems) - i} more row(s): see the results file")
                 break
             out.append(text)
             used += size
+            shown += 1
+        if total > shown:
+            out.append(f"... and {total - shown} more row(s): see the results file")
     return "\n".join(out) + "\n"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .defaults import EXIT_ERROR, EXIT_INTERRUPTED
 from .errors import BulkImportError, UsageError
-from .models import OK_BY_COMMAND, RowResult
+from .models import OK_BY_COMMAND, RowResult, Status
 from .outputs import Kind, Output, check_outputs, describe, new_file_beside
 
 if TYPE_CHECKING:
@@ -107,7 +107,8 @@ def finished(
         _write_metrics(opts, summary, now, say)
     problems: list[RowResult] | None = None
     if opts.report is not None or pinger is not None:
-        problems, changes = _rows(opts, summary)
+        # a ping alone needs only the first rows (its body is BODY_LIMIT bytes at most)
+        problems, changes = _rows(opts, summary, first=None if opts.report else 2000)
     if opts.report is not None and problems is not None:
         from .report import render
 
@@ -127,7 +128,9 @@ def finished(
         from .ping import end_body
 
         lines = [_row_line(r) for r in problems]
-        body = end_body(summary.line(), lines, header=_ROW_HEADER)
+        ok = OK_BY_COMMAND.get(summary.command, OK_BY_COMMAND["run"])
+        total = sum(n for s, n in summary.counts.items() if s not in {o.value for o in ok})
+        body = end_body(summary.line(), lines, header=_ROW_HEADER, total=total)
         pinger.end(summary.exit_code, _masked(body, opts))
 
 
@@ -270,8 +273,11 @@ def _write_metrics(
     _write(opts.metrics_file, text, "--metrics-file", say, mode=0o644)  # for the collector
 
 
-def _rows(opts: RunOptions, summary: Summary) -> tuple[list[RowResult], list[RowResult]]:
-    """The rows of the results file that need a person, and those with a change."""
+def _rows(
+    opts: RunOptions, summary: Summary, *, first: int | None = None
+) -> tuple[list[RowResult], list[RowResult]]:
+    """The rows of the results file that need a person, and those with a change (the
+    ``first`` rows that need a person only, if given: the file is read no further)."""
     from .record import read_results_csv
     from .sheets import is_workbook_path, read_results_xlsx
 
@@ -284,12 +290,29 @@ def _rows(opts: RunOptions, summary: Summary) -> tuple[list[RowResult], list[Row
     results: Iterator[RowResult] = (
         read_results_xlsx(path) if is_workbook_path(path) else read_results_csv(path)
     )
+    try:
+        _collect(results, ok, problems, changes, first)
+    finally:
+        close = getattr(results, "close", None)  # a file read only in part: closed at once
+        if close is not None:
+            close()
+    return problems, changes
+
+
+def _collect(
+    results: Iterator[RowResult],
+    ok: frozenset[Status],
+    problems: list[RowResult],
+    changes: list[RowResult],
+    first: int | None,
+) -> None:
     for r in results:
         if r.status not in ok:
             problems.append(r)
+            if first is not None and len(problems) >= first:
+                break
         if r.changes:
             changes.append(r)
-    return problems, changes
 
 
 def _write(path: Path, text: str, flag: str, say: Callable[[str], None], *, mode: int) -> None:
