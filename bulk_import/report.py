@@ -52,8 +52,8 @@ padding:8px;white-space:pre-wrap;word-break:break-all}
 .ok{background:#C6EFCE}.bad{background:#FFC7CE}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;
 vertical-align:top}th{background:#eee}
-table.rows th{cursor:pointer;user-select:none}table.rows th[data-dir=asc]::after{content:" ▲"}
-table.rows th[data-dir=desc]::after{content:" ▼"}
+table.rows th{cursor:pointer;user-select:none}table.rows th[data-dir=asc]::after{content:" \\25B2"}
+table.rows th[data-dir=desc]::after{content:" \\25BC"}
 .figs td:first-child,.opts td:first-child{color:#555}
 .num{text-align:right;font-variant-numeric:tabular-nums}
 svg{background:#fafafa;border:1px solid #ddd}svg text{font-size:11px;fill:#555}
@@ -373,7 +373,7 @@ def _table(ident: str, columns: list[str], rows: Iterable[tuple[object, ...]]) -
         *cells, last = row
         # An error quoting the row's own number is kept once per shape: the number is put
         # back by the script (a NUL marks its place), so 100,000 invalid rows stay small.
-        text, phone = str(last).replace("\0", "\ufffd"), str(cells[1])
+        text, phone = str(last).replace("\0", " "), str(cells[1])
         if phone and phone in text:
             text = text.replace(phone, "\0")
         at = index.get(text)

@@ -105,11 +105,15 @@ def finished(
     now = time.time()
     if opts.metrics_file is not None:
         _write_metrics(opts, summary, now, say)
-    problems: list[RowResult] | None = None
+    problems: list[RowResult] = []
+    changes: list[RowResult] = []
     if opts.report is not None or pinger is not None:
-        # a ping alone needs only the first rows (its body is BODY_LIMIT bytes at most)
-        problems, changes = _rows(opts, summary, first=None if opts.report else 2000)
-    if opts.report is not None and problems is not None:
+        try:
+            # a ping alone needs only the first rows (its body is BODY_LIMIT bytes at most)
+            problems, changes = _rows(opts, summary, first=None if opts.report else 2000)
+        except (BulkImportError, OSError) as exc:
+            say(f"warning: the rows of {opts.results_path} could not be read back: {exc}")
+    if opts.report is not None:
         from .report import render
 
         shown = {**options, **_watch_options(opts)}
@@ -124,7 +128,7 @@ def finished(
         )
         _write(opts.report, text, "--report", say, mode=0o600)  # its rows are the results'
 
-    if pinger is not None and problems is not None:
+    if pinger is not None:
         from .ping import end_body
 
         lines = [_row_line(r) for r in problems]
