@@ -119,14 +119,18 @@ def finished(
         shown = {**options, **_watch_options(opts)}
         title = f"bulk-import {summary.command}{' (dry run)' if summary.dry_run else ''}: "
         title += opts.file.name
-        text = render(
-            summary,
-            problems=problems,
-            changes=changes if opts.shows_changes else None,
-            options=shown,
-            title=title,
-        )
-        _write(opts.report, text, "--report", say, mode=0o600)  # its rows are the results'
+        try:
+            text = render(
+                summary,
+                problems=problems,
+                changes=changes if opts.shows_changes else None,
+                options=shown,
+                title=title,
+            )
+        except Exception as exc:  # noqa: BLE001 - the run is done: a report is not worth failing it
+            say(f"warning: --report {opts.report} not written: {type(exc).__name__}: {exc}")
+        else:
+            _write(opts.report, text, "--report", say, mode=0o600)  # its rows are the results'
 
     if pinger is not None:
         from .ping import end_body
