@@ -346,3 +346,67 @@ def test_export_pings_and_writes_metrics(tmp_path: Path, sandbox_factory: Any) -
         assert value(found, "bulk_import_exit_code") == 3
         assert LAST_SUCCESS in found
     assert "--report" not in run_cli("export", "--help").stdout
+
+
+def test_a_run_that_ends_without_a_summary_pings_its_code(
+    tmp_path: Path, sandbox_factory: Any
+) -> None:
+    """A lock held (75), an interrupt (130) and a failing callback (an error: 1): the end
+    ping and the metrics say so; the last success stays."""
+    from bulk_import.errors import LockedError
+    from bulk_import.lock import RunLock
+
+    api = sandbox_factory(api_key="k")
+    path = tmp_path / "n.csv"
+    write_numbers(path, 3)
+    prom = tmp_path / "m.prom"
+    assert run_import(opts(path, api.url, metrics_file=prom)).exit_code == 0
+    success = value(families(prom), LAST_SUCCESS)
+
+    def interrupt(_row: object) -> None:
+        raise KeyboardInterrupt
+
+    def fail(_row: object) -> None:
+        raise RuntimeError("callback broke")
+
+    with PingServer() as hc:
+        watching = {"metrics_file": prom, "ping_url": hc.url, "resume": False}
+        lock = RunLock(tmp_path / "n.results.csv")
+        lock.acquire()
+        try:
+            with pytest.raises(LockedError):
+                run_import(opts(path, api.url, **watching))
+        finally:
+            lock.release()
+        assert value(families(prom), "bulk_import_exit_code") == 75
+        with pytest.raises(KeyboardInterrupt):  # (a dry run: no event loop to cut)
+            run_import(opts(path, api.url, on_row=interrupt, dry_run=True, **watching))
+        assert value(families(prom), "bulk_import_exit_code") == 130
+        with pytest.raises(RuntimeError):
+            run_import(opts(path, api.url, on_row=fail, **watching))
+        assert hc.paths() == [
+            f"/hc-3f1c/{p}" for p in ("start", "75", "start", "130", "start", "1")
+        ]
+        assert "internal error: RuntimeError" in hc.pings[-1].body
+    found = families(prom)
+    assert value(found, "bulk_import_exit_code") == 1
+    assert value(found, LAST_SUCCESS) == success
+
+
+def test_export_from_python_pings_and_measures(tmp_path: Path, sandbox_factory: Any) -> None:
+    from bulk_import import ExportOptions, export
+
+    api = sandbox_factory(api_key="k")
+    path = tmp_path / "n.csv"
+    write_numbers(path, 2)
+    run_import(opts(path, api.url))
+    prom = tmp_path / "e.prom"
+    with PingServer() as hc:
+        given = ExportOptions(tmp_path / "a.csv", api.url, "k", metrics_file=prom, ping_url=hc.url)
+        assert export(given) == 2
+        with pytest.raises(UsageError):
+            export(ExportOptions(tmp_path / "a.txt", api.url, "k", ping_url=hc.url))
+        assert hc.paths() == [f"/hc-3f1c/{p}" for p in ("start", "0", "start", "2")]
+    assert value(families(prom), "bulk_import_rows", status="exported") == 2
+    with pytest.raises(UsageError, match="plain http"):
+        export(ExportOptions(tmp_path / "a.csv", api.url, "k", ping_url="http://example.com/x"))
