@@ -43,6 +43,7 @@ from .ratelimit import RateLimiter
 from .retry import RetryPolicy, Transient
 
 if TYPE_CHECKING:
+    from .figures import RequestLog
     from .submit import _Row, _Submission
 
 _AUTH = "API key rejected"
@@ -291,11 +292,12 @@ async def list_pages(
     *,
     max_pages: int | None = None,
     on_page: Callable[[int, int], None] | None = None,
+    recorder: RequestLog | None = None,
 ) -> Listing:
     """The account's numbers, at most ``max_pages`` pages of them (``on_page``: as
-    ``list_account``'s)."""
+    ``list_account``'s; ``recorder`` is told of each request, as ``submit``'s is)."""
     try:
-        return await _list_account(api, limiter, policy, max_pages, on_page)
+        return await _list_account(api, limiter, policy, max_pages, on_page, recorder)
     except (Transient, ConnectionFailed) as exc:
         what = f"HTTP {exc.status}" if isinstance(exc, Transient) else "no answer"
         raise UnreachableError(
@@ -310,6 +312,7 @@ async def _list_account(
     policy: RetryPolicy,
     max_pages: int | None,
     on_page: Callable[[int, int], None] | None,
+    recorder: RequestLog | None = None,
 ) -> Listing:
     pager = Pager()
     records: list[Record] = []
@@ -326,7 +329,15 @@ async def _list_account(
                 requests += 1
                 if on_page is not None:
                     on_page(0, 1)  # counted before: a request cut short may have left
-                answer, data = await api.list_page(url, params)
+                began = recorder.started() if recorder is not None else 0.0
+                try:
+                    answer, data = await api.list_page(url, params)
+                except ConnectionFailed as exc:
+                    if recorder is not None and exc.maybe_sent:
+                        recorder.record(None, began)
+                    raise
+                if recorder is not None:
+                    recorder.record(answer.status, began)
                 if answer.rate_limit is not None:
                     limiter.observe(answer.rate_limit, sent_at=sent_at)
                 if answer.kind is AnswerKind.THROTTLED:

@@ -330,6 +330,7 @@ def _run(args: argparse.Namespace) -> int:
         other_account=option(args, "other_account"),
         force=option(args, "force"),
         confirm=_ask if _on_terminal() else None,
+        **_watch_fields(args),
     )
     say = (lambda _text: None) if quiet else _warn
     summary = run_import(opts, say=say, handle_signals=True)
@@ -446,6 +447,7 @@ def _export(args: argparse.Namespace) -> int:
         summary_json=args.summary_json,
         log_file=args.log_file,
         progress=not (args.quiet or args.no_progress),
+        **_watch_fields(args),
     )
     say = (lambda _text: None) if args.quiet else _warn
     count = export_account(opts, say=say)
@@ -467,3 +469,33 @@ def _sandbox(args: argparse.Namespace) -> int:
             hint="choose another --port, or --port 0 for a free one",
         ) from exc
     return EXIT_OK
+
+
+# -- watching a run (watch.py): metrics, health pings, a report ---------------------------
+
+FLAGS.update(
+    {
+        "metrics_file": "--metrics-file",
+        "metrics_labels": "--metrics-label",
+        "ping_url": "--ping-url",
+        "report": "--report",
+    }
+)
+
+
+def _watch_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The watching options as ``RunOptions`` fields."""
+    labels: dict[str, str] = {}
+    for item in args.metrics_label:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(
+                f"--metrics-label {item!r} is not of the form NAME=VALUE",
+                hint="e.g. --metrics-label job=nightly",
+            )
+        labels[name.strip()] = value
+    fields = {"metrics_file": args.metrics_file, "metrics_labels": labels}
+    fields["ping_url"] = args.ping_url
+    if hasattr(args, "report"):  # export has none
+        fields["report"] = args.report
+    return fields

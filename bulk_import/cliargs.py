@@ -492,13 +492,44 @@ def _template(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--force", action="store_true", help="replace OUT even when it already has rows")
 
 
+def _watch(p: argparse.ArgumentParser, command: str) -> None:
+    """The options for whoever watches a scheduled run (README: "Watching it")."""
+    watch = p.add_argument_group("watching it")
+    watch.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH.prom",
+        help="write Prometheus metrics (node_exporter's textfile collector) at the end",
+    )
+    watch.add_argument(
+        "--metrics-label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a label on every metric (repeatable), e.g. job=nightly",
+    )
+    watch.add_argument(
+        "--ping-url",
+        metavar="URL",
+        help="a health-check URL (healthchecks.io and compatible): URL/start, then "
+        "URL/<exit code> with the summary",
+    )
+    if command != "export":  # an export has no rows to report on
+        watch.add_argument(
+            "--report",
+            type=Path,
+            metavar="PATH.html",
+            help="write a one-file HTML report at the end",
+        )
+
+
 #: The option groups of each command, in the order its --help shows them.
 GROUPS: dict[str, tuple[Group, ...]] = {
-    "run": (_input, _output, _api, _sending, _ledger, _terminal),
-    "plan": (_input, _output, _api, _sending, _terminal),
-    "update": (_input, _output, _api, _sending, _ledger, _terminal),
-    "undo": (_undo, _output, _api, _sending, _ledger, _terminal),
-    "export": (_api, _export),
+    "run": (_input, _output, _api, _sending, _ledger, _watch, _terminal),
+    "plan": (_input, _output, _api, _sending, _watch, _terminal),
+    "update": (_input, _output, _api, _sending, _ledger, _watch, _terminal),
+    "undo": (_undo, _output, _api, _sending, _ledger, _watch, _terminal),
+    "export": (_api, _export, _watch),
     "template": (_template,),
 }
 

@@ -64,18 +64,27 @@ def resolve_base_url(given: str | None, env: Mapping[str, str]) -> str:
     return (given or env.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
 
 
-def check_base_url(url: str, *, allow_insecure_http: bool) -> None:
+def check_base_url(url: str, *, allow_insecure_http: bool, param: str = "base_url") -> None:
+    """An address the tool sends to (``param``: the API's, or ``ping_url``): https, or
+    plain http to loopback only (unless ``allow_insecure_http``), and no credentials."""
     parts = urlsplit(url)
     if "@" in parts.netloc:  # user:pass@host: a credential in a URL ends up in logs
+        if param != "base_url":
+            raise UsageError(
+                f"{param} must not carry a user name or password ({_without_userinfo(url)})",
+                param=param,
+            )
         raise UsageError(
             f"--base-url must not carry a user name or password ({_without_userinfo(url)})",
             hint=f"the API key goes in a header: set {API_KEY_ENV} or use --api-key-file",
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"base_url {url!r} is not an http(s) URL", param="base_url")
+        shown = repr(url) if param == "base_url" else f"{parts.scheme or '(none)'}://..."
+        raise UsageError(f"{param} {shown} is not an http(s) URL", param=param)
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        what = "the API key and trunk passwords" if param == "base_url" else "the run's summary"
         raise UsageError(
-            f"refusing to send the API key and trunk passwords over plain http to {parts.hostname}",
+            f"refusing to send {what} over plain http to {parts.hostname}",
             hint="use https, or allow_insecure_http if you really mean it",
             param="allow_insecure_http",
         )

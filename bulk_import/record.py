@@ -21,12 +21,13 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from .errors import ResultsFileError, WriteError
+from .figures import Second
 from .guard import RISKY_LINE
 from .guard import defuse as defuse  # the formula guard, imported from here too
 from .models import ResultColumns, RowResult, Status
@@ -227,6 +228,12 @@ class Summary:
     #: rows an earlier, unfinished run of the same results file left not done, whose
     #: results this run (without ``--resume``) replaced
     replaced_unfinished: int = 0
+    #: the requests' latency percentiles in seconds (``p50``, ``p95``, ``p99``), the
+    #: requests by HTTP status (``"none"``: no answer), and one entry per second of sending
+    #: (figures.py); what the metrics file, the ping and the report render from
+    latency: dict[str, float] | None = None
+    responses: dict[str, int] = field(default_factory=dict)
+    timeline: list[Second] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.this_run is None:

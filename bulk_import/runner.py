@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import watch
 from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields
 from .defaults import (
@@ -53,6 +54,7 @@ from .errors import (
     UsageError,
     WriteError,
 )
+from .figures import Figures, RequestLog, empty_figures
 from .firstrows import FirstRows
 from .ledger import Account, Journal, NumberFacts, batch_started, unfinished_rows
 from .load import Table, open_table
@@ -145,6 +147,12 @@ class RunOptions:
     #: counts.  Rows that ``resume`` finds done by an earlier run are not given again.
     #: If it raises, the run stops as on any error and the exception propagates.
     on_row: Callable[[RowResult], None] | None = field(default=None, repr=False, compare=False)
+    #: Watching (watch.py): a Prometheus textfile, its extra labels, a health-check URL
+    #: pinged at the start and the end, and an HTML report of the run.
+    metrics_file: Path | None = None
+    metrics_labels: dict[str, str] = field(default_factory=dict)
+    ping_url: str | None = field(default=None, repr=False)
+    report: Path | None = None
 
     @property
     def results_path(self) -> Path:
@@ -187,6 +195,7 @@ class RunOptions:
             ".xlsx",
         }:
             raise UsageError("failed_rows must name a .csv or .xlsx file", param="failed_rows")
+        watch.check(self)
         if self.command == "plan" and self.dry_run:
             raise UsageError("plan never writes; it has no dry_run (it is one)", param="dry_run")
         if not self.dry_run and not self.sandbox:
@@ -209,7 +218,7 @@ class RunOptions:
             outputs.append(Output("--failed-rows", self.failed_rows, Kind.REPLACED))
         if self.command == "undo" and not self.dry_run:  # the batch's ledger is marked
             outputs.append(Output("the journal of RESULTS", journal_path(self.file), Kind.DATABASE))
-        return outputs
+        return outputs + watch.outputs(self)
 
     @property
     def account(self) -> Account | None:
@@ -244,6 +253,7 @@ class _Run:
         self.reporter = _Reporter(opts.on_row)
         #: undo: the ledger of the batch being undone (each number put back is marked).
         self.batch: Journal | None = None
+        self.requests = RequestLog()  # every request's status and time, for the summary
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
         self.sent.pop(result.row, None)
@@ -434,7 +444,12 @@ def run_import(
 
     With ``opts.sandbox`` an emulator of the API is started in this process for the run.
     """
-    steps = _import_steps(opts, say or _silent, handle_signals)
+    steps = watch.watched(
+        opts,
+        _import_steps(opts, say or _silent, handle_signals),
+        say or _silent,
+        _shown_options(opts),
+    )
     try:
         step = next(steps)
         while True:
@@ -460,7 +475,12 @@ async def arun_import(
     Reading the file and writing the results are done on the loop's thread, as the rows
     go; a dry run sends nothing and does all its work before it returns.
     """
-    steps = _import_steps(opts, say or _silent, handle_signals)
+    steps = watch.watched(
+        opts,
+        _import_steps(opts, say or _silent, handle_signals),
+        say or _silent,
+        _shown_options(opts),
+    )
     try:
         step = next(steps)
         while True:
@@ -671,6 +691,7 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 this_run=this_run,
                 sending_seconds=sending,
                 replaced_unfinished=replaced,
+                figures=run.requests.figures(),
             )
             if isinstance(writer, _XlsxWriter):
                 writer.finish(summary, _shown_options(opts))
@@ -1062,8 +1083,10 @@ def _summarize(
     this_run: dict[str, int] | None = None,
     sending_seconds: float = 0.0,
     replaced_unfinished: int = 0,
+    figures: Figures | None = None,
 ) -> Summary:
     """The run's summary: built once, logged as the end line, and written as JSON."""
+    figures = figures or empty_figures()
     exit_code = _exit_code(counts, aborted, interrupted, OK_BY_COMMAND[opts.command])
     requests = report.requests if report else 0
     summary = Summary(
@@ -1087,6 +1110,9 @@ def _summarize(
         aborted=str(aborted) if aborted else None,
         interrupted=interrupted,
         replaced_unfinished=replaced_unfinished,
+        latency=figures["latency"],
+        responses=figures["responses"],
+        timeline=figures["timeline"],
     )
     if aborted is not None:
         log.line(f"aborted: {aborted}")
@@ -1159,6 +1185,7 @@ async def _send(
                 on_result=run.on_result,
                 limiter=limiter,
                 stop=stop,
+                recorder=run.requests,
             )
             report.requests += reads
             return report
@@ -1209,7 +1236,9 @@ async def _list_before_sending(
 
     budget = max(LISTING_PAGES, 2 * -(-(total or 0) // PAGE_SIZE))
     try:
-        records, complete, requests = await list_pages(api, limiter, retry, max_pages=budget)
+        records, complete, requests = await list_pages(
+            api, limiter, retry, max_pages=budget, recorder=run.requests
+        )
     except AuthError as exc:
         return exc, 1
     except ApiError as exc:  # no list endpoint, or it is down: every number is unknown

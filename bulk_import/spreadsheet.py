@@ -69,6 +69,10 @@ class ExportOptions:
     log_file: Path | None = None
     #: A progress bar on stderr (plain lines when stderr is not a terminal).
     progress: bool = False
+    #: Watching (watch.py): a Prometheus textfile, its labels, a health-check URL.
+    metrics_file: Path | None = None
+    metrics_labels: dict[str, str] = field(default_factory=dict)
+    ping_url: str | None = field(default=None, repr=False)
 
     def check(self) -> None:
         """Raise ``UsageError`` for an option that can't be used (as ``RunOptions.check``)."""
@@ -128,6 +132,13 @@ def export_account(opts: ExportOptions, *, say: Callable[[str], None] | None = N
 
 async def aexport_account(opts: ExportOptions, *, say: Callable[[str], None] | None = None) -> int:
     """``export_account``, awaited inside a running event loop."""
+    from .watch import watched_export
+
+    return await watched_export(opts, _export_logged(opts, say), say or (lambda _text: None))
+
+
+async def _export_logged(opts: ExportOptions, say: Callable[[str], None] | None) -> int:
+    """The export, with its options checked, its log lines, progress and summary."""
     opts.check()
     _check_out(opts.out, opts.outputs())
     from .progress import Progress

@@ -61,6 +61,7 @@ from .errors import (
     TooManyFailures,
     UnreachableError,
 )
+from .figures import RequestLog
 from .ledger import ABSENT, UNKNOWN
 from .models import (
     Action,
@@ -198,8 +199,13 @@ async def submit(
     on_result: Callable[[RowResult], None],
     limiter: RateLimiter | None = None,
     stop: asyncio.Event | None = None,
+    recorder: RequestLog | None = None,
 ) -> SubmitReport:
-    """Send every job (see the module docstring); returns the run's report."""
+    """Send every job (see the module docstring); returns the run's report.
+
+    ``recorder`` is told of every request counted in ``SubmitReport.requests``: its status
+    (None: no answer) and how long it took (figures.py).
+    """
     run = _Submission(
         api,
         options,
@@ -208,6 +214,7 @@ async def submit(
         options.retry,
         stop if stop is not None else asyncio.Event(),
     )
+    run.recorder = recorder
     return await run.run(iter(jobs), on_result)
 
 
@@ -237,6 +244,7 @@ class _Submission:
         self.rows_answered = 0  # ... of the rows that ended with the API's answer
         self._halt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fatal: BaseException | None = None
+        self.recorder: RequestLog | None = None
 
     async def run(
         self, jobs: Iterator[Job], on_result: Callable[[RowResult], None]
@@ -385,6 +393,8 @@ class _Submission:
             row.unresolved = True
         row.attempts += row.counting  # counted before: a cut request may have left
         self.report.requests += 1
+        recorder = self.recorder
+        began = recorder.started() if recorder is not None else 0.0
         try:
             answer = await send()
         except ConnectionFailed as exc:
@@ -392,12 +402,16 @@ class _Submission:
                 row.attempts -= row.counting
                 self.report.requests -= 1
                 row.unresolved = unresolved
+            elif recorder is not None:
+                recorder.record(None, began)
             row.maybe_stored = row.maybe_stored or (stores and exc.maybe_sent)
             row.in_doubt = row.in_doubt or row.maybe_stored
             row.last_error = exc.message
             log.debug("row %d: %s", row.job.row, exc.message)
             raise
         row.http_status, row.answered = answer.status, True
+        if recorder is not None:
+            recorder.record(answer.status, began)
         if answer.rate_limit is not None:
             self.limiter.observe(answer.rate_limit, sent_at=sent_at)
         if answer.kind is AnswerKind.THROTTLED:

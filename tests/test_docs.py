@@ -21,8 +21,9 @@ from bulk_import.cli import build_parser
 from support import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Flags of other programs that the README quotes (pip, ruff, pytest).
-OTHER_TOOLS = {"--upgrade", "--check", "--cov"}
+#: Flags of other programs that the README quotes (pip, ruff, pytest, benchmarks/report.py,
+#: node_exporter).
+OTHER_TOOLS = {"--upgrade", "--check", "--cov", "--png", "--collector"}
 _OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
@@ -137,7 +138,12 @@ def test_each_command_lists_only_what_it_uses() -> None:
     )
     assert "--on-existing" not in _options_of(sub["undo"])
     assert _options_of(sub["template"]) <= {"--help", "--force"}
-    assert "--concurrency" not in _options_of(sub["export"])
+    # export reads pages one after another: none of the row options, but run's connection
+    # and output options that apply
+    assert not {"--on-existing", "--resume", "--dry-run", "--map"} & _options_of(sub["export"])
+    assert {"--concurrency", "--summary-json", "--log-file", "--no-progress"} <= _options_of(
+        sub["export"]
+    )
     for flags in (("plan", "x.csv", "--dry-run"), ("undo", "x.results.csv", "--sheet", "S")):
         done = run_cli(*flags)
         assert done.code == 2, (flags, done.stderr)

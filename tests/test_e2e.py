@@ -15,6 +15,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from ping_server import PingServer
 
 from bulk_import.ratelimit import START_RATE
 from bulk_import.runner import RunOptions, run_import
@@ -301,22 +302,33 @@ def test_no_secret_in_any_output(tmp_path: Path, sandbox_factory: Any) -> None:
         ],
     )
     log, summary_json = tmp_path / "run.log", tmp_path / "summary.json"
-    done = run_cli(
-        "run",
-        str(path),
-        "--base-url",
-        api.url,
-        "--log-file",
-        str(log),
-        "--summary-json",
-        str(summary_json),
-        "--max-attempts",
-        "8",
-    )
+    metrics, report = tmp_path / "run.prom", tmp_path / "report.html"
+    with PingServer() as hc:
+        done = run_cli(
+            "run",
+            str(path),
+            "--base-url",
+            api.url,
+            "--log-file",
+            str(log),
+            "--summary-json",
+            str(summary_json),
+            "--max-attempts",
+            "8",
+            "--metrics-file",
+            str(metrics),
+            "--report",
+            str(report),
+            "--ping-url",
+            hc.url,
+        )
+        pings = [p.body for p in hc.pings]
     assert done.code == 1
     assert json.loads(summary_json.read_text())["counts"]["imported"] == 20
     assert "trunkPassword: longer than 128" in (tmp_path / "numbers.results.csv").read_text()
-    outputs = [done.stdout, done.stderr, *files_text(log, summary_json)]
+    assert "trunkPassword: longer than 128" in report.read_text()
+    assert "trunkPassword: longer than 128" in pings[-1]
+    outputs = [done.stdout, done.stderr, *files_text(log, summary_json, metrics, report), *pings]
     outputs += files_text(tmp_path / "numbers.results.csv")
     assert_no_secrets(*outputs)
     assert len(log.read_text().splitlines()) == 22 + 2  # start, a line per row, end

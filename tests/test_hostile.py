@@ -31,6 +31,7 @@ from hostile_server import (
     trickle,
     wait_for,
 )
+from ping_server import PingServer
 
 from bulk_import.api import _plain_text, scrub
 
@@ -365,16 +366,28 @@ def assert_hidden(texts: list[str], *secrets: str) -> None:
 
 
 def secret_run(server: HostileServer, tmp_path: Path, *args: str) -> Completed:
+    """A run writing every output there is (the pings' bodies are kept in pings.txt)."""
     csv = tmp_path / "in.csv"
-    return run_against(
-        server,
-        csv,
-        "--log-file",
-        str(tmp_path / "run.log"),
-        "--summary-json",
-        str(tmp_path / "summary.json"),
-        *args,
-    )
+    with PingServer() as hc:
+        done = run_against(
+            server,
+            csv,
+            "--log-file",
+            str(tmp_path / "run.log"),
+            "--summary-json",
+            str(tmp_path / "summary.json"),
+            "--metrics-file",
+            str(tmp_path / "run.prom"),
+            "--report",
+            str(tmp_path / "report.html"),
+            "--ping-url",
+            hc.url,
+            *args,
+        )
+        pings = [f"{p.path}\n{p.body}" for p in hc.pings]
+    assert len(pings) == 2, pings
+    (tmp_path / "pings.txt").write_text("\n".join(pings))
+    return done
 
 
 def test_secrets_echoed_in_every_encoding_reach_no_output(
