@@ -132,6 +132,9 @@ class SigmaMindAPI:
             transport=transport,
             follow_redirects=False,
         )
+        # The import's URL, merged with the base URL once instead of on every request.
+        base = self._client.base_url
+        self._import_url = base.copy_with(raw_path=base.raw_path + IMPORT_PATH[1:].encode())
 
     @property
     def base_url(self) -> str:
@@ -228,7 +231,8 @@ class SigmaMindAPI:
         """One request and (at most ``BODY_LIMIT`` bytes of) its answer, within ``timeout``."""
         try:
             async with asyncio.timeout(self.timeout):
-                request = self._client.build_request(method, path, json=body, params=params)
+                url = self._import_url if path == IMPORT_PATH else path
+                request = self._client.build_request(method, url, json=body, params=params)
                 response = await self._client.send(request, stream=True)
                 try:
                     limit = BODY_LIMIT if 200 <= response.status_code < 300 else ERROR_BODY_LIMIT
@@ -253,18 +257,17 @@ class SigmaMindAPI:
         """What an answer means; never raises, whatever the body holds."""
         status = response.status_code
         secrets = [s for s in (secret, self._api_key) if s]
+        mask = Masker(secrets)
         # Masked before anything else: reducing a page to its words could break a secret
         # into pieces that no longer look like it.
-        text = scrub(_decode(body, response), secrets)
+        text = mask(_decode(body, response))
         data = _json_or_none(text)
         raw = "" if 200 <= status < 300 else _error_text(data, text)
         kind = classify(status, raw)
-        message = _one_line(scrub(raw, secrets), secrets) or scrub(
-            response.reason_phrase or f"HTTP {status}", secrets
-        )
+        message = _one_line(mask(raw), secrets) or mask(response.reason_phrase or f"HTTP {status}")
         record = None
         if parse_record and kind is AnswerKind.OK:
-            record = PhoneNumberRecord.from_answer(data, clean=lambda v: scrub(v, secrets))
+            record = PhoneNumberRecord.from_answer(data, clean=mask)
         return Answer(
             status=status,
             kind=kind,
@@ -393,23 +396,43 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     The forms: as sent, JSON-escaped (with and without ``ensure_ascii``),
     HTML entities (named or numeric) and URL encoding.  Whatever is not caught by form is
     caught by decoding: when a secret shows only once the text is HTML-, JSON- or
-    URL-decoded, the decoded text is masked instead.
+    URL-decoded, the decoded text is masked instead.  ``Masker`` does the same with the
+    forms worked out once, for the many texts of one answer.
     """
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-    return _scrub(text, ordered, depth=0) if ordered else text
+    return Masker(secrets)(text)
 
 
-def _scrub(text: str, secrets: list[str], depth: int) -> str:
-    for secret in secrets:
-        for form in _forms(secret):
+class Masker:
+    """``scrub`` for given secrets, their forms worked out once: called on every text of
+    an answer (its body, its message, each field of its record)."""
+
+    __slots__ = ("_forms", "_secrets")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._forms = [_forms(s) for s in self._secrets]
+
+    def __call__(self, text: str) -> str:
+        return _scrub(text, self._secrets, self._forms, depth=0) if self._secrets else text
+
+
+def _scrub(text: str, secrets: list[str], forms: list[set[str]], depth: int) -> str:
+    for written in forms:
+        for form in written:
             if form in text:
                 text = text.replace(form, MASK)
-    if depth < 3:  # an encoding inside an encoding, at most three deep
+    if depth < 3 and _decodable(text):  # an encoding inside an encoding, at most three deep
         for decode in (html.unescape, _json_unescape, unquote_plus, unquote):
             decoded = decode(text)
             if decoded != text and any(s in decoded for s in secrets):
-                return _scrub(decoded, secrets, depth + 1)
+                return _scrub(decoded, secrets, forms, depth + 1)
     return text
+
+
+def _decodable(text: str) -> bool:
+    """False when none of ``_scrub``'s decoders can change ``text``: no ``&`` (HTML), no
+    backslash and nothing but ASCII (JSON escapes, surrogates), no ``%`` or ``+`` (URL)."""
+    return not text.isascii() or "&" in text or "\\" in text or "%" in text or "+" in text
 
 
 def _forms(secret: str) -> set[str]:
@@ -454,7 +477,8 @@ def _json_unescape(text: str) -> str:
 def _one_line(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` on one line of at most ``MESSAGE_LIMIT`` characters, secrets still masked."""
     text = " ".join(text.split())
-    text = scrub(text, [" ".join(s.split()) for s in secrets])  # a secret with spaces
+    if text:
+        text = scrub(text, [" ".join(s.split()) for s in secrets])  # a secret with spaces
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
