@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
@@ -132,6 +133,10 @@ class SigmaMindAPI:
             transport=transport,
             follow_redirects=False,
         )
+        # Cookies a server sets are not kept, nor sent back: the key is the credential, and
+        # httpx's cookie handling costs more than the rest of its work on an answer.
+        if isinstance(getattr(self._client, "_cookies", None), httpx.Cookies):
+            self._client._cookies = _NoCookies()
         # The import's URL, merged with the base URL once instead of on every request.
         base = self._client.base_url
         self._import_url = base.copy_with(raw_path=base.raw_path + IMPORT_PATH[1:].encode())
@@ -281,6 +286,13 @@ class SigmaMindAPI:
         return scrub(text, [s for s in (secret, self._api_key) if s])
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing (``SigmaMindAPI`` sends no cookies)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 #: Items of a list answer, under one of these keys when the answer is an object.
 LIST_KEYS = ("data", "items", "phoneNumbers", "results")
 PAGE_SIZE = 100
@@ -416,7 +428,7 @@ class Masker:
         return _scrub(text, self._secrets, self._forms, depth=0) if self._secrets else text
 
 
-def _scrub(text: str, secrets: list[str], forms: list[set[str]], depth: int) -> str:
+def _scrub(text: str, secrets: list[str], forms: list[frozenset[str]], depth: int) -> str:
     for written in forms:
         for form in written:
             if form in text:
@@ -435,19 +447,22 @@ def _decodable(text: str) -> bool:
     return not text.isascii() or "&" in text or "\\" in text or "%" in text or "+" in text
 
 
-def _forms(secret: str) -> set[str]:
+@lru_cache(maxsize=4)  # the API key's, asked for on every answer, stays
+def _forms(secret: str) -> frozenset[str]:
     """``secret`` as a server may write it back."""
     ascii_json = json.dumps(secret)[1:-1]
-    return {
-        secret,
-        ascii_json,
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        html.escape(secret),
-        html.escape(secret, quote=False),
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
-    }
+    return frozenset(
+        {
+            secret,
+            ascii_json,
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            html.escape(secret),
+            html.escape(secret, quote=False),
+            quote(secret, safe=""),
+            quote(secret),
+            quote_plus(secret),
+        }
+    )
 
 
 _JSON_ESCAPE_RE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
@@ -495,8 +510,11 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
 
 
 def _decode(body: bytes, response: httpx.Response) -> str:
+    content_type = response.headers.get("Content-Type") or ""
+    # httpx parses the header for a charset: only worth it when one is named
+    charset = response.charset_encoding if "charset" in content_type.lower() else None
     try:
-        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+        return body.decode(charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
         return body.decode("utf-8", errors="replace")
 

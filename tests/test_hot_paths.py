@@ -1,0 +1,169 @@
+"""The per-row hot paths: each shortcut gives what the full way gives, and is taken.
+
+A realistic row costs two phone numbers to read and an answer to mask; these tests check
+that the short ways (a number that is E.164 once its spaces and dashes go; a secret's
+forms worked out once per answer; no cookie handling) keep the results of the long ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+from bulk_import import api, validate
+from bulk_import.api import SigmaMindAPI
+from bulk_import.payloads import ImportRequest
+from bulk_import.validate import PhoneError, normalize_phone
+
+KEY = "sk-test-3b9c1d2e7f"
+PASSWORD = "Tr0,\"';!x%+&<"
+ESCAPED = html.escape(PASSWORD)  # as a server may echo it
+
+
+def read(text: str, region: str | None) -> str:
+    try:
+        return normalize_phone(text, region)
+    except PhoneError as exc:
+        return f"error: {exc}"
+
+
+def corpus(count: int = 4000) -> list[str]:
+    """Phone cells of every shape: spaced, dashed, bracketed, 00, full-width, floats."""
+    rng = random.Random(18)
+    pieces = "0123456789  --.()\t０+eE"
+    cells = ["+44 20 7946 0123", "+1 415-555-2671", "-+12125550123", "+1 212 555 01", "+0 1234567"]
+    for _ in range(count):
+        if rng.random() < 0.5:
+            cc = rng.choice(["1", "44", "49", "33", "81", "7", "380", "998", "999"])
+            rest = "".join(rng.choice("0123456789 -") for _ in range(rng.randrange(4, 14)))
+            cells.append(f"{rng.choice(['+', '00', '', ' +'])}{cc} {rest}")
+        else:
+            size = rng.randrange(1, 18)
+            cells.append("+" + "".join(rng.choice(pieces) for _ in range(size)))
+    return cells
+
+
+@pytest.mark.parametrize("region", [None, "US"])
+def test_the_short_reading_of_a_number_is_the_long_one(
+    region: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cells = corpus()
+    short = [read(c, region) for c in cells]
+    columns = validate._phone_numbers(cells, region)
+    monkeypatch.setattr(validate, "_SPACES", {})  # nothing dropped: only E.164 cells skip
+    long = [read(c, region) for c in cells]
+    assert short == long
+    assert columns == [None if r.startswith("error") else r for r in long]
+    assert sum(not r.startswith("error") for r in long) > 300  # the corpus reads numbers
+
+
+def test_a_spaced_number_skips_the_slow_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    original = validate.unicodedata.normalize
+
+    def normalize(form: Any, text: str) -> str:
+        calls.append(text)
+        return original(form, text)
+
+    monkeypatch.setattr(validate.unicodedata, "normalize", normalize)
+    assert normalize_phone("+44 20 7946 0123", None) == "+442079460123"
+    assert normalize_phone("+1 415-555-2671", None) == "+14155552671"
+    assert validate._phone_numbers(["+33 1 23 45 67 89"], None) == ["+33123456789"]
+    assert calls == []
+    assert normalize_phone("+44 (0)20 7946 0123", None) == "+442079460123"
+    assert calls == ["+44 (0)20 7946 0123"]  # the other shapes still take every step
+
+
+def call(handler: Any, calls: int = 1) -> list[api.Answer]:
+    request = ImportRequest.model_validate(
+        {
+            "phoneNumber": "+14155552671",
+            "trunkUsername": "user",
+            "trunkPassword": PASSWORD,
+            "terminationSipURI": "sip.telnyx.com",
+            "friendlyName": "Front desk",
+        }
+    )
+
+    async def go() -> list[api.Answer]:
+        async with SigmaMindAPI(
+            "https://api.example.test/", KEY, transport=httpx.MockTransport(handler)
+        ) as client:
+            return [await client.create(request) for _ in range(calls)]
+
+    return asyncio.run(go())
+
+
+def echo_record(req: httpx.Request) -> httpx.Response:
+    record = {
+        "sipPhoneNumber": "+14155552671",
+        "friendlyName": f"pw {PASSWORD} key {KEY}",
+        "terminationSipURI": ESCAPED,
+        "inboundAgentId": "a",
+        "outboundAgentId": "b",
+        "outboundPhoneNumber": "+14155550000",
+    }
+    return httpx.Response(201, json=record)
+
+
+def test_an_answer_is_masked_with_each_secrets_forms_worked_out_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api._forms.cache_clear()
+    escapes: list[str] = []
+    original = html.escape
+
+    def escape(text: str, quote: bool = True) -> str:
+        escapes.append(text)
+        return original(text, quote)
+
+    monkeypatch.setattr(html, "escape", escape)
+    (answer,) = call(echo_record)
+    assert answer.record is not None
+    assert answer.record.friendly_name == "pw *** key ***"
+    assert answer.record.termination_sip_uri == "***"
+    # Two forms use html.escape: twice for the password, twice for the key, once each.
+    assert sorted(escapes) == sorted([PASSWORD, PASSWORD, KEY, KEY])
+
+
+def test_cookies_a_server_sets_are_not_sent_back() -> None:
+    seen: list[str | None] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req.headers.get("Cookie"))
+        return httpx.Response(
+            201, json={"sipPhoneNumber": "+14155552671"}, headers={"Set-Cookie": "s=1; Path=/"}
+        )
+
+    answers = call(handler, calls=2)
+    assert [a.status for a in answers] == [201, 201]
+    assert seen == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "name"),
+    [
+        (
+            "application/json; charset=latin-1",
+            '{"friendlyName": "Caf\xe9"}'.encode("latin-1"),
+            "Café",
+        ),
+        ("application/json", '{"friendlyName": "Café"}'.encode(), "Café"),
+        ("application/json; CHARSET=utf-16", '{"friendlyName": "Café"}'.encode("utf-16"), "Café"),
+        ("application/json; charset=nonesuch", b'{"friendlyName": "Caf\xc3\xa9"}', "Café"),
+    ],
+)
+def test_an_answer_is_read_in_the_charset_it_names(
+    content_type: str, body: bytes, name: str
+) -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, content=body, headers={"Content-Type": content_type})
+
+    (answer,) = call(handler)
+    assert answer.record is not None
+    assert answer.record.friendly_name == name
