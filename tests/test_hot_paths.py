@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import random
+import unicodedata
 from typing import Any
 
 import httpx
@@ -64,13 +65,13 @@ def test_the_short_reading_of_a_number_is_the_long_one(
 
 def test_a_spaced_number_skips_the_slow_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    original = validate.unicodedata.normalize
+    original = unicodedata.normalize
 
     def normalize(form: Any, text: str) -> str:
         calls.append(text)
-        return original(form, text)
+        return str(original(form, text))
 
-    monkeypatch.setattr(validate.unicodedata, "normalize", normalize)
+    monkeypatch.setattr(unicodedata, "normalize", normalize)
     assert normalize_phone("+44 20 7946 0123", None) == "+442079460123"
     assert normalize_phone("+1 415-555-2671", None) == "+14155552671"
     assert validate._phone_numbers(["+33 1 23 45 67 89"], None) == ["+33123456789"]
