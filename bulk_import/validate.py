@@ -103,7 +103,7 @@ def normalize_phone(text: str, region: str | None) -> str:
     (``+14155552672.0``, ``4.42079E+11``) is refused with the hint to format the column as
     text; an E.164 number must have an assigned country code and a possible length.
     """
-    cleaned = text.translate(_SPACES)  # the common case (see ``_SPACES``)
+    cleaned = text.replace(" ", "").replace("-", "")  # the common case (see ``_phone_numbers``)
     if _E164_FULL(cleaned) and phones.possible(cleaned):
         return cleaned
     folded = unicodedata.normalize("NFKC", text).strip()
@@ -364,17 +364,16 @@ def _cells(chunk: Chunk, name: str, default: str | None, size: int) -> list[str]
 def _phone_numbers(cells: list[str], region: str | None) -> list[str | None]:
     """Each cell as ``normalize_phone`` gives it, or None (empty, or not a number)."""
     possible = phones.possible
+    # A cell that is E.164 once its ASCII spaces and dashes go (``+44 20 7946 0123``,
+    # ``+1 415-555-2671``) is read by ``normalize_phone`` as exactly that: its other steps
+    # change nothing in such a cell (no NFKC change, no Excel float, no ``(0)``, no
+    # leading ``00``).  Two ``replace`` calls: ``str.translate`` costs twice as much.
     return [
-        n if _E164_FULL(n := c.translate(_SPACES)) and possible(n) else _phone_or_none(c, region)
+        n
+        if _E164_FULL(n := c.replace(" ", "").replace("-", "")) and possible(n)
+        else _phone_or_none(c, region)
         for c in cells
     ]
-
-
-#: ASCII spaces and dashes, dropped: a cell that is E.164 once they are gone
-#: (``+44 20 7946 0123``, ``+1 415-555-2671``) is read by ``normalize_phone`` as exactly
-#: that (its other steps change nothing in such a cell: no NFKC change, no Excel float,
-#: no ``(0)``, no leading ``00``), so the common cells skip them.
-_SPACES = str.maketrans("", "", " -")
 
 
 def _phone_or_none(text: str, region: str | None) -> str | None:
