@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import html
+import io
 import random
 import unicodedata
 from pathlib import Path
@@ -203,3 +204,25 @@ def test_a_dry_run_collects_garbage_less_often_then_as_before(tmp_path: Path) ->
     assert seen
     assert all(t[0] >= YOUNG_THRESHOLD for t in seen)
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize("limit", [2, 7, 16, 100])
+def test_the_long_line_scan_answers_as_measuring_every_line(limit: int) -> None:
+    from bulk_import.load import _has_line_over, _longest_line
+
+    rng = random.Random(limit)
+    for _ in range(500):
+        size = rng.randrange(0, 600)
+        data = bytes(rng.choice(b"ab\n") if rng.random() < 0.1 else 97 for _ in range(size))
+        if rng.random() < 0.3:
+            data = data.replace(b"\n", b"")
+        expected = _longest_line(io.BytesIO(data)) > limit
+        assert _has_line_over(io.BytesIO(data), limit) is expected
+
+
+def test_a_chunk_of_even_rows_is_transposed_as_before() -> None:
+    from bulk_import.load import _transposed
+
+    assert _transposed([["a", "b"], ["c", "d"]]) == [("a", "c"), ("b", "d")]
+    assert _transposed([["a", "b"], [], ["c"]]) == [("a", "", "c"), ("b", "", "")]
+    assert _transposed([]) == []
