@@ -279,7 +279,7 @@ class SigmaMindAPI:
             message=message,
             record=record,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            rate_limit=parse_rate_limit(response.headers),
+            rate_limit=_rate_limit(response.headers),
         )
 
     def _scrub(self, text: str, secret: str | None) -> str:
@@ -646,6 +646,15 @@ def parse_rate_limit(headers: httpx.Headers, now: float | None = None) -> RateLi
         reset=max(0.0, reset) if reset is not None else None,
         window=window if window is not None and window > 0 else None,
     )
+
+
+def _rate_limit(headers: httpx.Headers) -> RateLimitInfo | None:
+    """``parse_rate_limit``, asked only when a header's name says ``rate``: every header
+    it reads does (``X-RateLimit-*``, ``RateLimit``, ``RateLimit-Policy``), and each of
+    its look-ups scans all the headers, while most answers carry none of them."""
+    if not any("rate" in name for name in headers.keys()):  # noqa: SIM118 - one pass
+        return None
+    return parse_rate_limit(headers)
 
 
 def _structured(value: str | None) -> dict[str, str]:

@@ -226,3 +226,24 @@ def test_a_chunk_of_even_rows_is_transposed_as_before() -> None:
     assert _transposed([["a", "b"], ["c", "d"]]) == [("a", "c"), ("b", "d")]
     assert _transposed([["a", "b"], [], ["c"]]) == [("a", "", "c"), ("b", "", "")]
     assert _transposed([]) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "7", "X-RateLimit-Reset": "2"},
+        {"x-ratelimit-remaining": "0"},
+        {"RateLimit-Policy": "100;w=60", "RateLimit": "limit=100, remaining=50, reset=30"},
+        {"RATELIMIT-RESET": "4", "Server": "x"},
+    ],
+)
+def test_an_answers_rate_limit_is_read_as_parse_rate_limit_reads_it(
+    headers: dict[str, str],
+) -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"sipPhoneNumber": "+14155552671"}, headers=headers)
+
+    (answer,) = call(handler)
+    assert answer.rate_limit == api.parse_rate_limit(httpx.Headers(headers))
+    assert (answer.rate_limit is None) == (not headers)
