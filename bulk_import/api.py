@@ -25,7 +25,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -433,18 +433,30 @@ def _scrub(text: str, secrets: list[str], forms: list[frozenset[str]], depth: in
         for form in written:
             if form in text:
                 text = text.replace(form, MASK)
-    if depth < 3 and _decodable(text):  # an encoding inside an encoding, at most three deep
-        for decode in (html.unescape, _json_unescape, unquote_plus, unquote):
+    if depth < 3:  # an encoding inside an encoding, at most three deep
+        for decode in _decoders(text):
             decoded = decode(text)
             if decoded != text and any(s in decoded for s in secrets):
                 return _scrub(decoded, secrets, forms, depth + 1)
     return text
 
 
-def _decodable(text: str) -> bool:
-    """False when none of ``_scrub``'s decoders can change ``text``: no ``&`` (HTML), no
-    backslash and nothing but ASCII (JSON escapes, surrogates), no ``%`` or ``+`` (URL)."""
-    return not text.isascii() or "&" in text or "\\" in text or "%" in text or "+" in text
+def _decoders(text: str) -> list[Callable[[str], str]]:
+    """Those of ``_scrub``'s decoders, in its order, that may change ``text``: the others
+    give it back as it is (no ``&``: no HTML entity; no backslash and nothing but ASCII:
+    no JSON escape nor surrogate; no ``%`` nor ``+``: no URL encoding)."""
+    plain = text.isascii() and "\\" not in text
+    percent = "%" in text
+    return [
+        decode
+        for decode, may in (
+            (html.unescape, "&" in text),
+            (_json_unescape, not plain),
+            (unquote_plus, percent or "+" in text),
+            (unquote, percent),
+        )
+        if may
+    ]
 
 
 @lru_cache(maxsize=4)  # the API key's, asked for on every answer, stays
