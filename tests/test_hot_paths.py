@@ -247,3 +247,23 @@ def test_an_answers_rate_limit_is_read_as_parse_rate_limit_reads_it(
     (answer,) = call(handler)
     assert answer.rate_limit == api.parse_rate_limit(httpx.Headers(headers))
     assert (answer.rate_limit is None) == (not headers)
+
+
+def test_fingerprints_are_the_hmacs_of_each_field() -> None:
+    import hashlib
+    import hmac
+
+    from bulk_import.decide import fingerprint
+
+    rng = random.Random(7)
+    names = ["phoneNumber", "trunkPassword", "friendlyName", "outboundPhoneNumber", "other"]
+    for size in (0, 1, 16, 32, 63, 64, 65, 100, 200):
+        salt = bytes(rng.randrange(256) for _ in range(size))
+        fields = {n: "".join(rng.choice("ab,\"';!é ") for _ in range(9)) for n in names}
+        expected = {
+            n: hmac.new(salt, f"{n}={v}".encode(), hashlib.sha256).hexdigest()[:32]
+            for n, v in sorted(fields.items())
+            if n != "other"
+        }
+        assert fingerprint(fields, salt) == expected
+        assert list(fingerprint(fields, salt)) == list(expected)
