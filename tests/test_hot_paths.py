@@ -267,3 +267,38 @@ def test_fingerprints_are_the_hmacs_of_each_field() -> None:
         }
         assert fingerprint(fields, salt) == expected
         assert list(fingerprint(fields, salt)) == list(expected)
+
+
+def test_a_column_of_plain_numbers_is_read_as_cell_by_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(11)
+    columns = [corpus(40) for _ in range(50)]
+    columns += [[f"+1 212 555 {i:04d}" for i in range(size)] for size in (1, 2, 300)]
+    columns += [[f"+44 20 7946 {i:04d}" for i in range(9)] + [c] for c in corpus(200)]
+    columns += [rng.sample(corpus(30), 5) + ["+1 212 555 0101"] * 3]
+    fast = [validate._phone_numbers(cells, region) for cells in columns for region in (None, "US")]
+    assert validate._plain_numbers(columns[50]) is not None  # the short way is taken
+    monkeypatch.setattr(validate, "_plain_numbers", lambda cells: None)
+    slow = [validate._phone_numbers(cells, region) for cells in columns for region in (None, "US")]
+    assert fast == slow
+
+
+def test_duplicates_are_claimed_as_row_by_row() -> None:
+    rng = random.Random(12)
+    for _ in range(300):
+        seen: dict[str, int] = {}
+        expected: dict[str, int] = {}
+        row = 2
+        for _chunk in range(3):
+            size = rng.randrange(1, 20)
+            numbers: list[str | None] = [f"+1212555{rng.randrange(25):04d}" for _ in range(size)]
+            if rng.random() < 0.5:
+                numbers[rng.randrange(size)] = None
+            rows = list(range(row, row + size))
+            row += size
+            dupes = [
+                i
+                for i, (n, r) in enumerate(zip(numbers, rows, strict=True))
+                if n is not None and expected.setdefault(n, r) != r
+            ]
+            assert validate._duplicates(seen, numbers, rows) == dupes
+            assert seen == expected
