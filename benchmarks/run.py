@@ -37,12 +37,13 @@ from typing import Any, Self
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev extras
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inputs  # benchmarks/inputs.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 API_KEY = "bench-key"  # a test value the sandbox accepts, not a secret
 SHOWN_PORT = 8765  # the port used in the printed commands to reproduce a row
-HEADER = "phoneNumber,trunkUsername,trunkPassword,terminationSipURI,friendlyName"
-AREA_CODES = (212, 303, 312, 415, 512, 617, 646, 718, 917, 206)
 
 # Targets (benchmarks/README.md).
 KNOWN_LIMIT_RATIO = 1.03
@@ -56,9 +57,11 @@ STARTUP_RUNS = 5
 MAX_FAILURES = 50
 NO_LIMIT_ROWS_PER_S = 500.0
 NO_LIMIT_VS_BASELINE = 25.0
-DRY_RUN_WALL_S = 6.0
-DRY_RUN_RSS_MB = 600.0
+DRY_RUN_WALL_S = 3.0
+DRY_RUN_RSS_MB = 300.0
 MEMORY_RSS_RATIO = 1.3
+SENDING_ROWS_PER_S = 1000.0  # 78 % of 64 requests in flight / 50 ms
+SENDING_CPU_MS_PER_ROW = 0.5
 
 SANDBOX_RATE = 100.0
 SANDBOX_LATENCY_MS = 50.0
@@ -72,6 +75,7 @@ class Sizes:
     window: int = 1_500  # the fixed-window style (600 per 60 s)
     max_failures: int = 10_000
     no_limit: int = 10_000
+    sending: int = 3_000
     baseline: int = 200
     dry_run: int = 1_000_000
     memory_small: int = 10_000
@@ -83,6 +87,7 @@ QUICK = Sizes(
     window=300,
     max_failures=1_000,
     no_limit=1_000,
+    sending=500,
     baseline=40,
     dry_run=10_000,
     memory_small=500,
@@ -111,6 +116,14 @@ class Result:
     sandbox_cpu_s: float | None = None
     commands: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    file: str = ""  # the input file, as shown
+
+    @property
+    def cpu_ms_per_row(self) -> float | None:
+        """The tool's CPU time (user + system, start-up included) per row, in ms."""
+        if self.tool_cpu_s is None or not self.rows:
+            return None
+        return self.tool_cpu_s / self.rows * 1000
 
     @property
     def ratio(self) -> float | None:
@@ -286,29 +299,14 @@ class Sandbox:
 # -- inputs and commands ----------------------------------------------------------------
 
 
-def phone_number(i: int) -> str:
-    """The ``i``-th distinct number: +1, an area code, then 7 digits (E.164)."""
-    area = AREA_CODES[i % len(AREA_CODES)]
-    return f"+1{area}{2_000_000 + i // len(AREA_CODES):07d}"
+#: Which input the scenarios read: ``realistic`` (all 8 columns, 42 countries) or ``easy``
+#: (release 1's 5 columns of +1 numbers); ``--input`` sets it (benchmarks/inputs.py).
+INPUT = ["realistic"]
 
 
-def make_csv(rows: int) -> Path:
-    """``benchmarks/out/rows-N.csv`` with N distinct valid rows (kept between runs)."""
-    path = OUT / f"rows-{rows}.csv"
-    if path.exists():
-        return path
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        f.write(HEADER + "\n")
-        chunk: list[str] = []
-        for i in range(rows):
-            chunk.append(f"{phone_number(i)},acme_telnyx,bench-pass,sip.telnyx.com,Bench {i}\n")
-            if len(chunk) == 10_000:
-                f.writelines(chunk)
-                chunk.clear()
-        f.writelines(chunk)
-    tmp.replace(path)
-    return path
+def make_csv(rows: int, kind: str | None = None) -> Path:
+    """The input file of ``rows`` rows (``--input``'s kind unless given), written once."""
+    return inputs.make_csv(rows, kind or INPUT[0])
 
 
 def shown(path: str | Path) -> str:
@@ -394,6 +392,7 @@ class Runner:
             rows_per_s=rows / m.wall_s,
             peak_rss_mb=m.peak_rss_mb,
             tool_cpu_s=m.cpu_s,
+            file=shown(file),
         )
         env_prefix = "" if dry_run else f"SIGMAMIND_API_KEY={API_KEY} "
         if sandbox is not None:
@@ -443,6 +442,7 @@ class Runner:
             passed=None,
             peak_rss_mb=m.peak_rss_mb,
             tool_cpu_s=m.cpu_s,
+            file=shown(file),
             sandbox_cpu_s=sandbox.cpu_s() - cpu_before,
             requests=int(stats["requests"]),
             throttled=int(stats["by_status"].get("429", 0)),
@@ -651,7 +651,7 @@ def max_failures(runner: Runner, sizes: Sizes) -> list[Result]:
 
 def no_limit(runner: Runner, sizes: Sizes) -> list[Result]:
     """No limit, 50 ms latency: the naive loop, then the tool, on the same sandbox."""
-    baseline_file = make_csv(sizes.baseline)
+    baseline_file = make_csv(sizes.baseline, "easy")  # its rows go to the API as they are
     file = make_csv(sizes.no_limit)
     with Sandbox(runner.python, "no-limit", latency_ms=SANDBOX_LATENCY_MS) as sb:
         baseline = runner.run_baseline(baseline_file, sizes.baseline, sb)
@@ -671,6 +671,25 @@ def no_limit(runner: Runner, sizes: Sizes) -> list[Result]:
         and speedup >= NO_LIMIT_VS_BASELINE
     )
     return [baseline, result]
+
+
+def sending(runner: Runner, sizes: Sizes) -> list[Result]:
+    """No limit, 50 ms latency, 64 in flight: rows/s and the tool's CPU per row."""
+    rows = sizes.sending
+    file = make_csv(rows)
+    with Sandbox(runner.python, "sending", latency_ms=SANDBOX_LATENCY_MS) as sb:
+        result, _ = runner.run_tool("sending", file, rows, sb, concurrency=64)
+    result.target = (
+        f"≥ {SENDING_ROWS_PER_S:,.0f} rows/s, ≤ {SENDING_CPU_MS_PER_ROW:g} ms of tool CPU a row"
+    )
+    if result.span_s:
+        result.notes.insert(0, f"{rows / result.span_s:.0f} rows/s over the span")
+    result.passed = (
+        not broken(result)
+        and (result.rows_per_s or 0) >= SENDING_ROWS_PER_S
+        and (result.cpu_ms_per_row or 1e9) <= SENDING_CPU_MS_PER_ROW
+    )
+    return [result]
 
 
 def dry_run_1m(runner: Runner, sizes: Sizes) -> list[Result]:
@@ -717,23 +736,8 @@ XLSX_OUTPUT_RATIO = 2.0
 
 
 def make_xlsx(rows: int) -> Path:
-    """``benchmarks/out/rows-N.xlsx``: the rows of ``make_csv`` as a workbook (kept)."""
-    import xlsxwriter
-
-    path = OUT / f"rows-{rows}.xlsx"
-    if path.exists():
-        return path
-    tmp = path.with_name(path.stem + ".tmp.xlsx")
-    book = xlsxwriter.Workbook(str(tmp), {"constant_memory": True})
-    sheet = book.add_worksheet("Numbers")
-    sheet.write_row(0, 0, HEADER.split(","))
-    for i in range(rows):
-        sheet.write_row(
-            i + 1, 0, [phone_number(i), "acme_telnyx", "bench-pass", "sip.telnyx.com", f"Bench {i}"]
-        )
-    book.close()
-    tmp.replace(path)
-    return path
+    """The rows of ``make_csv`` as a workbook (kept)."""
+    return inputs.make_xlsx(rows, INPUT[0])
 
 
 def sheet_dry_run(runner: Runner, name: str, file: Path, rows: int, output: str) -> Result:
@@ -754,6 +758,7 @@ def sheet_dry_run(runner: Runner, name: str, file: Path, rows: int, output: str)
         rows_per_s=rows / m.wall_s,
         peak_rss_mb=m.peak_rss_mb,
         tool_cpu_s=m.cpu_s,
+        file=shown(file),
         commands=[shlex.join(shown(a) for a in argv)],
     )
     note_others(result, busy_before)
@@ -765,10 +770,11 @@ def sheet_dry_run(runner: Runner, name: str, file: Path, rows: int, output: str)
     return result
 
 
-def xlsx_dry_runs(runner: Runner, sizes: Sizes) -> list[Result]:
+def xlsx_dry_runs(runner: Runner, sizes: Sizes, *, large: bool = True) -> list[Result]:
     """Dry runs of a 50,000-row and a 1,000,000-row .xlsx (calamine)."""
     out: list[Result] = []
-    for rows, wall in ((min(50_000, sizes.dry_run), XLSX_50K_WALL_S), (sizes.dry_run, None)):
+    runs = [(min(50_000, sizes.dry_run), XLSX_50K_WALL_S), (sizes.dry_run, None)]
+    for rows, wall in runs if large else runs[:1]:
         say(f"  (writing {rows:,} rows of .xlsx input, once)")
         result = sheet_dry_run(
             runner, f"xlsx-dry-run-{rows // 1000}k", make_xlsx(rows), rows, ".csv"
@@ -810,9 +816,11 @@ SCENARIOS = {
     "limits": limits,
     "max-failures": max_failures,
     "no-limit": no_limit,  # runs the naive baseline first, on the same sandbox
+    "sending": sending,
     "dry-run-1m": dry_run_1m,
     "memory": memory,
     "xlsx-dry-run": xlsx_dry_runs,
+    "xlsx-dry-run-50k": lambda runner, sizes: xlsx_dry_runs(runner, sizes, large=False),
     "xlsx-output": xlsx_output,
 }
 
@@ -831,11 +839,11 @@ def _cpu(cpu_s: float | None, wall_s: float) -> str:
 def table(results: Sequence[Result]) -> str:
     """The markdown table, the notes, and the commands to reproduce each row."""
     lines = [
-        "| # | scenario | rows | wall s | first request s | span s | tool's own s | rows/s "
+        "| # | scenario | file | rows | wall s | first request s | span s | tool's own s | rows/s "
         "| ideal s | span/ideal "
-        "| 429s (% of req) | peak RSS MB | tool CPU s (% core) | sandbox CPU s (% core) "
-        "| target | result |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| 429s (% of req) | peak RSS MB | tool CPU s (% core) | tool CPU ms/row "
+        "| sandbox CPU s (% core) | target | result |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for i, r in enumerate(results, 1):
         if r.throttled is None:
@@ -845,11 +853,13 @@ def table(results: Sequence[Result]) -> str:
             throttled = f"{r.throttled} ({share:.1%})"
         verdict = "—" if r.passed is None else ("PASS" if r.passed else "**FAIL**")
         lines.append(
-            f"| {i} | {r.scenario} | {r.rows:,} | {r.wall_s:.2f} | {_num(r.startup_s, '.3f')} "
+            f"| {i} | {r.scenario} | {r.file} | {r.rows:,} | {r.wall_s:.2f} "
+            f"| {_num(r.startup_s, '.3f')} "
             f"| {_num(r.span_s, '.2f')} | {_num(r.tool_s, '.2f')} "
             f"| {_num(r.rows_per_s, '.1f')} "
             f"| {_num(r.ideal_s, '.1f')} | {_num(r.ratio, '.3f')} | {throttled} "
             f"| {_num(r.peak_rss_mb, '.0f')} | {_cpu(r.tool_cpu_s, r.wall_s)} "
+            f"| {_num(r.cpu_ms_per_row, '.3f')} "
             f"| {_cpu(r.sandbox_cpu_s, r.wall_s)} | {r.target} | {verdict} |"
         )
     lines += ["", "Notes:", ""]
@@ -893,6 +903,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: check that the script works"
     )
+    parser.add_argument(
+        "--input",
+        choices=("realistic", "easy"),
+        default="realistic",
+        help="the input files: realistic (8 columns, 42 countries; the default) or easy "
+        "(release 1's 5 columns of +1 numbers); see benchmarks/inputs.py",
+    )
     parser.add_argument("--python", default=default_python(), help="interpreter for the tool")
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds before a run is killed"
@@ -920,6 +937,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
+    INPUT[0] = args.input
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     runner = Runner(args.python, args.timeout)
     names = args.only or list(SCENARIOS)

@@ -25,9 +25,10 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
@@ -156,6 +157,13 @@ class SigmaMindAPI:
             transport=transport,
             follow_redirects=False,
         )
+        # Cookies a server sets are not kept, nor sent back: the key is the credential, and
+        # httpx's cookie handling costs more than the rest of its work on an answer.
+        if isinstance(getattr(self._client, "_cookies", None), httpx.Cookies):
+            self._client._cookies = _NoCookies()
+        # The import's URL, merged with the base URL once instead of on every request.
+        base = self._client.base_url
+        self._import_url = base.copy_with(raw_path=base.raw_path + IMPORT_PATH[1:].encode())
 
     @property
     def base_url(self) -> str:
@@ -252,7 +260,8 @@ class SigmaMindAPI:
         """One request and (at most ``BODY_LIMIT`` bytes of) its answer, within ``timeout``."""
         try:
             async with asyncio.timeout(self.timeout):
-                request = self._client.build_request(method, path, json=body, params=params)
+                url = self._import_url if path == IMPORT_PATH else path
+                request = self._client.build_request(method, url, json=body, params=params)
                 response = await self._client.send(request, stream=True)
                 try:
                     limit = BODY_LIMIT if 200 <= response.status_code < 300 else ERROR_BODY_LIMIT
@@ -277,29 +286,35 @@ class SigmaMindAPI:
         """What an answer means; never raises, whatever the body holds."""
         status = response.status_code
         secrets = [s for s in (secret, self._api_key) if s]
+        mask = Masker(secrets)
         # Masked before anything else: reducing a page to its words could break a secret
         # into pieces that no longer look like it.
-        text = scrub(_decode(body, response), secrets)
+        text = mask(_decode(body, response))
         data = _json_or_none(text)
         raw = "" if 200 <= status < 300 else _error_text(data, text)
         kind = classify(status, raw)
-        message = _one_line(scrub(raw, secrets), secrets) or scrub(
-            response.reason_phrase or f"HTTP {status}", secrets
-        )
+        message = _one_line(mask(raw), secrets) or mask(response.reason_phrase or f"HTTP {status}")
         record = None
         if parse_record and kind is AnswerKind.OK:
-            record = PhoneNumberRecord.from_answer(data, clean=lambda v: scrub(v, secrets))
+            record = PhoneNumberRecord.from_answer(data, clean=mask)
         return Answer(
             status=status,
             kind=kind,
             message=message,
             record=record,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            rate_limit=parse_rate_limit(response.headers),
+            rate_limit=_rate_limit(response.headers),
         )
 
     def _scrub(self, text: str, secret: str | None) -> str:
         return scrub(text, [s for s in (secret, self._api_key) if s])
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing (``SigmaMindAPI`` sends no cookies)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
 
 #: Items of a list answer, under one of these keys when the answer is an object.
@@ -440,38 +455,73 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     The forms: as sent, JSON-escaped (with and without ``ensure_ascii``),
     HTML entities (named or numeric) and URL encoding.  Whatever is not caught by form is
     caught by decoding: when a secret shows only once the text is HTML-, JSON- or
-    URL-decoded, the decoded text is masked instead.
+    URL-decoded, the decoded text is masked instead.  ``Masker`` does the same with the
+    forms worked out once, for the many texts of one answer.
     """
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-    return _scrub(text, ordered, depth=0) if ordered else text
+    return Masker(secrets)(text)
 
 
-def _scrub(text: str, secrets: list[str], depth: int) -> str:
-    for secret in secrets:
-        for form in _forms(secret):
+class Masker:
+    """``scrub`` for given secrets, their forms worked out once: called on every text of
+    an answer (its body, its message, each field of its record)."""
+
+    __slots__ = ("_forms", "_secrets")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._forms = [_forms(s) for s in self._secrets]
+
+    def __call__(self, text: str) -> str:
+        return _scrub(text, self._secrets, self._forms, depth=0) if self._secrets else text
+
+
+def _scrub(text: str, secrets: list[str], forms: list[frozenset[str]], depth: int) -> str:
+    for written in forms:
+        for form in written:
             if form in text:
                 text = text.replace(form, MASK)
     if depth < 3:  # an encoding inside an encoding, at most three deep
-        for decode in (html.unescape, _json_unescape, unquote_plus, unquote):
+        for decode in _decoders(text):
             decoded = decode(text)
             if decoded != text and any(s in decoded for s in secrets):
-                return _scrub(decoded, secrets, depth + 1)
+                return _scrub(decoded, secrets, forms, depth + 1)
     return text
 
 
-def _forms(secret: str) -> set[str]:
+def _decoders(text: str) -> list[Callable[[str], str]]:
+    """Those of ``_scrub``'s decoders, in its order, that may change ``text``: the others
+    give it back as it is (no ``&``: no HTML entity; no backslash and nothing but ASCII:
+    no JSON escape nor surrogate; no ``%`` nor ``+``: no URL encoding)."""
+    plain = text.isascii() and "\\" not in text
+    percent = "%" in text
+    return [
+        decode
+        for decode, may in (
+            (html.unescape, "&" in text),
+            (_json_unescape, not plain),
+            (unquote_plus, percent or "+" in text),
+            (unquote, percent),
+        )
+        if may
+    ]
+
+
+@lru_cache(maxsize=4)  # the API key's, asked for on every answer, stays
+def _forms(secret: str) -> frozenset[str]:
     """``secret`` as a server may write it back."""
     ascii_json = json.dumps(secret)[1:-1]
-    return {
-        secret,
-        ascii_json,
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        html.escape(secret),
-        html.escape(secret, quote=False),
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
-    }
+    return frozenset(
+        {
+            secret,
+            ascii_json,
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            html.escape(secret),
+            html.escape(secret, quote=False),
+            quote(secret, safe=""),
+            quote(secret),
+            quote_plus(secret),
+        }
+    )
 
 
 _JSON_ESCAPE_RE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
@@ -501,7 +551,8 @@ def _json_unescape(text: str) -> str:
 def _one_line(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` on one line of at most ``MESSAGE_LIMIT`` characters, secrets still masked."""
     text = " ".join(text.split())
-    text = scrub(text, [" ".join(s.split()) for s in secrets])  # a secret with spaces
+    if text:
+        text = scrub(text, [" ".join(s.split()) for s in secrets])  # a secret with spaces
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
@@ -518,8 +569,11 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
 
 
 def _decode(body: bytes, response: httpx.Response) -> str:
+    content_type = response.headers.get("Content-Type") or ""
+    # httpx parses the header for a charset: only worth it when one is named
+    charset = response.charset_encoding if "charset" in content_type.lower() else None
     try:
-        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+        return body.decode(charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
         return body.decode("utf-8", errors="replace")
 
@@ -651,6 +705,15 @@ def parse_rate_limit(headers: httpx.Headers, now: float | None = None) -> RateLi
         reset=max(0.0, reset) if reset is not None else None,
         window=window if window is not None and window > 0 else None,
     )
+
+
+def _rate_limit(headers: httpx.Headers) -> RateLimitInfo | None:
+    """``parse_rate_limit``, asked only when a header's name says ``rate``: every header
+    it reads does (``X-RateLimit-*``, ``RateLimit``, ``RateLimit-Policy``), and each of
+    its look-ups scans all the headers, while most answers carry none of them."""
+    if not any("rate" in name for name in headers.keys()):  # noqa: SIM118 - one pass
+        return None
+    return parse_rate_limit(headers)
 
 
 def _structured(value: str | None) -> dict[str, str]:

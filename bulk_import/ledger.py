@@ -16,8 +16,10 @@ is a ledger").  It holds:
 - ``results`` / ``changes``: this run's results lines, the results file's source;
   ``previous``: the done rows of earlier runs of the batch (``--resume``).
 
-Every finished row is committed the moment it finishes (``kill -9`` loses nothing
-finished), and every write is marked pending, committed, before it leaves.
+Every write is marked pending, committed, before it leaves; a finished row is committed
+with the next write's mark, or within 50 ms.  A ``kill -9`` in between loses only rows
+whose writes are still marked pending, and ``--resume`` settles those by reading the
+account before it sends anything again (the results file has them at once).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import hmac
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -118,6 +121,8 @@ class Journal:
     """
 
     _BATCH = 2000
+    #: At most this long (seconds) between a sent row's result and its commit.
+    _DELAY = 0.05
 
     def __init__(
         self,
@@ -172,6 +177,7 @@ class Journal:
             ) from exc
         self._pending = 0
         self._in_tx = False
+        self._committed = time.monotonic()
         self.marked = 0  # requests this run marked in doubt (so they may have been sent)
         self._broken: WriteError | None = None
         self._prior_doubt = {r[0] for r in self._db.execute(_PENDING)}
@@ -307,7 +313,7 @@ class Journal:
         A number this batch created keeps none: undo deletes it.
         """
         with self._writing():
-            self._flush()
+            self._begin()
             self._upsert(phone)
             hit = self._db.execute(
                 "SELECT sent, changed FROM numbers WHERE phone = ?", (phone,)
@@ -324,6 +330,7 @@ class Journal:
                     phone,
                 ),
             )
+            self._flush()  # durable before the PATCH leaves
 
     def before_of(self, phone: str) -> Kept | None:
         """The record before the batch first PATCHed ``phone``, what it sent, the fields."""
@@ -353,16 +360,17 @@ class Journal:
         """Durably mark the number in doubt before a request that may store it; at the
         batch's first write of it, what the listing said of it before."""
         phone = job.phone_number
+        existed = self._existed_now(phone)
         with self._writing():
-            self._flush()
+            self._begin()
             self._db.execute(
-                "INSERT OR IGNORE INTO numbers (phone, existed) VALUES (?, ?)",
-                (phone, self._existed_now(phone)),
+                "INSERT OR IGNORE INTO numbers (phone, existed) VALUES (?, ?)", (phone, existed)
             )
             self._db.execute(
                 "UPDATE numbers SET pending = ?, existed = coalesce(existed, ?) WHERE phone = ?",
-                (job.action.value, self._existed_now(phone), phone),
+                (job.action.value, existed, phone),
             )
+            self._flush()  # one commit: this mark, and the rows finished since the last one
         self.marked += 1
 
     def in_doubt(self, job: Job) -> bool:
@@ -475,7 +483,11 @@ class Journal:
                 (result.status.value, result.in_doubt, result.phone_number),
             )
         self._pending += 1
-        if durable or self._pending >= self._BATCH:
+        # A sent row is committed with the next write's mark, or within ``_DELAY``: a kill
+        # before that loses only rows whose marks are committed, which --resume reads.
+        if self._pending >= self._BATCH or (
+            durable and time.monotonic() - self._committed >= self._DELAY
+        ):
             self._flush()
 
     def _flush(self) -> None:
@@ -483,6 +495,7 @@ class Journal:
             self._db.execute("COMMIT")
             self._in_tx = False
             self._pending = 0
+            self._committed = time.monotonic()
 
     def results_in_order(self) -> Iterator[RowResult]:
         with self._writing():

@@ -494,8 +494,11 @@ def unguarded_columns(
 
 def _transposed(batch: list[list[str]]) -> list[Sequence[str]]:
     """Rows -> columns; short rows (a blank line is ``[]``) padded with empty cells."""
-    longest = max(map(len, batch), default=0)
-    for i in [i for i, n in enumerate(map(len, batch)) if n != longest]:
+    sizes = list(map(len, batch))
+    longest = max(sizes, default=0)
+    if sizes.count(longest) == len(sizes):  # the common case: no row to pad
+        return list(zip(*batch, strict=True))
+    for i in [i for i, n in enumerate(sizes) if n != longest]:
         batch[i] = batch[i] + [""] * (longest - len(batch[i]))
     return list(zip(*batch, strict=True))
 
@@ -554,7 +557,7 @@ class _CsvReader(_Reader):
                 self.encoding = encoding
             else:
                 self.encoding, self.errors = _detect_encoding(self.path, self.file)
-            self.long_lines = _longest_line(self.file) > _LINE_LIMIT // 4  # 4 bytes a char
+            self.long_lines = _has_line_over(self.file, _LINE_LIMIT // 4)  # 4 bytes a char
             first_line = self._first_line()
             if first_line is None:
                 raise InputFileError(
@@ -668,6 +671,19 @@ def _capped_lines(stream: TextIO) -> Iterator[str]:
             f'{_MARK},"has a line longer than {_LINE_LIMIT} characters: not read '
             '(is a cell too large?)"\n'
         )
+
+
+def _has_line_over(stream: BinaryIO, limit: int) -> bool:
+    """Whether a line of the file is longer than ``limit`` bytes (``_longest_line``'s
+    answer, without splitting every line): when each run of ``limit // 2`` bytes at a
+    multiple of it holds a newline, no line can be ``limit`` bytes long, since a line of
+    that length covers one such run whole.  Otherwise the longest line is measured."""
+    half = max(1, limit // 2)
+    stream.seek(0)
+    while block := stream.read(_SCAN_BLOCK - _SCAN_BLOCK % half or half):
+        if any(block.find(b"\n", at, at + half) < 0 for at in range(0, len(block), half)):
+            return _longest_line(stream) > limit
+    return False
 
 
 def _longest_line(stream: BinaryIO) -> int:

@@ -25,8 +25,17 @@ def possible(number: str) -> bool:
     """True if ``number`` (already ``+`` then 7 to 15 ASCII digits) can exist."""
     lengths = _LENGTHS.get(number[:4])
     if lengths is None:
-        lengths = _LENGTHS[number[:4]] = _lengths(number[:4])
+        lengths = lengths_after(number[:4])
     return len(number) in lengths
+
+
+def lengths_after(prefix: str) -> frozenset[int]:
+    """The possible lengths after ``prefix`` (``+DDD``), remembered in ``_LENGTHS``: a
+    column-wise check looks them up there itself, and calls this for a new prefix."""
+    lengths = _LENGTHS.get(prefix)
+    if lengths is None:
+        lengths = _LENGTHS[prefix] = _lengths(prefix)
+    return lengths
 
 
 def problem(number: str) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import watch
+from .collector import fewer_collections
 from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields
 from .defaults import (
@@ -1010,7 +1011,7 @@ def _dry_run(
     with RunLog(opts.log_file) as log:
         log.line(f"start file={opts.file} results={opts.results_path} dry_run=True")
         try:
-            with _interrupting(handle_signals):
+            with _interrupting(handle_signals), fewer_collections():
                 checked: Iterable[ResultColumns]
                 checked = (validator.check_chunk(chunk) for chunk in table.chunks())
                 if opts.on_row is not None:
