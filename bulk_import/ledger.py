@@ -16,10 +16,9 @@ is a ledger").  It holds:
 - ``results`` / ``changes``: this run's results lines, the results file's source;
   ``previous``: the done rows of earlier runs of the batch (``--resume``).
 
-Every write is marked pending, committed, before it leaves; a finished row is committed
-with the next write's mark, or within 50 ms.  A ``kill -9`` in between loses only rows
-whose writes are still marked pending, and ``--resume`` settles those by reading the
-account before it sends anything again (the results file has them at once).
+Every finished row is committed the moment it finishes (``kill -9`` loses nothing
+finished), and every write is marked pending, committed in one transaction with what the
+ledger learns of the number, before it leaves.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import hmac
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -121,8 +119,6 @@ class Journal:
     """
 
     _BATCH = 2000
-    #: At most this long (seconds) between a sent row's result and its commit.
-    _DELAY = 0.05
 
     def __init__(
         self,
@@ -177,7 +173,6 @@ class Journal:
             ) from exc
         self._pending = 0
         self._in_tx = False
-        self._committed = time.monotonic()
         self.marked = 0  # requests this run marked in doubt (so they may have been sent)
         self._broken: WriteError | None = None
         self._prior_doubt = {r[0] for r in self._db.execute(_PENDING)}
@@ -410,6 +405,11 @@ class Journal:
         hit = self._db.execute("SELECT created FROM numbers WHERE phone = ?", (phone,)).fetchone()
         return bool(hit and hit[0])
 
+    def undone_of(self, phone: str) -> str | None:
+        """What an undo of the batch did to ``phone`` (``deleted``, ...), if it did."""
+        hit = self._db.execute("SELECT undone FROM numbers WHERE phone = ?", (phone,)).fetchone()
+        return None if hit is None else cast("str | None", hit[0])
+
     def finish_undo(self) -> None:
         """An undo of the batch ended with every row put back: a later undo sends nothing."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -483,11 +483,7 @@ class Journal:
                 (result.status.value, result.in_doubt, result.phone_number),
             )
         self._pending += 1
-        # A sent row is committed with the next write's mark, or within ``_DELAY``: a kill
-        # before that loses only rows whose marks are committed, which --resume reads.
-        if self._pending >= self._BATCH or (
-            durable and time.monotonic() - self._committed >= self._DELAY
-        ):
+        if durable or self._pending >= self._BATCH:
             self._flush()
 
     def _flush(self) -> None:
@@ -495,7 +491,6 @@ class Journal:
             self._db.execute("COMMIT")
             self._in_tx = False
             self._pending = 0
-            self._committed = time.monotonic()
 
     def results_in_order(self) -> Iterator[RowResult]:
         with self._writing():

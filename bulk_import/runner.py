@@ -330,6 +330,13 @@ class _Run:
                     if earlier is not None:
                         self.finish(earlier, durable=False, earlier=True)
                         continue
+                    what = self.batch.undone_of(checked.phone_number) if self.batch else None
+                    sent = Job(checked.row, None, Action.DELETE, number=checked.phone_number)
+                    if what and self.journal.was_sent(sent):
+                        # ... killed after the batch's ledger was marked, before its own
+                        # journal had the row: its write of it is still marked there
+                        self.finish(RowResult(checked.row, checked.phone_number, Status(what)))
+                        continue
                 self.finish(checked, durable=False)
                 continue
             if self.opts.resume:

@@ -147,7 +147,7 @@ def normalize_phone(text: str, region: str | None) -> str:
     folded = unicodedata.normalize("NFKC", text).strip()
     if _EXCEL_FLOAT.match(folded):
         raise PhoneError(f"{quote(text)} {_FLOAT_HINT}")
-    if phone_cell(text) is not text:  # not written like a phone number: its shape only
+    if not _PHONE_LIKE.match(folded):  # not written like a phone number: its shape only
         raise PhoneError(f"{phone_cell(text)} is not a phone number")
     cleaned = _PHONE_NOISE.sub("", _TRUNK_ZERO.sub(r"\1\2", folded))
     if cleaned.startswith("00"):

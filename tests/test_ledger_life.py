@@ -281,3 +281,57 @@ def test_a_batchs_whole_life_keeps_the_ledger(
         batches.append(batch)
     for batch in reversed(batches):
         life.undo(batch)
+
+
+# -- the same life with real kills: kill -9 of the CLI at a random moment ---------------------
+
+
+def _kill_at_random(args: list[str], server: SandboxServer, rng: random.Random) -> None:
+    """Start ``bulk-import ARGS`` and kill -9 it once it has sent a random number of
+    requests (or let it end, if it ends first)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from support import cli_command, cli_env
+
+    target = server.state.requests + rng.randrange(1, 25)
+    proc = subprocess.Popen(
+        cli_command(*args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and server.state.requests < target and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kill_9_of_run_and_undo_then_resume_puts_the_account_back(
+    sandbox_factory: Any, tmp_path: Path, seed: int
+) -> None:
+    from support import run_cli
+
+    server = sandbox_factory(api_key=API_KEY, latency_ms=5)
+    life = Life(server, tmp_path, 1000 + seed)
+    life.faults()
+    batch = life.batch(0)
+    base = ["--base-url", server.url, "--no-progress", "--concurrency", "4", "--rate", "200"]
+    mode = ["--on-existing", "update"] if batch.kind == "run-update" else []
+    command = "update" if batch.kind == "update" else "run"
+    args = [command, str(batch.file), "--output", str(batch.results), *base, *mode]
+    _kill_at_random(args, server, life.rng)
+    life.quiet()
+    done = run_cli(*args, "--resume")
+    assert done.code in (0, 1), done.stderr
+    assert Life.settled(batch.results), done.stderr
+    life.check_results(life.options(batch), batch, finished=True)
+    undo = ["undo", str(batch.results), "--yes", *base]
+    life.faults()
+    _kill_at_random(undo, server, life.rng)
+    life.quiet()
+    undone = run_cli(*undo, "--resume")
+    assert undone.code == 0, undone.stderr
+    assert _visible(server.state.records) == _visible(batch.before), f"seed {1000 + seed}"
