@@ -70,8 +70,9 @@ def one(tree: Path, file: Path, rate: float, preload: bool, work: Path) -> dict[
     ]
     if preload:
         server_args += ["--preload", str(file)]
+    # cwd: ``python -m`` puts the working directory first on sys.path, before PYTHONPATH
     server = subprocess.Popen(
-        server_args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        server_args, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         deadline = time.monotonic() + 30
@@ -103,6 +104,7 @@ def one(tree: Path, file: Path, rate: float, preload: bool, work: Path) -> dict[
                 str(out),
             ],
             env=env,
+            cwd=work,
             capture_output=True,
             text=True,
             check=False,

@@ -293,11 +293,13 @@ async def list_pages(
     max_pages: int | None = None,
     on_page: Callable[[int, int], None] | None = None,
     recorder: RequestLog | None = None,
+    on_records: Callable[[list[Record]], None] | None = None,
 ) -> Listing:
     """The account's numbers, at most ``max_pages`` pages of them (``on_page``: as
-    ``list_account``'s; ``recorder`` is told of each request, as ``submit``'s is)."""
+    ``list_account``'s; ``recorder`` is told of each request, as ``submit``'s is;
+    ``on_records`` is given each page's records as soon as it is read)."""
     try:
-        return await _list_account(api, limiter, policy, max_pages, on_page, recorder)
+        return await _list_account(api, limiter, policy, max_pages, on_page, recorder, on_records)
     except (Transient, ConnectionFailed) as exc:
         what = f"HTTP {exc.status}" if isinstance(exc, Transient) else "no answer"
         raise UnreachableError(
@@ -313,6 +315,7 @@ async def _list_account(
     max_pages: int | None,
     on_page: Callable[[int, int], None] | None,
     recorder: RequestLog | None = None,
+    on_records: Callable[[list[Record]], None] | None = None,
 ) -> Listing:
     pager = Pager()
     records: list[Record] = []
@@ -358,8 +361,10 @@ async def _list_account(
                         f"listing the account's numbers failed: HTTP {answer.status}: "
                         f"{answer.message}"
                     )
-        page = pager.take(data)
-        records.extend(record_fields(record) for record in page)
+        page = [record_fields(record) for record in pager.take(data)]
+        records.extend(page)
+        if on_records is not None:
+            on_records(page)
         if on_page is not None:
             on_page(len(page), 0)
     return Listing(records, pager.understood, requests)

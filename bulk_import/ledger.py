@@ -177,8 +177,8 @@ class Journal:
         self._broken: WriteError | None = None
         self._prior_doubt = {r[0] for r in self._db.execute(_PENDING)}
         self._key = b""
-        self._present: frozenset[str] | None = None  # the account's numbers, listed
-        self._listing_complete = False
+        self._present: set[str] = set()  # the account's numbers, as listed so far
+        self._listing: str = "none"  # "none" (not listed), "going", "complete", "partial"
         try:
             self._claim(account, command, other_account=other_account, resume=resume)
         except BaseException:
@@ -227,11 +227,25 @@ class Journal:
                 ],
             )
 
-    def set_listing(self, present: Iterable[str], *, complete: bool) -> None:
-        """The account's numbers as listed before sending: what ``existed`` records at a
-        number's first write (``complete`` False: numbers not seen are unknown)."""
-        self._present = frozenset(present)
-        self._listing_complete = complete
+    # The account is listed while the run sends (runner._list_account_meanwhile), and a
+    # number's first write waits until the list has shown it or has ended (``knows``), so
+    # that what ``existed`` records at that write is what the account held before it.
+    def listing(self) -> None:
+        """The account is being listed from now on (``listed`` pages, then ``listed_all``)."""
+        self._listing = "going"
+
+    def listed(self, numbers: Iterable[str]) -> None:
+        """The numbers of one page of the account's list."""
+        self._present.update(numbers)
+
+    def listed_all(self, *, complete: bool) -> None:
+        """The listing ended: with every number (``complete``), or not (a page budget, an
+        answer that could not be read, an error: numbers not seen are then UNKNOWN)."""
+        self._listing = "complete" if complete else "partial"
+
+    def knows(self, phone: str) -> bool:
+        """True when the listing can say whether ``phone`` existed before (or none goes on)."""
+        return self._listing != "going" or phone in self._present
 
     def existed(self, phone: str) -> str:
         """Whether ``phone`` existed before the batch's first write of it: ``ABSENT``,
@@ -242,11 +256,9 @@ class Journal:
         return self._existed_now(phone)
 
     def _existed_now(self, phone: str) -> str:
-        if self._present is None:
-            return UNKNOWN
         if phone in self._present:
             return PRESENT
-        return ABSENT if self._listing_complete else UNKNOWN
+        return ABSENT if self._listing == "complete" else UNKNOWN
 
     # -- resume ---------------------------------------------------------------------------
     def import_previous(self, results: Iterable[RowResult]) -> int:
@@ -588,6 +600,7 @@ def batch_started(path: Path) -> str | None:
             if "numbers" in tables:
                 wrote = db.execute(
                     "SELECT 1 FROM numbers WHERE existed IS NOT NULL OR created "
+                    "OR pending IS NOT NULL "
                     "OR before IS NOT NULL LIMIT 1"
                 ).fetchone()
             else:

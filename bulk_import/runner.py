@@ -254,6 +254,8 @@ class _Run:
         self.reporter = _Reporter(opts.on_row)
         #: undo: the ledger of the batch being undone (each number put back is marked).
         self.batch: Journal | None = None
+        #: Told of each page of the account's list read while sending, and of its end.
+        self.pages = asyncio.Condition()
         self.requests = RequestLog()  # every request's status and time, for the summary
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
@@ -283,6 +285,14 @@ class _Run:
 
     def existed(self, phone: str) -> str:
         return self.journal.existed(phone)
+
+    async def ready(self, phone: str) -> None:
+        """Wait until the account's list (read while sending) has shown ``phone`` or has
+        ended: only then may its first write leave (the ledger's proof of creation)."""
+        if self.journal.knows(phone):
+            return
+        async with self.pages:
+            await self.pages.wait_for(lambda: self.journal.knows(phone))
 
     def created(self, phone: str, fields: Record) -> None:
         self.journal.created(phone, fields)
@@ -1144,7 +1154,7 @@ async def _send(
     from .api import PAGE_SIZE, SigmaMindAPI
     from .ratelimit import RateLimiter
     from .retry import RetryPolicy
-    from .submit import SubmitOptions, stopped_report, submit
+    from .submit import SubmitOptions, submit
 
     stop = asyncio.Event()
     signals = 0
@@ -1168,34 +1178,41 @@ async def _send(
                 listed = await list_account(api, limiter, retry)
                 snapshot = {r["phoneNumber"] or "": r for r in listed}
                 run.say(f"plan: read {len(snapshot)} number(s) of the account")
-            reads = 0
+            reads = [0]
             todo: Iterator[Job] = jobs
+            listing: asyncio.Future[None] | None = None
             if opts.command == "run" and writes:
                 first = next(jobs, None)  # nothing left to send (a resume): nothing to read
                 if first is not None:
                     todo = itertools.chain([first], jobs)
-                    stopped, reads = await _list_before_sending(api, limiter, retry, run, total)
-                    if stopped is not None:
-                        return stopped_report(stopped, requests=reads)
-            report = await submit(
-                todo,
-                api,
-                SubmitOptions(
-                    concurrency=opts.concurrency,
-                    retry=retry,
-                    on_existing=opts.on_existing,
-                    max_failures=opts.max_failures,
-                    writes=writes,
-                    snapshot=snapshot,
-                    force=opts.force,
-                ),
-                journal=run,
-                on_result=run.on_result,
-                limiter=limiter,
-                stop=stop,
-                recorder=run.requests,
-            )
-            report.requests += reads
+                    run.journal.listing()
+                    listing = asyncio.ensure_future(
+                        _list_account_meanwhile(api, limiter, retry, run, total, reads)
+                    )
+            try:
+                report = await submit(
+                    todo,
+                    api,
+                    SubmitOptions(
+                        concurrency=opts.concurrency,
+                        retry=retry,
+                        on_existing=opts.on_existing,
+                        max_failures=opts.max_failures,
+                        writes=writes,
+                        snapshot=snapshot,
+                        force=opts.force,
+                    ),
+                    journal=run,
+                    on_result=run.on_result,
+                    limiter=limiter,
+                    stop=stop,
+                    recorder=run.requests,
+                )
+            finally:
+                if listing is not None and not listing.done():
+                    listing.cancel()  # nothing is left that would need it
+                    await asyncio.gather(listing, return_exceptions=True)
+            report.requests += reads[0]
             return report
 
         task = asyncio.ensure_future(read_then_send())
@@ -1229,38 +1246,66 @@ async def _send(
 LISTING_PAGES = 20
 
 
-async def _list_before_sending(
-    api: SigmaMindAPI, limiter: RateLimiter, retry: RetryPolicy, run: _Run, total: int | None
-) -> tuple[ApiError | None, int]:
-    """Read which numbers the account holds before the first POST, so that a POST whose
+async def _list_account_meanwhile(
+    api: SigmaMindAPI,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+    run: _Run,
+    total: int | None,
+    sent: list[int],
+) -> None:
+    """Read which numbers the account holds while the run sends, so that a POST whose
     answer is lost can be told apart from a number that existed (the ledger's proof of
-    creation).  One request a page: up to ``LISTING_PAGES``, or twice the pages the
-    file's rows would fill, whichever is more; past that, the numbers not seen are
-    "not known".  Returns the error that stops the run (a rejected key), if any, and
-    the requests sent.
+    creation; ledger.py says how a page read after our first write of a number counts).
+    Only a row whose POST was in doubt waits for it.  One request a page, counted in
+    ``sent``: up to ``LISTING_PAGES``, or twice the pages the file's rows would fill,
+    whichever is more; past that, the numbers not seen are "not known".  An error ends
+    the listing, never the run (a rejected key stops the sending on its own).
     """
     from .actions import list_pages
     from .api import PAGE_SIZE
 
+    def counted(_numbers: int, requests: int) -> None:
+        sent[0] += requests
+
+    async def told() -> None:
+        async with run.pages:
+            run.pages.notify_all()
+
+    def page(records: list[Record]) -> None:
+        numbers = ("+" + "".join(filter(str.isdigit, r.get("phoneNumber") or "")) for r in records)
+        run.journal.listed(numbers)
+        told_tasks.append(asyncio.ensure_future(told()))
+
+    told_tasks: list[asyncio.Future[None]] = []
     budget = max(LISTING_PAGES, 2 * -(-(total or 0) // PAGE_SIZE))
+    complete = False
     try:
-        records, complete, requests = await list_pages(
-            api, limiter, retry, max_pages=budget, recorder=run.requests
+        listing = await list_pages(
+            api,
+            limiter,
+            retry,
+            max_pages=budget,
+            on_page=counted,
+            recorder=run.requests,
+            on_records=page,
         )
-    except AuthError as exc:
-        return exc, 1
+        complete = listing.complete
+        if not complete:
+            run.tell(
+                f"note: only {len(listing.records)} number(s) of the account were read "
+                "(it holds more, or a page of its list could not be read): a lost answer "
+                "about another number is 'not known'"
+            )
+    except AuthError:
+        pass  # the sending is told so by its own requests, and stops
     except ApiError as exc:  # no list endpoint, or it is down: every number is unknown
-        run.say(f"note: the account's numbers could not be listed before sending: {exc}")
-        return None, 1
-    present = ("+" + "".join(filter(str.isdigit, r.get("phoneNumber") or "")) for r in records)
-    run.journal.set_listing(present, complete=complete)
-    if not complete:
-        run.say(
-            f"note: only {len(records)} number(s) of the account were read before sending "
-            f"(it holds more, or a page of its list could not be read): a lost answer "
-            "about another number is 'not known'"
-        )
-    return None, requests
+        run.tell(f"note: the account's numbers could not be listed: {exc}")
+    finally:
+        run.journal.listed_all(complete=complete)
+        await asyncio.gather(*told_tasks, return_exceptions=True)
+        async with run.pages:
+            run.pages.notify_all()
 
 
 def _install(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:

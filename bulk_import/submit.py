@@ -112,6 +112,10 @@ class JournalProtocol(Protocol):
         ``ABSENT``, ``PRESENT`` or ``UNKNOWN``)."""
         ...
 
+    async def ready(self, phone: str) -> None:
+        """Returns once a write of ``phone`` may leave: the account's list, read while
+        sending, has said whether it existed before."""
+
     def created(self, phone: str, fields: Record) -> None:
         """This batch created ``phone``, and the account shows ``fields`` for it (the first
         time is kept: what the batch created, for undo to compare)."""
@@ -141,13 +145,6 @@ class SubmitReport:
     settled_rate: float | None = None  # the limiter's rate at the end
     started: int = 0  # jobs started (each got exactly one RowResult)
     interrupted: bool = False  # ``stop`` was set
-
-
-def stopped_report(error: ApiError, *, requests: int = 0) -> SubmitReport:
-    """The report of a run stopped by ``error`` before any job started (a key the API
-    rejected while the account was read): logged like an abort while sending."""
-    log.error("aborting: %s", error)
-    return SubmitReport(aborted=error, requests=requests)
 
 
 class _Halted(Exception):
@@ -384,6 +381,8 @@ class _Submission:
     async def _attempt(
         self, row: _Row, send: Callable[[], Awaitable[Answer]], *, stores: bool
     ) -> Answer:
+        if stores:  # a write waits for the account's list to say what was there before
+            await self.unless_halted(self.journal.ready(row.job.phone_number))
         sent_at = await self.unless_halted(self.limiter.acquire())
         if self.halted():
             raise _Halted

@@ -130,6 +130,9 @@ class FakeJournal:
         self.given = dict(existed or {})
         self.present: set[str] = set()
 
+    async def ready(self, phone: str) -> None:
+        pass
+
     def existed(self, phone: str) -> str:
         return self.given.get(phone, "present" if phone in self.present else "absent")
 
@@ -557,6 +560,9 @@ def run_against(
 
         def in_doubt(self, job: Job) -> bool:
             return False
+
+        async def ready(self, phone: str) -> None:
+            pass
 
         def existed(self, phone: str) -> str:
             return "absent"  # every test here starts with an empty sandbox
