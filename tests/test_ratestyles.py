@@ -196,6 +196,37 @@ def test_ietf_policy_names_the_window() -> None:
     assert parse_rate_limit(trio) == RateLimitInfo(limit=100, remaining=3, reset=1)
 
 
+def test_of_several_structured_policies_the_most_restrictive_is_honoured() -> None:
+    # A loose daily quota listed first must not hide the burst policy that binds.
+    headers = httpx.Headers(
+        {
+            "RateLimit-Policy": '"daily";q=50000;w=86400, "burst";q=100;w=2',
+            "RateLimit": '"daily";r=49000;t=80000, "burst";r=7;t=1',
+        }
+    )
+    assert parse_rate_limit(headers) == RateLimitInfo(limit=100, remaining=7, reset=1, window=2)
+    spent = httpx.Headers(  # the daily quota nearly spent: now it is the one that binds
+        {
+            "RateLimit-Policy": '"burst";q=100;w=2, "daily";q=50000;w=86400',
+            "RateLimit": '"burst";r=90;t=1, "daily";r=3;t=600',
+        }
+    )
+    assert parse_rate_limit(spent) == RateLimitInfo(
+        limit=50000, remaining=3, reset=600, window=86400
+    )
+
+
+def test_of_several_policies_without_remaining_the_lowest_rate_is_honoured() -> None:
+    older = httpx.Headers(
+        {"RateLimit-Policy": "36000;w=3600, 100;w=20", "RateLimit-Remaining": "4"}
+    )
+    assert parse_rate_limit(older) == RateLimitInfo(limit=100, remaining=4, window=20)
+    unnamed = httpx.Headers(  # the field's item names no policy of the list
+        {"RateLimit-Policy": '"a";q=600;w=60, "b";q=100;w=60', "RateLimit": '"x";r=5;t=3'}
+    )
+    assert parse_rate_limit(unnamed) == RateLimitInfo(limit=100, remaining=5, reset=3, window=60)
+
+
 # -- silent ---------------------------------------------------------------------------------
 
 
