@@ -254,7 +254,7 @@ def test_additive_increase_after_calm_seconds_up_to_the_configured_rate() -> Non
     t.now = 3.0
     lim.on_success()
     assert lim.current_rate == pytest.approx(55)  # + 5 % of the wall (100)
-    for i in range(1, 60):
+    for i in range(1, int(HOLD) + 30):  # near the wall, after HOLD calm seconds
         t.now = 3.0 + i
         lim.on_success()
     assert lim.current_rate == 100
