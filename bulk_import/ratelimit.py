@@ -37,7 +37,15 @@ Adaptation (``adaptive=True``):
   anything).  When a bucket's ``Remaining`` shows that sending at the announced rate
   never drains it (for ``PROBE_AFTER`` seconds, really sending at that rate), the rate
   is raised by ``PROBE_FACTOR`` at a time until the bucket drains, then stays at the last
-  rate that did not: an API announcing less than it accepts is not obeyed for long.
+  rate that did not: an API announcing less than it accepts is not obeyed for long.  A
+  bucket that does not stay (all but one token) full at the announced rate is binding:
+  no probe above it (that would drain it and cost a whole-second Retry-After pause).
+- A bucket's refill rate is measured (``_Refill``): over the last second of answers in
+  which it was never full, the change in ``Remaining`` plus the requests it accepted.
+  When the bucket drains, or on a 429 (the first of an episode or a later one of it, as
+  the measurement comes in), a refill measured under the rate is the real limit,
+  whatever the headers announce: the rate goes to ``REFILL_SHARE`` of it at once,
+  instead of stepping down one pause episode at a time.
 - ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
   before the last decrease belongs to it): back to the rate before an increase that drew
   it, else to half of what was really being sent since
@@ -48,9 +56,12 @@ Adaptation (``adaptive=True``):
   becomes the wall.
 - ``on_success``: after each calm second of sending (no 429, no pause), increase
   additively: by 5 % of the wall while under 85 % of it; near it, only after ``HOLD``
-  calm seconds, then by 1 % of it (at least 1/s), up to the configured rate and a
-  trusted announced rate.  A probe above the real limit costs one 429 episode (a pause
-  of Retry-After) or, when a bucket's ``Remaining`` is known, one undone increase.
+  calm seconds (60: a probe too high costs a whole-second pause, so it must be rare),
+  then by 1 % of it (at least 1/s), up to the configured rate and a trusted announced
+  rate; a 429 while probing goes back to the rate that was held (on a bucket, the
+  probe's small steps drain it slowly: the step before the 429 may be too high too).
+  A probe above the real limit costs one 429 episode (a pause of Retry-After) or, when
+  a bucket's ``Remaining`` is known, one undone increase.
   With ``rate=None`` (no schedule until the first 429) there is no ceiling.
 """
 

@@ -286,3 +286,36 @@ def test_one_429_at_a_trusted_limit_is_jitter_but_a_second_one_is_not() -> None:
     t = 5.1
     lim.on_success(sent_at=5.0)  # ... and held there: the limit is not believed any more
     assert lim.current_rate == pytest.approx(90)
+
+
+# -- short batches (500 rows at 50/s) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"rate_style": "bucket"},
+        {"rate_style": "ietf", "window": 2},
+        {"rate_style": "ietf", "window": 2, "ietf_form": "structured"},
+    ],
+    ids=["bucket", "ietf-draft", "ietf-structured"],
+)
+def test_a_short_batch_with_the_limit_announced_draws_no_429(config: dict[str, Any]) -> None:
+    # --rate 10 x too high: the announced rate is used at once; probing above it would
+    # drain the bucket left near empty by the start and cost a whole-second pause.
+    out = simulate(500, 500, rate=50, **config)
+    assert out.throttled == 0
+    assert out.span <= 1.02 * 500 / 50
+
+
+def test_a_short_batch_announced_too_high_is_settled_in_one_episode() -> None:
+    out = simulate(500, 500, rate_style="bucket", rate=50, announce_rate=100)
+    assert out.span <= 1.15 * 500 / 50
+    assert out.throttled <= 0.01 * out.requests
+
+
+def test_a_long_silent_run_pays_no_probe_after_it_settles() -> None:
+    # 60 s at 50/s: a probe above the rate held costs a whole-second Retry-After pause.
+    out = simulate(3000, 500, rate_style="silent", rate=50)
+    assert out.span <= 1.05 * 3000 / 50
+    assert out.throttled <= 0.01 * out.requests
