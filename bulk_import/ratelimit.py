@@ -19,7 +19,10 @@ the headers are read for what their numbers do over time (``_Headers``):
 - a **fixed window** (``Reset`` counting down to the same instant on every answer,
   ``Remaining`` only falling): ``Limit`` is per window, not a rate.  The client sends at
   its rate while the window has quota, counting what it sends, and pauses until the
-  window's end when the quota is spent;
+  window's end when the quota is spent.  Believing a window takes ``WINDOW_SPAN``
+  seconds of answers; before that, when ``WINDOW_EVIDENCE`` answers agree on its end
+  (a ``Reset`` above ``SMALL_RESET``) and the requests in flight spend what is left, the
+  client waits for that end too, rather than draw a 429 from each of them;
 - the IETF draft's ``RateLimit-Policy: 100;w=60`` names the window: its rate is
   ``100/60`` per second;
 - **silent** (only 429 + Retry-After): the 429s alone find the limit.
@@ -381,6 +384,13 @@ class RateLimiter:
                 self._window_left = info.remaining - self._granted_after(sent)
                 self._spend_window(now)
             return
+        if self._window_spent(info, sent):
+            # Not yet believed a window (that takes WINDOW_SPAN), but every answer so far
+            # says one, and its quota is spent by what is in flight: wait for its end
+            # rather than draw a 429 from each request in flight.
+            self._window_left = 0
+            self._spend_window(now)
+            return
         if sent >= headers.freshest and headers.style == "bucket":
             self._refill.sample(now, info.remaining, max(2, headers.max_remaining))
         if sent >= self._last_change and sent >= headers.freshest:
@@ -450,6 +460,18 @@ class RateLimiter:
             return False
         self._set_rate(new, now)
         return True
+
+    def _window_spent(self, info: RateLimitInfo, sent: float) -> bool:
+        headers = self._headers
+        return (
+            info.remaining is not None
+            and info.reset is not None
+            and info.reset > SMALL_RESET
+            and sent >= headers.freshest
+            and headers.window_votes >= WINDOW_EVIDENCE
+            and headers.window_end is not None
+            and info.remaining - self._granted_after(sent) <= 0
+        )
 
     def _stays_full(self) -> bool:
         """The bucket stayed (all but one token) full at this rate: it refills faster."""

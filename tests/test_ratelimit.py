@@ -486,3 +486,20 @@ def test_a_probe_that_draws_a_429_falls_back_to_the_rate_it_held() -> None:
     t.now += 0.5
     lim.on_throttled(0.0, sent_at=t.now)
     assert lim.current_rate == pytest.approx(held)
+
+
+def test_a_window_spent_by_the_requests_in_flight_is_waited_out_before_it_is_believed() -> None:
+    # 10 per window: ten requests sent, then their answers count down to the same end
+    # (5.0).  Believing a window takes WINDOW_SPAN seconds of answers, but by the third
+    # agreeing one the quota is spent by what is in flight: wait for its end, do not draw
+    # a 429 (and a whole-window Retry-After) from each request sent meanwhile.
+    t = FakeTime()
+    lim = limiter(100, t)
+    sent = grants(lim, 10)
+    assert sent == pytest.approx([i / 100 for i in range(10)])
+    for k in range(3):
+        t.now = 0.1 + k * 0.001
+        info = RateLimitInfo(limit=10, remaining=9 - k, reset=5.0 - t.now)
+        lim.observe(info, sent_at=sent[k])
+        lim.on_success(sent_at=sent[k])
+    assert grants(lim, 1) == [pytest.approx(5.0)]
