@@ -160,3 +160,6 @@ def test_over_loopback_a_window_answers_429_until_its_end(sandbox_factory: Any) 
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert answers[3].headers["Retry-After"] == answers[3].headers["X-RateLimit-Reset"] == "3"
+    with httpx.Client(base_url=sb.url, headers={"X-API-Key": "sandbox-key"}) as c:
+        assert c.get("/v1/phone-numbers").status_code == 429  # the same run of 429s
+        assert c.get("/_sandbox/stats").json()["throttle_episodes"] == 1
