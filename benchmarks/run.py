@@ -64,6 +64,17 @@ SENDING_ROWS_PER_S = 1000.0  # 78 % of 64 requests in flight / 50 ms
 SENDING_CPU_MS_PER_ROW = 0.5
 
 SANDBOX_RATE = 100.0
+# Short batches (benchmarks/README.md, "Short batches").
+SHORT_RATE = 50.0
+SHORT_ROWS = 500
+SHORT_RUNS = 3
+SHORT_CONCURRENCY = 16
+SHORT_ANNOUNCED_RATIO = 1.10
+SHORT_429_SHARE = 0.01
+SHORT_FOUND_RATIO = 1.25
+SHORT_FOUND_429_SHARE = 0.03
+SHORT_EPISODES = 2
+LONG_SILENT_RATIO = 1.05
 SANDBOX_LATENCY_MS = 50.0
 
 
@@ -112,6 +123,7 @@ class Result:
     tool_s: float | None = None  # the tool's own duration_seconds (no interpreter start-up)
     span_s: float | None = None  # the sandbox's first request to its last answer
     startup_s: float | None = None  # process spawned to the sandbox's first request
+    episodes: int | None = None  # runs of 429s the sandbox counted (throttle_episodes)
     tool_cpu_s: float | None = None
     sandbox_cpu_s: float | None = None
     commands: list[str] = field(default_factory=list)
@@ -598,6 +610,144 @@ def limits(runner: Runner, sizes: Sizes, styles: Sequence[str] | None = None) ->
     return results
 
 
+@dataclass(frozen=True)
+class Short:
+    """A short batch against one limit style: the sandbox's options, the tool's ``--rate``."""
+
+    name: str
+    sandbox: tuple[str, ...]  # besides --rate and --latency-ms
+    client_rate: float  # the tool's --rate
+    announced: bool  # the headers announce the real limit (else it must be found)
+    rate: float = SHORT_RATE  # the real limit, per second
+    rows: int = SHORT_ROWS
+    window: float | None = None  # a fixed window's length (its quota: rate * window)
+
+
+SHORT_STYLES = (
+    Short("bucket-known", ("--rate-style", "bucket"), SHORT_RATE, True),
+    Short(
+        "window-seconds",
+        ("--rate-style", "window", "--window", "5"),
+        100.0,
+        True,
+        rate=20.0,
+        rows=400,
+        window=5.0,
+    ),
+    Short(
+        "window-epoch",
+        ("--rate-style", "window", "--window", "5", "--reset-epoch"),
+        100.0,
+        True,
+        rate=20.0,
+        rows=400,
+        window=5.0,
+    ),
+    Short("ietf-draft", ("--rate-style", "ietf", "--window", "2"), 10 * SHORT_RATE, True),
+    Short(
+        "ietf-trio",
+        ("--rate-style", "ietf", "--window", "2", "--ietf-form", "trio"),
+        10 * SHORT_RATE,
+        True,
+    ),
+    Short(
+        "ietf-structured",
+        ("--rate-style", "ietf", "--window", "2", "--ietf-form", "structured"),
+        10 * SHORT_RATE,
+        True,
+    ),
+    Short("silent", ("--rate-style", "silent"), 10 * SHORT_RATE, False),
+    Short(
+        "wrong-high",
+        ("--rate-style", "bucket", "--announce-rate", f"{2 * SHORT_RATE:g}"),
+        10 * SHORT_RATE,
+        False,
+    ),
+    Short(
+        "wrong-low",
+        ("--rate-style", "bucket", "--announce-rate", f"{SHORT_RATE / 2:g}"),
+        10 * SHORT_RATE,
+        False,
+    ),
+    Short("bucket-10x", ("--rate-style", "bucket"), 10 * SHORT_RATE, False),
+    Short("silent-60s", ("--rate-style", "silent"), 10 * SHORT_RATE, False, rows=3_000),
+)
+
+
+def short_batches(
+    runner: Runner, sizes: Sizes, styles: Sequence[str] | None = None
+) -> list[Result]:
+    """Short batches (500 rows at 50/s, 400 at 20/s in 5-second windows), each style
+    ``SHORT_RUNS`` times; the run with the median span is reported, with every span in
+    its notes.  ``silent-60s`` is the long run (3,000 rows at 50/s, no headers)."""
+    results = []
+    for style in SHORT_STYLES:
+        if styles and style.name not in styles:
+            continue
+        rows = style.rows if sizes is not QUICK else min(style.rows, 200)
+        file = make_csv(rows)
+        runs: list[Result] = []
+        for i in range(SHORT_RUNS):
+            with Sandbox(
+                runner.python,
+                f"short-{style.name}",
+                rate=style.rate,
+                latency_ms=SANDBOX_LATENCY_MS,
+                options=style.sandbox,
+            ) as sb:
+                result, _ = runner.run_tool(
+                    f"short-{style.name}",
+                    file,
+                    rows,
+                    sb,
+                    concurrency=SHORT_CONCURRENCY,
+                    rate=style.client_rate,
+                )
+                result.episodes = int(sb.stats().get("throttle_episodes", 0))
+            if style.window:
+                quota = round(style.rate * style.window)
+                result.ideal_s = window_ideal(rows, quota, style.window, style.client_rate)
+            else:
+                result.ideal_s = rows / style.rate
+            runs.append(result)
+            say(f"    run {i + 1}: span/ideal {_num(result.ratio, '.3f')}, {result.throttled} 429s")
+        runs.sort(key=lambda r: r.ratio or 0.0)
+        result = runs[len(runs) // 2]
+        result.scenario = f"short-{style.name}"
+        requests, throttled = result.requests or 0, result.throttled or 0
+        share = throttled / requests if requests else 1.0
+        if style.name == "silent-60s":
+            ratio_target, share_target, episodes = LONG_SILENT_RATIO, SHORT_FOUND_429_SHARE, None
+        elif style.announced:
+            ratio_target, share_target, episodes = SHORT_ANNOUNCED_RATIO, SHORT_429_SHARE, None
+        else:
+            ratio_target, share_target = SHORT_FOUND_RATIO, SHORT_FOUND_429_SHARE
+            episodes = SHORT_EPISODES
+        result.target = f"span ≤ {ratio_target:.2f}× ideal, 429s ≤ {share_target:.0%}"
+        if episodes is not None:
+            result.target += f", ≤ {episodes} pause episodes"
+        result.passed = (
+            all(not broken(r) for r in runs)
+            and result.ratio is not None
+            and result.ratio <= ratio_target
+            and requests > 0
+            and share <= share_target
+            and (episodes is None or (result.episodes or 0) <= episodes)
+        )
+        result.notes.insert(
+            0,
+            f"median of {len(runs)}: span/ideal "
+            + ", ".join(_num(r.ratio, ".3f") for r in runs)
+            + "; 429s "
+            + ", ".join(str(r.throttled) for r in runs)
+            + "; pause episodes "
+            + ", ".join(str(r.episodes) for r in runs),
+        )
+        note_own_ratio(result)
+        results.append(result)
+    return results
+
+
 def startup(runner: Runner, sizes: Sizes) -> list[Result]:
     """Process start to the first request, median of ``STARTUP_RUNS`` (a 10-row import)."""
     file = make_csv(10)
@@ -814,6 +964,7 @@ def xlsx_output(runner: Runner, sizes: Sizes) -> list[Result]:
 SCENARIOS = {
     "startup": startup,
     "limits": limits,
+    "short": short_batches,
     "max-failures": max_failures,
     "no-limit": no_limit,  # runs the naive baseline first, on the same sandbox
     "sending": sending,
@@ -901,6 +1052,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         + ", ".join(style.name for style in STYLES),
     )
     parser.add_argument(
+        "--short",
+        action="append",
+        choices=[style.name for style in SHORT_STYLES],
+        metavar="NAME",
+        help="short: run only this style (repeatable): "
+        + ", ".join(style.name for style in SHORT_STYLES),
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="small sizes: check that the script works"
     )
     parser.add_argument(
@@ -949,6 +1108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait_idle(args.wait_idle)
                 if name == "limits":
                     results += limits(runner, sizes, args.style)
+                elif name == "short":
+                    results += short_batches(runner, sizes, args.short)
                 else:
                     results += SCENARIOS[name](runner, sizes)
         except KeyboardInterrupt:

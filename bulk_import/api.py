@@ -675,12 +675,20 @@ def parse_rate_limit(headers: httpx.Headers, now: float | None = None) -> RateLi
 
     - ``X-RateLimit-Limit/-Remaining/-Reset`` (or the older IETF draft's ``RateLimit-Limit/
       -Remaining/-Reset``); ``Reset`` in seconds, or a Unix time (in ms above 1e12);
-    - the IETF draft's ``RateLimit: limit=100, remaining=50, reset=30`` (or the newer
-      ``"name";r=50;t=30``) with ``RateLimit-Policy: 100;w=60`` (or ``"name";q=100;w=60``),
-      which names the window.
+    - the IETF draft's ``RateLimit: limit=100, remaining=50, reset=30`` with
+      ``RateLimit-Policy: 100;w=60``, which names the window;
+    - the newest draft's structured fields, ``RateLimit: "burst";r=50;t=30`` with
+      ``RateLimit-Policy: "burst";q=100;w=60``.
+
+    A field may list several policies (a burst and a daily quota, say): the most
+    restrictive is honoured, the one with the least ``remaining`` (the smallest quota per
+    second when no ``remaining`` is given), with its own policy's quota and window.
     """
-    combined = _structured(headers.get("RateLimit"))
-    policy = _structured(headers.get("RateLimit-Policy"))
+    items = _policies(headers.get("RateLimit"))
+    policies = _policies(headers.get("RateLimit-Policy"))
+    combined = min(items, key=_tightest_now, default={})
+    named = [p for p in policies if combined.get("name") and p.get("name") == combined["name"]]
+    policy = named[0] if named else min(policies, key=_tightest_rate, default={})
 
     def number(name: str, *keys: str) -> float | None:
         raw = headers.get(f"X-RateLimit-{name}") or headers.get(f"RateLimit-{name}")
@@ -716,23 +724,50 @@ def _rate_limit(headers: httpx.Headers) -> RateLimitInfo | None:
     return parse_rate_limit(headers)
 
 
-def _structured(value: str | None) -> dict[str, str]:
-    """``limit=100, remaining=5`` or ``"default";q=100;w=60`` or ``100;w=60`` as a dict.
+def _policies(value: str | None) -> list[dict[str, str]]:
+    """A rate-limit field as one dict per policy it lists.
 
-    Only the first policy of a list counts; a bare number is stored under ``""``.
+    ``limit=100, remaining=5`` (the IETF draft's one policy, its keys split by commas),
+    ``100;w=60, 1000;w=3600`` (a bare number is stored under ``""``) or ``"burst";q=100;
+    w=60, "daily";q=5000;w=86400`` (the quoted name is stored under ``"name"``).
     """
     if not value:
-        return {}
-    first = value.split(",") if "=" in value.split(",")[0] and ";" not in value else None
-    parts = first if first is not None else value.split(",")[0].split(";")
-    items: dict[str, str] = {}
-    for part in parts:
-        key, sep, raw = part.strip().partition("=")
-        if sep:
-            items.setdefault(key.strip().lower(), raw.strip().strip('"'))
-        elif key and not key.startswith('"'):
-            items.setdefault("", key)
-    return items
+        return []
+    if ";" not in value and "=" in value.split(",")[0]:
+        members = [value.split(",")]  # one policy, its parameters split by commas
+    else:
+        members = [member.split(";") for member in value.split(",")]
+    policies = []
+    for parts in members:
+        items: dict[str, str] = {}
+        for part in parts:
+            key, sep, raw = part.strip().partition("=")
+            key = key.strip()
+            if sep:
+                items.setdefault(key.lower(), raw.strip().strip('"'))
+            elif key.startswith('"'):
+                items.setdefault("name", key.strip('"'))
+            elif key:
+                items.setdefault("", key)
+        if items:
+            policies.append(items)
+    return policies
+
+
+def _tightest_now(item: dict[str, str]) -> tuple[float, float]:
+    """Least remaining first; of equals, the one that stays so longer."""
+    remaining = _finite(item.get("r", item.get("remaining")))
+    reset = _finite(item.get("t", item.get("reset"))) or 0.0
+    return (math.inf if remaining is None else remaining, -reset)
+
+
+def _tightest_rate(policy: dict[str, str]) -> float:
+    """A policy's quota per second (its quota alone without a window)."""
+    quota = _finite(policy.get("q", policy.get("")))
+    window = _finite(policy.get("w"))
+    if quota is None:
+        return math.inf
+    return quota / window if window else quota
 
 
 def _finite(raw: str | None) -> float | None:

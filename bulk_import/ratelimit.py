@@ -19,7 +19,10 @@ the headers are read for what their numbers do over time (``_Headers``):
 - a **fixed window** (``Reset`` counting down to the same instant on every answer,
   ``Remaining`` only falling): ``Limit`` is per window, not a rate.  The client sends at
   its rate while the window has quota, counting what it sends, and pauses until the
-  window's end when the quota is spent;
+  window's end when the quota is spent.  Believing a window takes ``WINDOW_SPAN``
+  seconds of answers; before that, when ``WINDOW_EVIDENCE`` answers agree on its end
+  (a ``Reset`` above ``SMALL_RESET``) and the requests in flight spend what is left, the
+  client waits for that end too, rather than draw a 429 from each of them;
 - the IETF draft's ``RateLimit-Policy: 100;w=60`` names the window: its rate is
   ``100/60`` per second;
 - **silent** (only 429 + Retry-After): the 429s alone find the limit.
@@ -37,7 +40,15 @@ Adaptation (``adaptive=True``):
   anything).  When a bucket's ``Remaining`` shows that sending at the announced rate
   never drains it (for ``PROBE_AFTER`` seconds, really sending at that rate), the rate
   is raised by ``PROBE_FACTOR`` at a time until the bucket drains, then stays at the last
-  rate that did not: an API announcing less than it accepts is not obeyed for long.
+  rate that did not: an API announcing less than it accepts is not obeyed for long.  A
+  bucket that does not stay (all but one token) full at the announced rate is binding:
+  no probe above it (that would drain it and cost a whole-second Retry-After pause).
+- A bucket's refill rate is measured (``_Refill``): over the last second of answers in
+  which it was never full, the change in ``Remaining`` plus the requests it accepted.
+  When the bucket drains, or on a 429 (the first of an episode or a later one of it, as
+  the measurement comes in), a refill measured under the rate is the real limit,
+  whatever the headers announce: the rate goes to ``REFILL_SHARE`` of it at once,
+  instead of stepping down one pause episode at a time.
 - ``on_throttled`` (429): pause, and decrease once per episode (a 429 for a request sent
   before the last decrease belongs to it): back to the rate before an increase that drew
   it, else to half of what was really being sent since
@@ -48,9 +59,12 @@ Adaptation (``adaptive=True``):
   becomes the wall.
 - ``on_success``: after each calm second of sending (no 429, no pause), increase
   additively: by 5 % of the wall while under 85 % of it; near it, only after ``HOLD``
-  calm seconds, then by 1 % of it (at least 1/s), up to the configured rate and a
-  trusted announced rate.  A probe above the real limit costs one 429 episode (a pause
-  of Retry-After) or, when a bucket's ``Remaining`` is known, one undone increase.
+  calm seconds (60: a probe too high costs a whole-second pause, so it must be rare),
+  then by 1 % of it (at least 1/s), up to the configured rate and a trusted announced
+  rate; a 429 while probing goes back to the rate that was held (on a bucket, the
+  probe's small steps drain it slowly: the step before the 429 may be too high too).
+  A probe above the real limit costs one 429 episode (a pause of Retry-After) or, when
+  a bucket's ``Remaining`` is known, one undone increase.
   With ``rate=None`` (no schedule until the first 429) there is no ceiling.
 """
 
@@ -74,7 +88,7 @@ GOODPUT_SHARE = 0.95  # a decrease goes to this share of the accepted rate, if h
 CAUTION = 0.85  # of the wall: above it, increases wait for HOLD calm seconds
 FAST_STEP = 0.05  # of the wall: the increase per calm second, far below it
 PROBE_STEP = 0.01  # of the wall: the increase per calm second near it, after HOLD
-HOLD = 20.0  # calm seconds near the wall before probing above it
+HOLD = 60.0  # calm seconds near the wall before probing above it (a probe costs a pause)
 DEFAULT_PAUSE = 1.0  # a 429 without Retry-After pauses this long
 MAX_PAUSE = 120.0
 CATCH_UP = 0.05  # seconds: how far behind schedule a stall may leave the tokens
@@ -87,6 +101,9 @@ PROBE_FACTOR = 1.25  # each such step
 DRAINED_ANSWERS = 3  # answers in a row showing the bucket falling under half full ...
 DRAIN_SPAN = 0.05  # ... for requests sent over this long (not one burst): above its refill
 USED_SHARE = 0.8  # an increase is earned only when at least this share of the rate is sent
+REFILL_SPAN = 0.1  # seconds of a bucket's Remaining, at least, to measure its refill rate
+REFILL_BELOW = 0.95  # a refill measured under this share of the rate (or announced) is real
+REFILL_SHARE = 0.97  # of a measured refill rate: the rate settled on (margin for jitter)
 
 Style = Literal["unknown", "bucket", "window"]
 
@@ -160,6 +177,37 @@ class _Headers:
         )
 
 
+class _Refill:
+    """A bucket's refill rate, measured from its ``Remaining`` over the last second.
+
+    Between two answers, the tokens the bucket gained are the change in ``Remaining``
+    plus the requests it accepted meanwhile: over a span in which it was never full (a
+    full bucket wastes its refill), that over the span's length is the refill rate, the
+    real limit, whatever the headers announce.
+    """
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int, int]] = deque()  # (time, remaining, accepted)
+        self.accepted = 0  # non-429 answers so far
+
+    def sample(self, now: float, remaining: int, full: int) -> None:
+        if remaining >= full:  # full: the refill before now was wasted; start afresh
+            self._samples.clear()
+        self._samples.append((now, remaining, self.accepted))
+        while self._samples and self._samples[0][0] < now - WINDOW:
+            self._samples.popleft()
+
+    def rate(self, now: float) -> float | None:
+        """Tokens per second over the last second's samples, None over too short a span."""
+        if len(self._samples) < 2:
+            return None
+        t0, r0, a0 = self._samples[0]
+        t1, r1, a1 = self._samples[-1]
+        if t1 - t0 < REFILL_SPAN or now - t1 > WINDOW:
+            return None
+        return max(0.0, (r1 - r0 + a1 - a0) / (t1 - t0))
+
+
 class RateLimiter:
     """Requests per second across every worker, with shared pauses and AIMD adaptation."""
 
@@ -194,12 +242,15 @@ class RateLimiter:
         self._drained = 0  # answers in a row showing the bucket draining at this rate ...
         self._drain_ref: int | None = None  # ... from the Remaining of its first answer
         self._drain_since = -math.inf  # ... over requests sent since then
+        self._lowest: int | None = None  # the least Remaining seen at this rate
+        self._refill = _Refill()
         self._before_increase: float | None = None  # the rate before the last increase
         self._recover_to: float | None = None  # after a first 429 at a trusted limit
         self._window_left: int | None = None  # a window's quota left, counted here
         self._recent: deque[float] = deque()  # grant times, to count those after an answer's
         self._wall: float | None = None  # the rate last throttled (near the real limit)
         self._calm: float | None = None  # slow start: the rate before the last doubling
+        self._held: float | None = None  # the rate held HOLD calm seconds, before probing
         self._start = clock()
         self._last_change = self._start
         self._last_throttle = -math.inf
@@ -267,6 +318,11 @@ class RateLimiter:
         self._last_throttle = now
         if self._adaptive and self._new_episode(now, sent_at):
             self._decrease(now, sent_at)
+        elif self._adaptive and self._rate is not None:
+            # A later 429 of the same episode: the bucket's refill may be measured by now.
+            refill = self._refill.rate(now)
+            if refill is not None and refill < REFILL_BELOW * self._rate:
+                self._settle_on_refill(refill, now)
         self.pause(DEFAULT_PAUSE if retry_after is None else retry_after)
 
     def on_success(self, *, sent_at: float | None = None) -> None:
@@ -278,6 +334,7 @@ class RateLimiter:
         now = self._clock()
         self._accepted.append(now)
         self._prune(self._accepted, now)
+        self._refill.accepted += 1
         if not self._adaptive or self._rate is None:
             return
         if self._slow_start:
@@ -301,6 +358,8 @@ class RateLimiter:
             step = FAST_STEP * wall
         elif now - self._last_throttle >= HOLD:
             step = PROBE_STEP * wall
+            if self._held is None:
+                self._held = rate
         else:
             return
         self._set_rate(max(rate, min(self._ceiling(), rate + max(1.0, step))), now)
@@ -324,7 +383,19 @@ class RateLimiter:
             if sent >= headers.freshest and headers.window_end is not None:
                 self._window_left = info.remaining - self._granted_after(sent)
                 self._spend_window(now)
-        elif sent >= self._last_change and sent >= headers.freshest:
+            return
+        if self._window_spent(info, sent):
+            # Not yet believed a window (that takes WINDOW_SPAN), but every answer so far
+            # says one, and its quota is spent by what is in flight: wait for its end
+            # rather than draw a 429 from each request in flight.
+            self._window_left = 0
+            self._spend_window(now)
+            return
+        if sent >= headers.freshest and headers.style == "bucket":
+            self._refill.sample(now, info.remaining, max(2, headers.max_remaining))
+        if sent >= self._last_change and sent >= headers.freshest:
+            low = self._lowest
+            self._lowest = info.remaining if low is None else min(low, info.remaining)
             if self._drain_ref is None:
                 self._drain_ref = info.remaining  # where the bucket was at this rate's start
             falling = info.remaining <= self._drain_ref - 2
@@ -376,6 +447,7 @@ class RateLimiter:
             or self._wall is not None
             or self._headers.style != "bucket"
             or self._drained
+            or not self._stays_full()
             or rate < self._announced
             or now - max(self._last_change, self._paused_until) < PROBE_AFTER
         ):
@@ -389,10 +461,31 @@ class RateLimiter:
         self._set_rate(new, now)
         return True
 
+    def _window_spent(self, info: RateLimitInfo, sent: float) -> bool:
+        headers = self._headers
+        return (
+            info.remaining is not None
+            and info.reset is not None
+            and info.reset > SMALL_RESET
+            and sent >= headers.freshest
+            and headers.window_votes >= WINDOW_EVIDENCE
+            and headers.window_end is not None
+            and info.remaining - self._granted_after(sent) <= 0
+        )
+
+    def _stays_full(self) -> bool:
+        """The bucket stayed (all but one token) full at this rate: it refills faster."""
+        lowest, full = self._lowest, self._headers.max_remaining
+        return lowest is not None and full >= 2 and lowest >= full - 1
+
     def _drained_bucket(self, now: float) -> None:
         """The bucket drains: undo the last increase, or step down (before any 429)."""
         before, rate = self._before_increase, self._rate
         if rate is None:
+            return
+        refill = self._refill.rate(now)
+        if refill is not None and refill < REFILL_BELOW * rate:  # measured: go there
+            self._settle_on_refill(refill, now)
             return
         within = self._announced is not None and rate <= self._announced * 1.01
         if before is None and within and self._trusted:
@@ -403,6 +496,16 @@ class RateLimiter:
         self._last_throttle = self._last_decrease = now
         new = before if before is not None and before < rate else GENTLE_DECREASE * rate
         self._set_rate(max(self._min_rate, new), now)
+
+    def _settle_on_refill(self, refill: float, now: float) -> None:
+        """A bucket's measured refill rate is the limit: settle just under it."""
+        rate = self._rate
+        if self._announced is not None and refill < REFILL_BELOW * self._announced:
+            self._trusted = False  # the headers announce more than the bucket refills
+        self._wall = rate
+        self._recover_to = None
+        self._last_throttle = self._last_decrease = now
+        self._set_rate(max(self._min_rate, REFILL_SHARE * refill), now)
 
     def _spend_window(self, now: float) -> None:
         """A window's quota is spent: everyone waits for its end."""
@@ -433,6 +536,7 @@ class RateLimiter:
         self._last_change = now
         self._drained = 0
         self._drain_ref = None
+        self._lowest = None
 
     def _new_episode(self, now: float, sent_at: float | None) -> bool:
         if sent_at is not None:
@@ -441,9 +545,20 @@ class RateLimiter:
 
     def _decrease(self, now: float, sent_at: float | None) -> None:
         at = now if sent_at is None else sent_at
+        refill = self._refill.rate(now)
+        if refill is not None and self._rate is not None and refill < self._rate:
+            # A bucket that shows its refill rate: that is the limit, whatever was sent.
+            self._slow_start = False
+            self._held = None
+            self._settle_on_refill(refill, now)
+            return
         if self._slow_start and self._calm is not None and at >= self._last_change:
             # Throttled at the rate just doubled: the one before drew no 429; it is the wall.
             new = self._wall = self._calm
+        elif self._held is not None and self._rate is not None and self._rate > self._held:
+            # Throttled while probing above a rate held for HOLD seconds: back to it (the
+            # probe's small steps drain a bucket slowly: the step before may be too high).
+            new, self._wall = self._held, self._rate
         elif self._before_increase is not None and at >= self._last_change and self._rate:
             # Throttled at the rate just raised: back to the one before, which drew none.
             new, self._wall = self._before_increase, self._rate
@@ -464,6 +579,7 @@ class RateLimiter:
                 new = min(new, self._announced)
             self._wall = base
         self._slow_start = False
+        self._held = None
         self._set_rate(max(self._min_rate, new), now)
         self._last_decrease = now
 

@@ -42,8 +42,20 @@ def test_bucket_with_whole_second_reset_runs_near_its_limit(
     assert summary.throttled <= 0.05 * summary.requests
 
 
-def test_ietf_policy_headers_run_near_the_policy_rate(tmp_path: Path, sandbox_factory: Any) -> None:
-    api = sandbox_factory(api_key=API_KEY, rate=LIMIT, rate_style="ietf", burst=5, latency_ms=20)
+@pytest.mark.parametrize("form", ["draft", "structured"])
+def test_ietf_policy_headers_run_near_the_policy_rate(
+    tmp_path: Path, sandbox_factory: Any, form: str
+) -> None:
+    # structured: a burst policy (100 per 2 s) and a looser daily one in each field.
+    api = sandbox_factory(
+        api_key=API_KEY,
+        rate=LIMIT,
+        rate_style="ietf",
+        burst=5,
+        latency_ms=20,
+        window=2 if form == "structured" else None,
+        ietf_form=form,
+    )
     summary = run(tmp_path, api.url, rate=1000)
     assert summary.duration_seconds <= 2 * IDEAL
     assert summary.throttled <= 0.05 * summary.requests

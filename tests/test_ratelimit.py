@@ -254,7 +254,7 @@ def test_additive_increase_after_calm_seconds_up_to_the_configured_rate() -> Non
     t.now = 3.0
     lim.on_success()
     assert lim.current_rate == pytest.approx(55)  # + 5 % of the wall (100)
-    for i in range(1, 60):
+    for i in range(1, int(HOLD) + 30):  # near the wall, after HOLD calm seconds
         t.now = 3.0 + i
         lim.on_success()
     assert lim.current_rate == 100
@@ -368,3 +368,138 @@ def test_a_pause_does_not_count_as_a_slow_rate() -> None:
     t.now = 4.2 + 0.5
     lim.on_success()  # the pause ended at 4.2: half a calm second, no increase yet
     assert lim.current_rate == pytest.approx(25)
+
+
+class Bucket:
+    """A bucket of 5 refilling at ``refill``/s that announces ``announced``/s; answers
+    come at once, a 429 with ``Retry-After: 1`` when it is empty."""
+
+    def __init__(self, t: FakeTime, announced: float, refill: float) -> None:
+        self.t, self.announced, self.refill = t, announced, refill
+        self.tokens, self.stamp = 5.0, t.now
+        self.throttled: list[float] = []
+
+    def answer(self, lim: RateLimiter, sent: float) -> None:
+        now = self.t.now
+        self.tokens = min(5.0, self.tokens + (now - self.stamp) * self.refill)
+        self.stamp = now
+        refused = self.tokens < 1.0
+        if not refused:
+            self.tokens -= 1.0
+        info = RateLimitInfo(limit=self.announced, remaining=int(self.tokens), reset=1.0)
+        lim.observe(info, sent_at=sent)
+        if refused:
+            self.throttled.append(now)
+            lim.on_throttled(1.0, sent_at=sent)
+        else:
+            lim.on_success(sent_at=sent)
+
+
+def send_for(lim: RateLimiter, bucket: Bucket, seconds: float) -> list[float]:
+    """Requests as fast as ``lim`` grants them, for ``seconds``; their grant times."""
+
+    async def go() -> list[float]:
+        times: list[float] = []
+        end = bucket.t.now + seconds
+        while bucket.t.now < end:
+            sent = await lim.acquire()
+            times.append(sent)
+            bucket.answer(lim, sent)
+        return times
+
+    return asyncio.run(go())
+
+
+def test_a_bucket_draining_under_its_announced_rate_settles_on_its_measured_refill() -> None:
+    # Announced 100/s, refilling at 50/s: its Remaining over the last answers measures the
+    # refill, and the rate goes just under it before any 429 (no pause).
+    t = FakeTime()
+    lim = limiter(1000, t)
+    bucket = Bucket(t, announced=100, refill=50)
+    times = send_for(lim, bucket, 3.0)
+    assert lim.current_rate is not None
+    assert 44 <= lim.current_rate <= 53  # just under the refill, measured (whole tokens)
+    assert len(bucket.throttled) <= 2  # at most two episodes, not one per step down
+    assert times[-1] - times[0] == pytest.approx(3.0, abs=0.05)
+    lim.observe(RateLimitInfo(limit=100, remaining=0, reset=1.0), sent_at=t.now)
+    assert lim.current_rate <= 53  # the announced rate is no longer believed
+
+
+def test_a_later_429_of_the_same_episode_settles_on_the_measured_refill() -> None:
+    t = FakeTime()
+    lim = limiter(1000, t)
+    bucket = Bucket(t, announced=100, refill=50)
+    for i in range(7):
+        t.now = i * 0.01
+        bucket.answer(lim, t.now)
+    assert lim.current_rate == 100  # too short a span to measure anything yet
+    t.now = 0.07
+    lim.on_throttled(1.0, sent_at=0.06)  # a 429 at a trusted limit: 90 %, maybe jitter
+    assert lim.current_rate == pytest.approx(90)
+    for i, remaining in enumerate([0, 0, 0, 0, 0]):  # answers of requests in flight
+        t.now = 0.08 + i * 0.02
+        lim.observe(RateLimitInfo(limit=100, remaining=remaining, reset=1.0), sent_at=t.now)
+        lim.on_success(sent_at=t.now - 0.05)
+    t.now = 0.17
+    lim.on_throttled(1.0, sent_at=0.065)  # the same episode: sent before the decrease
+    assert lim.current_rate is not None
+    assert lim.current_rate < 60  # measured: (0 - 4 + 11 accepted) / 0.12 s, not 90
+    assert grants(lim, 1) == [pytest.approx(1.17)]  # each Retry-After is honoured in full
+
+
+def test_no_probe_above_an_announced_bucket_that_does_not_stay_full() -> None:
+    # 50/s announced and enforced: a bucket left at 2 of 5 by a start-up burst is binding,
+    # not a sign that the API accepts more (probing above it draws a 429).
+    t = FakeTime()
+    lim = limiter(500, t)
+    lim.observe(RateLimitInfo(limit=50, remaining=4, reset=1.0), sent_at=0.0)
+    assert lim.current_rate == 50
+
+    async def run() -> None:
+        for i in range(100):  # 2 s at the rate, the bucket at 2 or 3 of 5
+            sent = await lim.acquire()
+            info = RateLimitInfo(limit=50, remaining=2 + i % 2, reset=1.0)
+            lim.observe(info, sent_at=sent)
+            lim.on_success(sent_at=sent)
+
+    asyncio.run(run())
+    assert lim.current_rate == 50
+
+
+def test_a_probe_that_draws_a_429_falls_back_to_the_rate_it_held() -> None:
+    # Probes step 1 % of the wall a second; on a bucket a step a little too high drains it
+    # slowly, so the 429 comes steps later: back to the rate held for HOLD seconds.
+    t = FakeTime()
+    lim = limiter(100, t)
+    t.now = 1.0
+    lim.on_throttled(0.0, sent_at=1.0)
+    assert lim.current_rate == 50  # the wall: 100
+    for second in range(2, 12):
+        t.now = second
+        lim.on_success()
+    held = lim.current_rate
+    assert held == pytest.approx(85)  # 85 % of the wall: held
+    for second in range(12, int(1 + HOLD) + 3):
+        t.now = second
+        lim.on_success()
+    assert lim.current_rate == pytest.approx(held + 3)  # probing: + 1 a second
+    t.now += 0.5
+    lim.on_throttled(0.0, sent_at=t.now)
+    assert lim.current_rate == pytest.approx(held)
+
+
+def test_a_window_spent_by_the_requests_in_flight_is_waited_out_before_it_is_believed() -> None:
+    # 10 per window: ten requests sent, then their answers count down to the same end
+    # (5.0).  Believing a window takes WINDOW_SPAN seconds of answers, but by the third
+    # agreeing one the quota is spent by what is in flight: wait for its end, do not draw
+    # a 429 (and a whole-window Retry-After) from each request sent meanwhile.
+    t = FakeTime()
+    lim = limiter(100, t)
+    sent = grants(lim, 10)
+    assert sent == pytest.approx([i / 100 for i in range(10)])
+    for k in range(3):
+        t.now = 0.1 + k * 0.001
+        info = RateLimitInfo(limit=10, remaining=9 - k, reset=5.0 - t.now)
+        lim.observe(info, sent_at=sent[k])
+        lim.on_success(sent_at=sent[k])
+    assert grants(lim, 1) == [pytest.approx(5.0)]

@@ -196,6 +196,37 @@ def test_ietf_policy_names_the_window() -> None:
     assert parse_rate_limit(trio) == RateLimitInfo(limit=100, remaining=3, reset=1)
 
 
+def test_of_several_structured_policies_the_most_restrictive_is_honoured() -> None:
+    # A loose daily quota listed first must not hide the burst policy that binds.
+    headers = httpx.Headers(
+        {
+            "RateLimit-Policy": '"daily";q=50000;w=86400, "burst";q=100;w=2',
+            "RateLimit": '"daily";r=49000;t=80000, "burst";r=7;t=1',
+        }
+    )
+    assert parse_rate_limit(headers) == RateLimitInfo(limit=100, remaining=7, reset=1, window=2)
+    spent = httpx.Headers(  # the daily quota nearly spent: now it is the one that binds
+        {
+            "RateLimit-Policy": '"burst";q=100;w=2, "daily";q=50000;w=86400',
+            "RateLimit": '"burst";r=90;t=1, "daily";r=3;t=600',
+        }
+    )
+    assert parse_rate_limit(spent) == RateLimitInfo(
+        limit=50000, remaining=3, reset=600, window=86400
+    )
+
+
+def test_of_several_policies_without_remaining_the_lowest_rate_is_honoured() -> None:
+    older = httpx.Headers(
+        {"RateLimit-Policy": "36000;w=3600, 100;w=20", "RateLimit-Remaining": "4"}
+    )
+    assert parse_rate_limit(older) == RateLimitInfo(limit=100, remaining=4, window=20)
+    unnamed = httpx.Headers(  # the field's item names no policy of the list
+        {"RateLimit-Policy": '"a";q=600;w=60, "b";q=100;w=60', "RateLimit": '"x";r=5;t=3'}
+    )
+    assert parse_rate_limit(unnamed) == RateLimitInfo(limit=100, remaining=5, reset=3, window=60)
+
+
 # -- silent ---------------------------------------------------------------------------------
 
 
@@ -255,3 +286,36 @@ def test_one_429_at_a_trusted_limit_is_jitter_but_a_second_one_is_not() -> None:
     t = 5.1
     lim.on_success(sent_at=5.0)  # ... and held there: the limit is not believed any more
     assert lim.current_rate == pytest.approx(90)
+
+
+# -- short batches (500 rows at 50/s) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"rate_style": "bucket"},
+        {"rate_style": "ietf", "window": 2},
+        {"rate_style": "ietf", "window": 2, "ietf_form": "structured"},
+    ],
+    ids=["bucket", "ietf-draft", "ietf-structured"],
+)
+def test_a_short_batch_with_the_limit_announced_draws_no_429(config: dict[str, Any]) -> None:
+    # --rate 10 x too high: the announced rate is used at once; probing above it would
+    # drain the bucket left near empty by the start and cost a whole-second pause.
+    out = simulate(500, 500, rate=50, **config)
+    assert out.throttled == 0
+    assert out.span <= 1.02 * 500 / 50
+
+
+def test_a_short_batch_announced_too_high_is_settled_in_one_episode() -> None:
+    out = simulate(500, 500, rate_style="bucket", rate=50, announce_rate=100)
+    assert out.span <= 1.15 * 500 / 50
+    assert out.throttled <= 0.01 * out.requests
+
+
+def test_a_long_silent_run_pays_no_probe_after_it_settles() -> None:
+    # 60 s at 50/s: a probe above the rate held costs a whole-second Retry-After pause.
+    out = simulate(3000, 500, rate_style="silent", rate=50)
+    assert out.span <= 1.05 * 3000 / 50
+    assert out.throttled <= 0.01 * out.requests

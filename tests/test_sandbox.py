@@ -189,6 +189,7 @@ def test_stats_and_reset(sandbox: SandboxServer, client: httpx.Client) -> None:
             "records": 1,
             "methods": {"POST": 3, "GET": 1},
             "deleted": {},
+            "throttle_episodes": 0,
         }
         assert anonymous.post("/_sandbox/reset").status_code == 204
         assert anonymous.get("/_sandbox/stats").json()["created"] == {}

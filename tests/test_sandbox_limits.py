@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bulk_import.api import parse_rate_limit
 from bulk_import.sandbox.cli import add_arguments
 from bulk_import.sandbox.limits import RateLimit
 from bulk_import.sandbox.settings import SandboxConfig
@@ -89,6 +90,37 @@ def test_ietf_policy_and_combined_field_or_the_older_trio() -> None:
     }
 
 
+def test_ietf_structured_form_lists_a_burst_and_a_looser_daily_policy() -> None:
+    clock = Clock()
+    lim = limit(clock, rate=50, rate_style="ietf", window=2, ietf_form="structured")
+    lim.take()
+    clock.now += 3600.25
+    assert headers(lim) == {
+        "ratelimit-policy": '"burst";q=100;w=2, "daily";q=43200000;w=86400',
+        "ratelimit": '"burst";r=5;t=0, "daily";r=43199999;t=82800',
+    }
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--rate", "5", "--rate-style", "ietf", "--ietf-form", "trio"])
+    options = {k: v for k, v in vars(args).items() if k in SandboxConfig.__dataclass_fields__}
+    assert SandboxConfig(**options).effective_ietf_form() == "trio"
+    with pytest.raises(ValueError, match="ietf_form"):
+        SandboxConfig(rate=1, ietf_form="rfc")  # type: ignore[arg-type]
+
+
+def test_over_loopback_the_structured_form_is_parsed_as_its_burst_policy(
+    sandbox_factory: Any,
+) -> None:
+    sb = sandbox_factory(api_key="k", rate=50, rate_style="ietf", window=2, ietf_form="structured")
+    with httpx.Client(base_url=sb.url) as client:
+        answer = client.get("/v1/phone-numbers", headers={"X-API-Key": "k"})
+    info = parse_rate_limit(answer.headers)
+    assert info is not None
+    assert (info.limit, info.window, info.per_second) == (100, 2, 50)
+    assert info.remaining is not None
+    assert info.remaining <= 5
+
+
 def test_silent_and_wrong_headers() -> None:
     clock = Clock()
     silent = limit(clock, rate=100, rate_style="silent")
@@ -128,3 +160,6 @@ def test_over_loopback_a_window_answers_429_until_its_end(sandbox_factory: Any) 
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert answers[3].headers["Retry-After"] == answers[3].headers["X-RateLimit-Reset"] == "3"
+    with httpx.Client(base_url=sb.url, headers={"X-API-Key": "sandbox-key"}) as c:
+        assert c.get("/v1/phone-numbers").status_code == 429  # the same run of 429s
+        assert c.get("/_sandbox/stats").json()["throttle_episodes"] == 1

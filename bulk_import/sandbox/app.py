@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -38,6 +39,9 @@ from bulk_import.sandbox.limits import RateLimit, format_retry_after
 from bulk_import.sandbox.settings import Fault, SandboxConfig
 
 #: The fields of a stored number that the API answers with (never the trunk credentials).
+#: seconds without a 429 of the rate limit that end a throttling episode (``stats()``)
+EPISODE_GAP = 0.25
+
 PUBLIC_FIELDS = (
     "sipPhoneNumber",
     "inboundAgentId",
@@ -112,6 +116,8 @@ class SandboxState:
         self.first_request: float | None = None  # time.monotonic() of the first API request
         self.last_answer: float | None = None  # ... and of the last answer's start
         self.limiter = RateLimit(self.config) if self.config.rate is not None else None
+        self.throttle_episodes = 0  # runs of the limit's 429s, each EPISODE_GAP from the last
+        self.last_throttle = -math.inf
         self.dice = FaultDice(self.config)
 
     def stats(self) -> dict[str, Any]:
@@ -125,6 +131,7 @@ class SandboxState:
             "records": len(self.records),
             "first_request": self.first_request,
             "last_answer": self.last_answer,
+            "throttle_episodes": self.throttle_episodes,
             "methods": dict(self.methods),
             "deleted": dict(self.deleted),
         }
@@ -260,6 +267,10 @@ class SandboxApp:
             wait = state.limiter.take()
             limit_headers = state.limiter.headers(throttled=wait > 0)
             if wait:
+                now = time.monotonic()
+                if now - state.last_throttle >= EPISODE_GAP:
+                    state.throttle_episodes += 1
+                state.last_throttle = now
                 retry = format_retry_after(wait, self.config.decimal_retry_after)
                 response: Response = message(
                     429, "rate limit exceeded", retry_after_seconds=round(wait, 3)

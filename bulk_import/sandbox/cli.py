@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bulk_import.sandbox.settings import LIST_STYLES, RATE_HEADERS, RATE_STYLES, SandboxConfig
+from bulk_import.sandbox.settings import (
+    IETF_FORMS,
+    LIST_STYLES,
+    RATE_HEADERS,
+    RATE_STYLES,
+    SandboxConfig,
+)
 
 DEFAULTS = SandboxConfig()
 
@@ -55,7 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--burst", type=float, default=None, help="bucket size (default: max(1, rate/10))")
     add("--decimal-reset", action="store_true", help="Reset with 3 decimals, not whole seconds")
     add("--reset-epoch", action="store_true", help="window style: Reset as a Unix time")
-    add("--ietf-trio", action="store_true", help="ietf style: RateLimit-Limit/-Remaining/-Reset")
+    add("--ietf-trio", action="store_true", help="ietf style: the same as --ietf-form trio")
+    add(
+        "--ietf-form",
+        choices=IETF_FORMS,
+        default=DEFAULTS.ietf_form,
+        help="ietf style's headers: draft (RateLimit-Policy: Q;w=W + RateLimit: limit=, "
+        "remaining=, reset=), trio (RateLimit-Limit/-Remaining/-Reset), structured "
+        '("name";q=Q;w=W + "name";r=N;t=S, and a looser daily policy) (default: %(default)s)',
+    )
     add("--reject-all", action="store_true", help="answer every import 400")
     add("--latency-ms", type=float, default=0.0, help="delay before every answer")
     add("--fail-rate", type=float, default=0.0, help="share of imports answered 500")

@@ -14,7 +14,10 @@ numbers mean), per ``SandboxConfig.rate_style``:
   rounded up, or with ``reset_epoch`` its end as a Unix time);
 - ``ietf``: a token bucket announced as the IETF draft does: ``RateLimit-Policy:
   Q;w=W`` and ``RateLimit: limit=Q, remaining=N, reset=S`` (``Q = rate * window``), or
-  with ``ietf_trio`` the older ``RateLimit-Limit``/``-Remaining``/``-Reset``.
+  (``ietf_form``) the older ``RateLimit-Limit``/``-Remaining``/``-Reset``, or the newest
+  draft's structured fields, ``RateLimit-Policy: "burst";q=Q;w=W, "daily";q=D;w=86400``
+  and ``RateLimit: "burst";r=N;t=S, "daily";r=M;t=T``: the daily policy (ten times the
+  rate over a day) never binds in a run, so a client must honour the most restrictive.
 
 ``announce_rate`` makes the headers lie (the limit they announce, per second, is not
 the one enforced).  Time is injected (``clock``, ``wall_clock``) so tests can drive it.
@@ -144,6 +147,8 @@ class RateLimit:
             self.enforcer = TokenBucket(config.rate, config.burst, clock=clock)
         announced = config.announce_rate if config.announce_rate is not None else config.rate
         self.announced = announced
+        self._started = clock()
+        self._daily_used = 0  # answers so far, counted against the daily policy
 
     def take(self) -> float:
         """0.0 when the request may pass, else the seconds until one may (its Retry-After)."""
@@ -171,7 +176,10 @@ class RateLimit:
             ]
         if self.style == "ietf":
             quota = _number(self.announced * self.window)
-            if self.config.ietf_trio:
+            form = self.config.effective_ietf_form()
+            if form == "structured":
+                return self._structured(quota, remaining, reset)
+            if form == "trio":
                 return [
                     (b"ratelimit-limit", quota),
                     (b"ratelimit-remaining", remaining),
@@ -187,6 +195,19 @@ class RateLimit:
             (b"x-ratelimit-remaining", remaining),
             (b"x-ratelimit-reset", reset),
         ]
+
+    def _structured(self, quota: bytes, remaining: bytes, reset: bytes) -> Headers:
+        daily = math.ceil(self.announced * DAY * 10)
+        self._daily_used += 1
+        day_left = max(0, daily - self._daily_used)
+        day_reset = math.ceil(DAY - (self._clock() - self._started) % DAY)
+        window = _number(self.window)
+        policy = b'"burst";q=%s;w=%s, "daily";q=%d;w=%d' % (quota, window, daily, DAY)
+        state = b'"burst";r=%s;t=%s, "daily";r=%d;t=%d' % (remaining, reset, day_left, day_reset)
+        return [(b"ratelimit-policy", policy), (b"ratelimit", state)]
+
+
+DAY = 86_400  # seconds: the structured form's second, looser policy
 
 
 def _number(value: float) -> bytes:

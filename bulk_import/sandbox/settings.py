@@ -18,6 +18,9 @@ RATE_HEADERS: tuple[RateHeaders, ...] = ("all", "429", "none")
 #: How the sandbox enforces and announces ``rate`` (see ``sandbox/limits.py``).
 RateStyle = Literal["silent", "bucket", "window", "ietf"]
 RATE_STYLES: tuple[RateStyle, ...] = ("silent", "bucket", "window", "ietf")
+#: How the ``ietf`` style writes its headers (see ``sandbox/limits.py``).
+IetfForm = Literal["draft", "trio", "structured"]
+IETF_FORMS: tuple[IetfForm, ...] = ("draft", "trio", "structured")
 #: The window of ``rate_style`` "window" and "ietf" when none is given, in seconds.
 DEFAULT_WINDOWS: dict[str, float] = {"window": 60.0, "ietf": 1.0}
 
@@ -40,11 +43,14 @@ class SandboxConfig:
     * window`` per ``window`` seconds, 60 by default), ``ietf`` (the IETF draft's headers,
     over 1 s by default)); ``announce_rate`` makes the headers announce another limit
     than the one enforced.  ``Reset`` is whole seconds rounded up, with ``decimal_reset``
-    3 decimals, with ``reset_epoch`` (window style) a Unix time; ``ietf_trio`` sends the
-    older ``RateLimit-Limit/-Remaining/-Reset``.  The headers go on every answer
-    (``rate_headers="all"``), on its 429s only (``"429"``), or never (``"none"``, like
-    the silent style).  ``latency_ms`` delays every API answer.  ``reject_all`` answers
-    every import 400 (an API that refuses every row).
+    3 decimals, with ``reset_epoch`` (window style) a Unix time; ``ietf_form`` picks the
+    IETF headers: ``draft`` (``RateLimit-Policy: Q;w=W`` + ``RateLimit: limit=, remaining=,
+    reset=``), ``trio`` (the older ``RateLimit-Limit/-Remaining/-Reset``; ``ietf_trio``
+    is the same) or ``structured`` (the newest draft's ``"name";q=Q;w=W`` and
+    ``"name";r=N;t=S``, with a second, looser daily policy in each field).  The headers
+    go on every answer (``rate_headers="all"``), on its 429s only (``"429"``), or never
+    (``"none"``, like the silent style).  ``latency_ms`` delays every API answer.
+    ``reject_all`` answers every import 400 (an API that refuses every row).
     The ``*_rate`` fields are probabilities (their sum at most 1) applied to ``POST
     /v1/phone-numbers/import`` only, after the key and rate checks:
 
@@ -75,6 +81,7 @@ class SandboxConfig:
     decimal_reset: bool = False
     reset_epoch: bool = False
     ietf_trio: bool = False
+    ietf_form: IetfForm = "draft"
     reject_all: bool = False
     latency_ms: float = 0.0
     fail_rate: float = 0.0
@@ -103,6 +110,8 @@ class SandboxConfig:
             raise ValueError("rate must be positive (or None for no limit)")
         if self.rate_headers not in RATE_HEADERS:
             raise ValueError(f"rate_headers must be one of {', '.join(RATE_HEADERS)}")
+        if self.ietf_form not in IETF_FORMS:
+            raise ValueError(f"ietf_form must be one of {', '.join(IETF_FORMS)}")
         if self.rate_style not in RATE_STYLES:
             raise ValueError(f"rate_style must be one of {', '.join(RATE_STYLES)}")
         for name in ("window", "announce_rate", "burst"):
@@ -116,6 +125,10 @@ class SandboxConfig:
         probabilities = [p for _, p in self.fault_rates()]
         if any(not 0.0 <= p <= 1.0 for p in probabilities) or sum(probabilities) > 1.0 + 1e-9:
             raise ValueError("fault rates must each be in [0, 1] and sum to at most 1")
+
+    def effective_ietf_form(self) -> IetfForm:
+        """The IETF headers' form (``ietf_trio`` is the older name of ``"trio"``)."""
+        return "trio" if self.ietf_trio else self.ietf_form
 
     def effective_window(self) -> float:
         """The window of the window and IETF styles, in seconds (1 for the others)."""
