@@ -256,6 +256,8 @@ class _Run:
         self.batch: Journal | None = None
         #: Told of each page of the account's list read while sending, and of its end.
         self.pages = asyncio.Condition()
+        #: The API rejected the key when the account was listed: no write may leave.
+        self.key_rejected: AuthError | None = None
         self.requests = RequestLog()  # every request's status and time, for the summary
 
     def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
@@ -288,11 +290,13 @@ class _Run:
 
     async def ready(self, phone: str) -> None:
         """Wait until the account's list (read while sending) has shown ``phone`` or has
-        ended: only then may its first write leave (the ledger's proof of creation)."""
-        if self.journal.knows(phone):
-            return
-        async with self.pages:
-            await self.pages.wait_for(lambda: self.journal.knows(phone))
+        ended: only then may its first write leave (the ledger's proof of creation).
+        Raises the listing's ``AuthError`` once the API has rejected the key."""
+        if not self.journal.knows(phone):
+            async with self.pages:
+                await self.pages.wait_for(lambda: self.journal.knows(phone))
+        if self.key_rejected is not None:
+            raise self.key_rejected
 
     def created(self, phone: str, fields: Record) -> None:
         self.journal.created(phone, fields)
@@ -1297,8 +1301,8 @@ async def _list_account_meanwhile(
                 "(it holds more, or a page of its list could not be read): a lost answer "
                 "about another number is 'not known'"
             )
-    except AuthError:
-        pass  # the sending is told so by its own requests, and stops
+    except AuthError as exc:
+        run.key_rejected = exc  # every write waiting for the list stops the run (exit 3)
     except ApiError as exc:  # no list endpoint, or it is down: every number is unknown
         run.tell(f"note: the account's numbers could not be listed: {exc}")
     finally:

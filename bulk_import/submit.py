@@ -114,7 +114,8 @@ class JournalProtocol(Protocol):
 
     async def ready(self, phone: str) -> None:
         """Returns once a write of ``phone`` may leave: the account's list, read while
-        sending, has said whether it existed before."""
+        sending, has said whether it existed before (raises ``AuthError`` if the list was
+        refused the key)."""
 
     def created(self, phone: str, fields: Record) -> None:
         """This batch created ``phone``, and the account shows ``fields`` for it (the first
@@ -382,7 +383,11 @@ class _Submission:
         self, row: _Row, send: Callable[[], Awaitable[Answer]], *, stores: bool
     ) -> Answer:
         if stores:  # a write waits for the account's list to say what was there before
-            await self.unless_halted(self.journal.ready(row.job.phone_number))
+            try:
+                await self.unless_halted(self.journal.ready(row.job.phone_number))
+            except AuthError as exc:  # the list was refused the key: nothing is written
+                self.abort(exc, "run aborted: the API key was rejected")
+                raise _Halted from None
         sent_at = await self.unless_halted(self.limiter.acquire())
         if self.halted():
             raise _Halted
