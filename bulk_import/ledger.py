@@ -299,9 +299,10 @@ class Journal:
         Written in the transaction that ``record`` commits with the row's result.
         """
         self._begin()
-        self._upsert(phone)
-        self._db.execute(
-            "UPDATE numbers SET fingerprint = ? WHERE phone = ?", (json.dumps(fields), phone)
+        self._db.execute(  # one statement: the _upsert and the UPDATE it was before
+            "INSERT INTO numbers (phone, fingerprint) VALUES (?, ?) "
+            "ON CONFLICT (phone) DO UPDATE SET fingerprint = excluded.fingerprint",
+            (phone, json.dumps(fields)),
         )
 
     def fingerprint_of(self, phone: str) -> dict[str, str] | None:
@@ -355,11 +356,11 @@ class Journal:
         ``record``'s transaction."""
         visible = {k: v for k, v in sent.items() if k not in SECRET_FIELDS}
         self._begin()
-        self._upsert(phone)
         self._db.execute(  # the first is kept: later PATCHes of the batch add to ``sent``
-            "UPDATE numbers SET sent = CASE WHEN created THEN sent ELSE ? END, created = 1 "
-            "WHERE phone = ?",
-            (json.dumps(visible), phone),
+            "INSERT INTO numbers (phone, sent, created) VALUES (?, ?, 1) "
+            "ON CONFLICT (phone) DO UPDATE SET "
+            "sent = CASE WHEN created THEN sent ELSE excluded.sent END, created = 1",
+            (phone, json.dumps(visible)),
         )
 
     # -- the submit.JournalProtocol ------------------------------------------------------
@@ -370,12 +371,11 @@ class Journal:
         existed = self._existed_now(phone)
         with self._writing():
             self._begin()
-            self._db.execute(
-                "INSERT OR IGNORE INTO numbers (phone, existed) VALUES (?, ?)", (phone, existed)
-            )
-            self._db.execute(
-                "UPDATE numbers SET pending = ?, existed = coalesce(existed, ?) WHERE phone = ?",
-                (job.action.value, existed, phone),
+            self._db.execute(  # one statement: the INSERT OR IGNORE and UPDATE it was before
+                "INSERT INTO numbers (phone, existed, pending) VALUES (?, ?, ?) "
+                "ON CONFLICT (phone) DO UPDATE SET pending = excluded.pending, "
+                "existed = coalesce(existed, excluded.existed)",
+                (phone, existed, job.action.value),
             )
             self._flush()  # one commit: this mark, and the rows finished since the last one
         self.marked += 1

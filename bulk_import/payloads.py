@@ -93,7 +93,9 @@ class PhoneNumberRecord(BaseModel):
             if isinstance(value, str):
                 value = value[:ANSWER_TEXT_LIMIT]
                 values[name] = clean(value) if clean is not None else value
-        return cls.model_validate(values)
+        # Every value is now what its field takes (text, or a boolean for ``active``):
+        # validating would only copy them (model_validate was a tenth of an answer's CPU).
+        return cls.model_construct(**values)
 
     def matches(self, request: ImportRequest) -> bool:
         """True when this record holds the values ``request`` would have stored."""
