@@ -288,6 +288,9 @@ class _Run:
     def existed(self, phone: str) -> str:
         return self.journal.existed(phone)
 
+    def ready_now(self, phone: str) -> bool:
+        return self.key_rejected is None and self.journal.knows(phone)
+
     async def ready(self, phone: str) -> None:
         """Wait until the account's list (read while sending) has shown ``phone`` or has
         ended: only then may its first write leave (the ledger's proof of creation).

@@ -112,6 +112,10 @@ class JournalProtocol(Protocol):
         ``ABSENT``, ``PRESENT`` or ``UNKNOWN``)."""
         ...
 
+    def ready_now(self, phone: str) -> bool:
+        """True when a write of ``phone`` may leave without waiting (``ready``)."""
+        ...
+
     async def ready(self, phone: str) -> None:
         """Returns once a write of ``phone`` may leave: the account's list, read while
         sending, has said whether it existed before (raises ``AuthError`` if the list was
@@ -382,7 +386,8 @@ class _Submission:
     async def _attempt(
         self, row: _Row, send: Callable[[], Awaitable[Answer]], *, stores: bool
     ) -> Answer:
-        if stores:  # a write waits for the account's list to say what was there before
+        if stores and not self.journal.ready_now(row.job.phone_number):
+            # a write waits for the account's list to say what was there before
             try:
                 await self.unless_halted(self.journal.ready(row.job.phone_number))
             except AuthError as exc:  # the list was refused the key: nothing is written

@@ -130,6 +130,9 @@ class FakeJournal:
         self.given = dict(existed or {})
         self.present: set[str] = set()
 
+    def ready_now(self, phone: str) -> bool:
+        return True
+
     async def ready(self, phone: str) -> None:
         pass
 
@@ -560,6 +563,9 @@ def run_against(
 
         def in_doubt(self, job: Job) -> bool:
             return False
+
+        def ready_now(self, phone: str) -> bool:
+            return True
 
         async def ready(self, phone: str) -> None:
             pass
