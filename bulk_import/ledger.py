@@ -578,16 +578,6 @@ class Journal:
 _PENDING = "SELECT phone FROM numbers WHERE pending IS NOT NULL"
 
 
-def open_batch(path: Path) -> Journal | None:
-    """The ledger of an existing batch, to read and mark (``undo``); None without one.
-
-    Nothing of it is reset: its results and previous rows stay as the batch left them.
-    """
-    if not path.exists():
-        return None
-    return Journal(path, resume=True)
-
-
 def batch_started(path: Path) -> str | None:
     """When the batch at ``path`` started (``20261202T021500Z``), and whether it holds
     writes: None when there is no batch worth keeping there (no journal, or one that
