@@ -141,6 +141,7 @@ async def _plan_import(run: _Submission, row: _Row) -> RowResult:
 async def _update(run: _Submission, row: _Row, *, missing: Status) -> RowResult:
     record = await _read(run, row)
     if record is None:
+        row.settled()  # no such number: no write of ours is left to wonder about
         if missing is Status.INVALID:
             if row.job.importable is not None:  # pragma: no cover - submit POSTs these
                 return row.result(Status.FAILED, error="not found")
@@ -159,9 +160,11 @@ async def _patch_towards(run: _Submission, row: _Row, record: Record) -> RowResu
         if earlier is not None and matches_body(record, earlier[1]) and earlier[1]:
             # An earlier run's PATCH, answer lost, did land: this row is updated.
             changes = describe(diff(wanted, earlier[0]))
+            row.settled()
             return row.result(Status.UPDATED, sip=sip, changes=changes)
     decision = decide_update(wanted, record)
     if not decision.body:
+        row.settled()  # the record shows what the row wants: nothing is in doubt
         return row.result(Status.UNCHANGED, sip=sip)
     if not run.options.writes:
         return row.result(Status.WOULD_UPDATE, sip=sip, changes=decision.changes_text)

@@ -313,7 +313,8 @@ class _Run:
         keeps = self.opts.command in ("run", "update")
         if job is not None and keeps and result.status in DONE_STATUSES:
             phone = job.phone_number
-            if result.status is Status.UPDATED and self.journal.is_created(phone):
+            edited_import = result.status in (Status.UPDATED, Status.UNCHANGED)
+            if edited_import and self.journal.is_created(phone):
                 # An edited row resumed, PATCHed onto the number this batch created: it is
                 # still this batch's import (undo deletes it).
                 result = dataclasses.replace(result, status=Status.IMPORTED)

@@ -436,8 +436,12 @@ class _Submission:
             raise Transient(answer.message, status=answer.status, retry_after=answer.retry_after)
         self.good_answers += 1
         self.failing_streak = 0
-        if stores and answer.kind is not AnswerKind.AUTH:
-            row.settled()  # a definitive answer to the write: applied, or not at all
+        # A definitive answer to the write: applied, or not at all.  But a 409 to a row in
+        # doubt says nothing of what the lost attempt did: the reconciliation that follows
+        # settles it.
+        doubtful = row.in_doubt and answer.kind is AnswerKind.EXISTS
+        if stores and answer.kind is not AnswerKind.AUTH and not doubtful:
+            row.settled()
         if answer.kind is AnswerKind.AUTH:
             self.abort(
                 AuthError(
@@ -513,6 +517,8 @@ async def _existing(run: _Submission, row: _Row) -> RowResult:
         if patched and run.options.on_existing == "update":
             return await actions.update_existing(run, row, None)
         existed = run.journal.existed(req.phone_number)
+        if not patched and existed != ABSENT:
+            row.settled()  # it was there before (or that can't be known): no lost POST of ours
         if not patched and existed == ABSENT:
             # Known absent before this batch's first POST of it: that lost POST made it
             # (docs/contract.md, "Proof of creation").  With the values of that POST,
@@ -524,6 +530,7 @@ async def _existing(run: _Submission, row: _Row) -> RowResult:
                 run.journal.created(req.phone_number, record_fields(found.record))
                 if run.options.on_existing == "update":  # the row's values, if edited since
                     return await actions.update_existing(run, row, found)
+            row.settled()
             return row.result(Status.IMPORTED, sip=_sip(found) or req.phone_number)
         if not patched and existed == UNKNOWN:
             note = NOT_KNOWN
