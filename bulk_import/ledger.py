@@ -163,7 +163,7 @@ class Journal:
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (os.urandom(16).hex(),)
             )
-            self.salt = bytes.fromhex(self._meta("salt") or "")
+            self.salt = bytes.fromhex(self.meta("salt") or "")
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._close_quietly()
@@ -194,14 +194,13 @@ class Journal:
             return
         self._key = _fingerprint_key(account.api_key, self.salt)
         mine = key_fingerprint(account.api_key, self.salt)
-        url, key = self._meta("base_url"), self._meta("account")
+        url, key = self.meta("base_url"), self.meta("account")
         if url is not None and key is not None:
             if (url, key) != (account.url, mine) and not other_account:
+                other_key = "" if key == mine else " with another API key"
                 raise UsageError(
-                    f"the batch in {self.path} was sent to {url}"
-                    + (" with another API key" if url == account.url else "")
-                    + f"; this run would send to {account.url}"
-                    + (" with another API key" if url != account.url and key != mine else ""),
+                    f"the batch in {self.path} was sent to {url}; this run would send to "
+                    f"{account.url}{other_key}",
                     hint="other_account goes on anyway, if that is what is meant",
                     param="other_account",
                 )
@@ -433,9 +432,6 @@ class Journal:
         with self._writing():
             self._db.execute("UPDATE numbers SET undone = ? WHERE phone = ?", (what, phone))
 
-    def meta(self, key: str) -> str | None:
-        return self._meta(key)
-
     # -- results --------------------------------------------------------------------------
     def record(self, result: RowResult, *, durable: bool = True) -> None:
         with self._writing():
@@ -535,7 +531,8 @@ class Journal:
             pass
 
     # -- inside ---------------------------------------------------------------------------
-    def _meta(self, key: str) -> str | None:
+    def meta(self, key: str) -> str | None:
+        """A value of the batch's ``meta`` table (``started_at``, ``undo_finished`` ...)."""
         hit = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if hit is None else cast(str, hit[0])
 
