@@ -18,17 +18,22 @@ is a ledger").  It holds:
 
 Every finished row is committed the moment it finishes (``kill -9`` loses nothing
 finished), and every write is marked pending, committed in one transaction with what the
-ledger learns of the number, before it leaves.
+ledger learns of the number, before it leaves.  While a run sends (``group_commits``),
+"the moment" is the end of the event loop's turn in which the row finished or the mark
+was made: one commit then holds every row and mark of that turn, no request leaves before
+the commit that holds its mark (``marks_durable``), and nothing is told of the rows (the
+results file, ``after_commit``) before the commit that holds them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -173,6 +178,11 @@ class Journal:
             ) from exc
         self._pending = 0
         self._in_tx = False
+        #: While a run sends: the loop whose turn ends a group of commits (``group_commits``).
+        self._group: asyncio.AbstractEventLoop | None = None
+        self._commit_due = False  # a commit at the end of this turn is scheduled
+        self._waiting: list[asyncio.Future[None]] = []  # requests waiting for their mark
+        self._after_commit: Callable[[], None] | None = None
         self.marked = 0  # requests this run marked in doubt (so they may have been sent)
         self._broken: WriteError | None = None
         self._prior_doubt = {r[0] for r in self._db.execute(_PENDING)}
@@ -376,8 +386,65 @@ class Journal:
                 "existed = coalesce(existed, excluded.existed)",
                 (phone, existed, job.action.value),
             )
-            self._flush()  # one commit: this mark, and the rows finished since the last one
+            # one commit: this mark, and the rows finished since the last one (while a
+            # run sends, those of this turn of the loop: ``marks_durable``)
+            self._commit_soon()
         self.marked += 1
+
+    async def marks_durable(self) -> None:
+        """Returns once every in-doubt mark made so far is committed: a request may leave.
+
+        Without ``group_commits`` the marks are committed as they are made, and this
+        returns at once.  Raises the ``WriteError`` of a commit that failed.
+        """
+        if self._broken is not None:
+            raise self._broken
+        if not self._in_tx:
+            return
+        if self._group is None:
+            with self._writing():
+                self._flush()
+            return
+        waiter = self._group.create_future()
+        self._waiting.append(waiter)
+        await waiter
+
+    def group_commits(
+        self,
+        loop: asyncio.AbstractEventLoop | None,
+        *,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """Commit at the end of each turn of ``loop`` (None: at once, as before) what the
+        turn wrote: the finished rows and the in-doubt marks (see the module docstring).
+        ``after_commit`` is called after each commit (the results file's rows then)."""
+        with self._writing():
+            self._flush()
+        self._group = loop
+        self._after_commit = after_commit
+
+    def _commit_soon(self) -> None:
+        if self._group is None:
+            self._flush()
+        elif not self._commit_due:
+            self._commit_due = True
+            self._group.call_soon(self._commit_turn)
+
+    def _commit_turn(self) -> None:
+        """The end of a turn of the loop: commit what it wrote, let its requests leave."""
+        self._commit_due = False
+        try:
+            with self._writing():
+                self._flush()
+        except WriteError as exc:
+            # Nobody called this: the run learns of it from its next write of the ledger
+            # (every one raises it now), and the requests waiting for their marks from it.
+            if self._broken is None:
+                self._broken = exc
+            waiting, self._waiting = self._waiting, []
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_exception(exc)
 
     def in_doubt(self, job: Job) -> bool:
         """True when an earlier run sent this number and got no definitive answer."""
@@ -491,14 +558,23 @@ class Journal:
                 (result.status.value, result.in_doubt, result.phone_number),
             )
         self._pending += 1
-        if durable or self._pending >= self._BATCH:
+        if self._pending >= self._BATCH:
             self._flush()
+        elif durable:
+            self._commit_soon()
 
     def _flush(self) -> None:
         if self._in_tx:
             self._db.execute("COMMIT")
             self._in_tx = False
             self._pending = 0
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
+        if self._after_commit is not None:
+            self._after_commit()
 
     def results_in_order(self) -> Iterator[RowResult]:
         with self._writing():

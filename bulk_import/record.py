@@ -85,6 +85,7 @@ class ResultsWriter:
         self.changes = changes
         self.columns = (*RESULT_COLUMNS, CHANGES_COLUMN) if changes else RESULT_COLUMNS
         self._file: TextIO | None = None
+        self._held: list[RowResult] | None = None  # rows waiting for the ledger's commit
         tmp: Path | None = None
         try:
             file, tmp = new_file_beside(path)
@@ -112,8 +113,31 @@ class ResultsWriter:
         """Append one finished row and hand it to the OS (survives a killed process)."""
         if self._file is None:
             return
+        if self._held is not None:
+            self._held.append(result)
+            return
         try:
             self._csv.writerow(result_cells(result, changes=self.changes))
+            self._file.flush()
+        except OSError as exc:
+            raise WriteError(f"can't write the results file {self.path}: {describe(exc)}") from exc
+
+    def hold(self) -> None:
+        """From now on a row appended waits until ``release``: the ledger's commit of it
+        (docs/architecture.md: the results file never shows a row the ledger lacks)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self, *, holding: bool = True, write: bool = True) -> None:
+        """Append the rows held (unless not ``write``), in one write; then go on holding
+        rows, or not."""
+        held = self._held
+        self._held = [] if holding else None
+        if not held or not write or self._file is None:
+            return
+        changes = self.changes
+        try:
+            self._csv.writerows([result_cells(r, changes=changes) for r in held])
             self._file.flush()
         except OSError as exc:
             raise WriteError(f"can't write the results file {self.path}: {describe(exc)}") from exc

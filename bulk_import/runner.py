@@ -276,6 +276,9 @@ class _Run:
         self.journal.sending(job)
         self.sent[job.row] += 1
 
+    async def marks_durable(self) -> None:
+        await self.journal.marks_durable()
+
     def in_doubt(self, job: Job) -> bool:
         return self.journal.in_doubt(job)
 
@@ -748,6 +751,12 @@ class _XlsxWriter:
     def append(self, result: RowResult) -> None:
         """Nothing: the journal holds the row."""
 
+    def hold(self) -> None:
+        """Nothing: no row is written before the end."""
+
+    def release(self, *, holding: bool = True, write: bool = True) -> None:
+        """Nothing: no row is written before the end."""
+
     def finalize(self, results: Iterator[RowResult]) -> None:
         self._book = XlsxResults(self.path, changes=self.changes)
         try:
@@ -1165,7 +1174,6 @@ async def _send(
     from .submit import SubmitOptions, submit
 
     stop = asyncio.Event()
-    signals = 0
     loop = asyncio.get_running_loop()
     async with SigmaMindAPI(
         opts.base_url, opts.api_key or "", timeout=opts.timeout, max_connections=opts.concurrency
@@ -1223,30 +1231,55 @@ async def _send(
             report.requests += reads[0]
             return report
 
-        task = asyncio.ensure_future(read_then_send())
-
-        def on_signal() -> None:
-            nonlocal signals
-            signals += 1
-            if signals == 1:
-                stop.set()
-                run.tell(
-                    f"stopping: letting {len(run.pending)} in-flight row(s) finish; "
-                    "press Ctrl-C again to stop at once"
-                )
-            else:
-                task.cancel()
-
-        installed = _install(loop, on_signal) if handle_signals else []
+        # Rows and in-doubt marks are committed once a turn of the loop (ledger.py), the
+        # results file's rows after the commit that holds them.
+        run.writer.hold()
+        run.journal.group_commits(loop, after_commit=run.writer.release)
         try:
-            report = await task
-        except asyncio.CancelledError:
-            if signals < 2:
-                raise
-            return None, True
+            return await _sending(read_then_send(), run, loop, stop, handle_signals)
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            try:
+                run.journal.group_commits(None)
+            except WriteError:
+                run.writer.release(holding=False, write=False)  # the ledger lacks them
+                raise
+            run.writer.release(holding=False)
+
+
+async def _sending(
+    sending: Coroutine[object, object, SubmitReport],
+    run: _Run,
+    loop: asyncio.AbstractEventLoop,
+    stop: asyncio.Event,
+    handle_signals: bool,
+) -> tuple[SubmitReport | None, bool]:
+    """Run ``sending``; the first SIGINT/SIGTERM/SIGHUP drains in-flight rows (``stop``),
+    the second cuts them."""
+    signals = 0
+    task = asyncio.ensure_future(sending)
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            stop.set()
+            run.tell(
+                f"stopping: letting {len(run.pending)} in-flight row(s) finish; "
+                "press Ctrl-C again to stop at once"
+            )
+        else:
+            task.cancel()
+
+    installed = _install(loop, on_signal) if handle_signals else []
+    try:
+        report = await task
+    except asyncio.CancelledError:
+        if signals < 2:
+            raise
+        return None, True
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
     return report, signals > 0
 
 

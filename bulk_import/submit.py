@@ -91,7 +91,12 @@ FAILING_STREAK = 3  # requests out of attempts, with no usable answer between: A
 
 
 class JournalProtocol(Protocol):
-    """The caller's durable record of rows sent without an answer."""
+    """The caller's durable record of rows sent without an answer.
+
+    A journal that commits its marks later than ``sending`` returns (a turn of the event
+    loop later: ledger.py) also has ``async marks_durable()``, awaited after ``sending``
+    and before the request leaves.
+    """
 
     def sending(self, job: Job) -> None:
         """Called right before every POST/PATCH for ``job``: mark the row "in doubt"."""
@@ -247,6 +252,9 @@ class _Submission:
         self._halt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fatal: BaseException | None = None
         self.recorder: RequestLog | None = None
+        self._marks_durable: Callable[[], Awaitable[None]] | None = getattr(
+            journal, "marks_durable", None
+        )
 
     async def run(
         self, jobs: Iterator[Job], on_result: Callable[[RowResult], None]
@@ -400,6 +408,8 @@ class _Submission:
         if stores:
             self.journal.sending(row.job)
             row.unresolved = True
+            if self._marks_durable is not None:  # the mark is committed before it leaves
+                await self._marks_durable()
         row.attempts += row.counting  # counted before: a cut request may have left
         self.report.requests += 1
         recorder = self.recorder
