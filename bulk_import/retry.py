@@ -21,11 +21,14 @@ import asyncio
 import random as _random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .defaults import MAX_ATTEMPTS
 from .errors import ConnectionFailed
+
+T = TypeVar("T")
 
 
 class Transient(Exception):
@@ -73,6 +76,32 @@ class RetryPolicy:
         """The tenacity wait strategy of this policy."""
         failure = state.outcome.exception() if state.outcome is not None else None
         return self.delay(state.attempt_number, failure)
+
+    async def run(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> T:
+        """``await attempt()`` under this policy: what ``retrying`` does, without tenacity's
+        objects for each attempt (a request's first attempt, which nearly always is its
+        last, costs a call).  The same decisions in the same order as tenacity's: after a
+        transient failure the wait is worked out (``delay``, drawing ``random``) before
+        the attempts are counted, and when they have run out the failure itself is raised.
+        """
+        pause = sleep or self.sleep
+        number = 1
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                wait = self.delay(number, exc)
+                if number >= self.max_attempts:
+                    raise
+            await pause(wait)
+            number += 1
 
     def retrying(self, *, sleep: Callable[[float], Awaitable[None]] | None = None) -> AsyncRetrying:
         """A fresh ``AsyncRetrying`` for one request (``sleep`` overrides the policy's)."""

@@ -251,6 +251,8 @@ class _Submission:
         self.rows_answered = 0  # ... of the rows that ended with the API's answer
         self._halt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fatal: BaseException | None = None
+        #: The tasks awaiting in ``unless_halted``, and whether a halt has cancelled each.
+        self._waiting: dict[asyncio.Task[Any], bool] = {}
         self.recorder: RequestLog | None = None
         self._marks_durable: Callable[[], Awaitable[None]] | None = getattr(
             journal, "marks_durable", None
@@ -328,23 +330,33 @@ class _Submission:
         if not self._halt.done():
             self.halt_reason = reason
             self._halt.set_result(None)
+            for task in self._waiting:  # those in ``unless_halted``: cut short
+                self._waiting[task] = True
+                task.cancel()
 
     async def unless_halted(self, awaitable: Awaitable[T]) -> T:
-        """``await awaitable``, or raise ``_Halted`` as soon as the run halts."""
+        """``await awaitable``, or raise ``_Halted`` as soon as the run halts.
+
+        Awaited in the worker's own task (no task of its own): a halt cancels the tasks
+        waiting here (``_set_halt``), and that cancellation becomes ``_Halted``.
+        """
         if self.halted():
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()
             raise _Halted
-        task = asyncio.ensure_future(awaitable)
-        waiters: set[asyncio.Future[Any]] = {task, self._halt}
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always called from a worker's task
+            return await awaitable
+        self._waiting[task] = False
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            return await awaitable
+        except asyncio.CancelledError:
+            if not self._waiting.get(task):
+                raise  # cancelled by someone else (the task group, a second Ctrl-C)
+            task.uncancel()
+            raise _Halted from None
         finally:
-            if not task.done():
-                task.cancel()
-        if task.cancelled() or not task.done():
-            raise _Halted
-        return task.result()
+            self._waiting.pop(task, None)
 
     async def _sleep(self, seconds: float) -> None:
         await self.unless_halted(self.policy.sleep(seconds))
@@ -361,13 +373,12 @@ class _Submission:
         """
         good_before = self.good_answers
         try:
-            async for attempt in self.policy.retrying(sleep=self._sleep):
-                with attempt:
-                    return await self._attempt(row, send, stores=stores)
+            return await self.policy.run(
+                lambda: self._attempt(row, send, stores=stores), sleep=self._sleep
+            )
         except (Transient, ConnectionFailed) as exc:
             self._out_of_attempts(exc, answered_meanwhile=self.good_answers != good_before)
             raise
-        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
     def _out_of_attempts(
         self, exc: Transient | ConnectionFailed, *, answered_meanwhile: bool

@@ -118,3 +118,58 @@ def test_is_transient() -> None:
 def test_at_least_one_attempt() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+@pytest.mark.parametrize(
+    "failures",
+    [
+        [],
+        [Transient("HTTP 503", status=503)],
+        [ConnectionFailed("reset", maybe_sent=True), Transient("slow", status=429, retry_after=2)],
+        [Transient("HTTP 503", status=503)] * 5,  # attempts run out: the last one is raised
+        [Transient("HTTP 503", status=503), ValueError("a bug")],  # not retried
+    ],
+)
+def test_run_decides_as_tenacitys_retrying_does(failures: list[BaseException]) -> None:
+    """``policy.run`` (submit's loop) against ``policy.retrying``: the same attempts, the
+    same waits, the same draws of ``random`` (one after every transient failure, the last
+    one included, as tenacity works out the wait before it counts the attempts), the same
+    outcome."""
+
+    def policy() -> tuple[RetryPolicy, Sleeps, list[int]]:
+        draws: list[int] = []
+        sleeps = Sleeps()
+
+        def random() -> float:
+            draws.append(1)
+            return 0.25
+
+        return RetryPolicy(max_attempts=5, random=random, sleep=sleeps), sleeps, draws
+
+    def outcome(result: object) -> object:
+        return (type(result), str(result)) if isinstance(result, BaseException) else result
+
+    old, old_sleeps, old_draws = policy()
+    try:
+        old_result: object = run_with(old, failures)
+    except Exception as exc:
+        old_result = exc
+
+    new, new_sleeps, new_draws = policy()
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= len(failures):
+            raise failures[calls - 1]
+        return "ok"
+
+    try:
+        result = asyncio.run(new.run(attempt))
+        new_result: object = (calls, result)
+    except Exception as exc:
+        new_result = exc
+    assert outcome(new_result) == outcome(old_result)
+    assert new_sleeps.waits == old_sleeps.waits
+    assert len(new_draws) == len(old_draws)
