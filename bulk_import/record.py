@@ -124,7 +124,7 @@ class ResultsWriter:
 
     def hold(self) -> None:
         """From now on a row appended waits until ``release``: the ledger's commit of it
-        (docs/architecture.md: the results file never shows a row the ledger lacks)."""
+        (docs/architecture.md, "Exactly once": the file never shows a row the ledger lacks)."""
         if self._held is None:
             self._held = []
 
