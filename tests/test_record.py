@@ -215,3 +215,53 @@ def test_no_secret_in_reprs() -> None:
     for text in (repr(raw), repr(opts), repr(request), str(request.request)):
         assert "pw-secret" not in text
         assert "key-secret" not in text
+
+
+def test_while_sending_one_commit_a_turn_and_no_mark_leaves_uncommitted(tmp_path: Path) -> None:
+    """``group_commits``: the rows and marks of one turn of the loop share one commit; a
+    mark is committed (seen by another connection, as by a process that resumes after a
+    kill) before ``marks_durable`` returns, and the results file's rows are held until the
+    commit that holds them."""
+    import asyncio
+    import sqlite3
+    from contextlib import closing
+
+    path = tmp_path / "r.csv.journal"
+    commits: list[str] = []
+    released: list[int] = []
+
+    def pending(phone: str) -> object:
+        with closing(sqlite3.connect(path)) as other:
+            hit = other.execute("SELECT pending FROM numbers WHERE phone = ?", (phone,))
+            row = hit.fetchone()
+        return None if row is None else row[0]
+
+    async def go() -> None:
+        journal = Journal(path, resume=False)
+        journal._db.set_trace_callback(  # counts the commits
+            lambda sql: commits.append(sql) if sql == "COMMIT" else None
+        )
+        journal.group_commits(
+            asyncio.get_running_loop(), after_commit=lambda: released.append(len(commits))
+        )
+        commits.clear()
+        jobs = [job(n, f"+1415555{n:04d}") for n in range(2, 12)]
+        for j in jobs:
+            journal.sending(j)
+        assert pending(jobs[0].phone_number) is None  # not committed yet: nothing left
+        await journal.marks_durable()
+        assert commits == ["COMMIT"]  # ten marks, one commit
+        assert all(pending(j.phone_number) == "import" for j in jobs)
+        for j in jobs:
+            journal.record(RowResult(j.row, j.phone_number, Status.IMPORTED, j.phone_number))
+        assert commits == ["COMMIT"]
+        assert pending(jobs[0].phone_number) == "import"
+        await asyncio.sleep(0)  # the end of the turn
+        await asyncio.sleep(0)
+        assert commits == ["COMMIT", "COMMIT"]  # ten finished rows, one commit
+        assert pending(jobs[0].phone_number) is None
+        assert released[-1] == 2  # told after the commit
+        journal.group_commits(None)
+        journal.close()
+
+    asyncio.run(go())
