@@ -22,7 +22,10 @@ the headers are read for what their numbers do over time (``_Headers``):
   window's end when the quota is spent.  Believing a window takes ``WINDOW_SPAN``
   seconds of answers; before that, when ``WINDOW_EVIDENCE`` answers agree on its end
   (a ``Reset`` above ``SMALL_RESET``) and the requests in flight spend what is left, the
-  client waits for that end too, rather than draw a 429 from each of them;
+  client waits for that end too, rather than draw a 429 from each of them.  A
+  whole-second ``Reset`` ends a window up to a second late: for a window anchored at
+  its first request, its end is inferred (``_Headers.resume_at``) and one request is
+  sent there, the others held until it is answered; a 429 to it turns that off;
 - the IETF draft's ``RateLimit-Policy: 100;w=60`` names the window: its rate is
   ``100/60`` per second;
 - **silent** (only 429 + Retry-After): the 429s alone find the limit.
