@@ -22,7 +22,10 @@ the headers are read for what their numbers do over time (``_Headers``):
   window's end when the quota is spent.  Believing a window takes ``WINDOW_SPAN``
   seconds of answers; before that, when ``WINDOW_EVIDENCE`` answers agree on its end
   (a ``Reset`` above ``SMALL_RESET``) and the requests in flight spend what is left, the
-  client waits for that end too, rather than draw a 429 from each of them;
+  client waits for that end too, rather than draw a 429 from each of them.  A
+  whole-second ``Reset`` ends a window up to a second late: for a window anchored at
+  its first request, its end is inferred (``_Headers.resume_at``) and one request is
+  sent there, the others held until it is answered; a 429 to it turns that off;
 - the IETF draft's ``RateLimit-Policy: 100;w=60`` names the window: its rate is
   ``100/60`` per second;
 - **silent** (only 429 + Retry-After): the 429s alone find the limit.
@@ -103,9 +106,11 @@ DRAIN_SPAN = 0.05  # ... for requests sent over this long (not one burst): above
 USED_SHARE = 0.8  # an increase is earned only when at least this share of the rate is sent
 REFILL_SPAN = 0.1  # seconds of a bucket's Remaining, at least, to measure its refill rate
 REFILL_BELOW = 0.95  # a refill measured under this share of the rate (or announced) is real
+PROBE_POLL = 0.01  # seconds: how often waiters look whether a window's probe has answered
 REFILL_SHARE = 0.97  # of a measured refill rate: the rate settled on (margin for jitter)
 
 Style = Literal["unknown", "bucket", "window"]
+NOT_EARLY = (math.inf, -math.inf)
 
 
 class _Headers:
@@ -118,28 +123,64 @@ class _Headers:
 
     def __init__(self) -> None:
         self.style: Style = "unknown"
+        self._limit: float | None = None
         self.max_remaining = 0  # bucket: the fullest it has been seen (about its size)
         self.window_end: float | None = None
         self.window_votes = 0  # answers agreeing on ``window_end`` ...
         self.votes_since = -math.inf  # ... since this time
         self.freshest: float = -math.inf  # send time of the answer the counts come from
         self.last_remaining: int | None = None
+        # The window's phase: a window anchored at its first request started after the
+        # earliest send and before the earliest answer it counted (``opened_*``), so its
+        # length is at most its end less that send (``length_max``, over past windows).
+        self.opened_sent = math.inf
+        self.opened_answer = math.inf
+        self.opener_seen = False  # an answer of this window showed Limit - 1 left
+        self.length_max = math.inf
+        self.length_min = -math.inf
+        self.infer = True  # until an end inferred earlier than a Reset draws a 429
 
     def update(self, info: RateLimitInfo, now: float, sent_at: float) -> None:
         if info.reset is None or info.remaining is None:
             return
+        self._limit = info.limit
         fresh = sent_at >= self.freshest
         if info.reset <= SMALL_RESET:
             if self.style != "window" or (self.window_end is not None and now > self.window_end):
                 self.style = "bucket"
             self.max_remaining = max(self.max_remaining, info.remaining)
         else:
-            self._window(now + info.reset, info.remaining, now, fresh)
+            self._window(now + info.reset, info.remaining, now, fresh, sent_at)
         if fresh:
             self.freshest = sent_at
             self.last_remaining = info.remaining
 
-    def _window(self, end: float, remaining: int, now: float, fresh: bool) -> None:
+    def _opened(self, sent: float, now: float, remaining: int) -> None:
+        self.opened_sent = min(self.opened_sent, sent)
+        self.opened_answer = min(self.opened_answer, now)
+        if self._limit is not None and remaining >= self._limit - 1:
+            self.opener_seen = True
+
+    def resume_at(self) -> float | None:
+        """When the window surely ends: its Reset, or earlier by its inferred phase.
+
+        A whole-second Reset (a Unix time, or seconds rounded up) is up to a second late.
+        A window anchored at its first request (docs/architecture.md, "rate control")
+        started between the earliest send and the earliest answer it counted, so its
+        length ``W`` is at most ``Reset - send`` and more than ``Reset - 1 - answer``,
+        over every window seen.  A whole number of seconds in that range is taken for
+        it (windows are); the end is then at most ``answer + W``, used when earlier than
+        the Reset but never more than a second before it.
+        """
+        end = self.window_end
+        if end is None or not self.infer or not self.opener_seen:
+            return end  # (not opened by this client: its phase is unknown)
+        high = min(self.length_max, end - self.opened_sent)
+        low = max(self.length_min, end - 1.0 - self.opened_answer)
+        length = math.floor(high) if math.floor(high) > low else high
+        return max(end - 1.0, min(end, self.opened_answer + length))
+
+    def _window(self, end: float, remaining: int, now: float, fresh: bool, sent: float) -> None:
         known = self.window_end
         if known is not None and abs(end - known) <= STABLE_END:
             climbed = (
@@ -151,6 +192,7 @@ class _Headers:
                 return
             self.window_votes += 1
             self.window_end = min(known, end)
+            self._opened(sent, now, remaining)
         elif known is None or end > known:
             passed = known is not None and now >= known - STABLE_END
             whole = self.last_remaining is not None and remaining > self.last_remaining
@@ -162,9 +204,18 @@ class _Headers:
                 self.window_votes, self.votes_since = 1, now  # first, or an end that slid
                 if known is not None:
                     self.style = "bucket"
+            if known is not None and self.opener_seen:  # the window before: its length
+                self.length_max = min(self.length_max, known - self.opened_sent)
+                self.length_min = max(self.length_min, known - 1.0 - self.opened_answer)
+            self.opened_sent = self.opened_answer = math.inf
+            self.opener_seen = False
             self.window_end = end
+            self._opened(sent, now, remaining)
         else:  # an earlier end than believed: the stale one was a bucket's or wrong
             self.window_end, self.window_votes, self.votes_since = end, 1, now
+            self.opened_sent = self.opened_answer = math.inf
+            self.opener_seen = False
+            self._opened(sent, now, remaining)
         if self.window_votes >= WINDOW_EVIDENCE and now - self.votes_since >= WINDOW_SPAN:
             self.style = "window"
 
@@ -247,6 +298,8 @@ class RateLimiter:
         self._before_increase: float | None = None  # the rate before the last increase
         self._recover_to: float | None = None  # after a first 429 at a trusted limit
         self._window_left: int | None = None  # a window's quota left, counted here
+        self._early = NOT_EARLY  # (inferred end, Reset) when resuming before the Reset
+        self._probe_sent = False  # ... one request sent then, the others held until it tells
         self._recent: deque[float] = deque()  # grant times, to count those after an answer's
         self._wall: float | None = None  # the rate last throttled (near the real limit)
         self._calm: float | None = None  # slow start: the rate before the last doubling
@@ -283,6 +336,8 @@ class RateLimiter:
             while True:
                 now = self._clock()
                 wait = self._paused_until - now
+                if self._probe_sent and self._early is not NOT_EARLY:
+                    wait = min(wait, PROBE_POLL)  # the probe's answer may end the hold
                 if wait <= 0:
                     rate = self.current_rate
                     if rate is None:
@@ -316,6 +371,11 @@ class RateLimiter:
         """
         now = self._clock()
         self._last_throttle = now
+        if sent_at is not None and self._early[0] <= sent_at < self._early[1]:
+            # The probe sent at a window's inferred end, before its Reset, was throttled:
+            # the window is not anchored at its first request.  Wait for Resets from now.
+            self._headers.infer = False
+            self._early = NOT_EARLY
         if self._adaptive and self._new_episode(now, sent_at):
             self._decrease(now, sent_at)
         elif self._adaptive and self._rate is not None:
@@ -335,6 +395,12 @@ class RateLimiter:
         self._accepted.append(now)
         self._prune(self._accepted, now)
         self._refill.accepted += 1
+        early, reset = self._early
+        if sent_at is not None and early <= sent_at < reset:
+            # The probe at a window's inferred end was accepted: the window has begun.
+            self._early = NOT_EARLY
+            if self._paused_until == reset:
+                self._paused_until = now
         if not self._adaptive or self._rate is None:
             return
         if self._slow_start:
@@ -509,10 +575,13 @@ class RateLimiter:
 
     def _spend_window(self, now: float) -> None:
         """A window's quota is spent: everyone waits for its end."""
-        end = self._headers.window_end
+        end = self._headers.resume_at()
+        reset = self._headers.window_end
         if self._window_left is not None and self._window_left <= 0 and end is not None:
             if end > now:
                 self.pause(end - now)
+            if reset is not None and end < reset:  # one probe first (``_granted``)
+                self._early, self._probe_sent = (end, reset), False
             self._window_left = None  # unknown until the new window's first answer
 
     def _granted_after(self, sent: float) -> int:
@@ -589,6 +658,10 @@ class RateLimiter:
         self._recent.append(now)
         while self._recent and self._recent[0] < now - MAX_PAUSE:
             self._recent.popleft()
+        early, reset = self._early
+        if early <= now < reset and not self._probe_sent:
+            self._probe_sent = True  # the others wait for its answer (or the Reset)
+            self._paused_until = max(self._paused_until, reset)
         if self._headers.style == "window" and self._window_left is not None:
             self._window_left -= 1
             self._spend_window(now)

@@ -23,7 +23,8 @@ import pytest
 from bulk_import.api import parse_rate_limit
 from bulk_import.models import RateLimitInfo
 from bulk_import.ratelimit import RateLimiter
-from bulk_import.sandbox.limits import RateLimit
+from bulk_import.sandbox import limits
+from bulk_import.sandbox.limits import FixedWindow, RateLimit
 from bulk_import.sandbox.settings import SandboxConfig
 
 LATENCY = 0.05
@@ -160,6 +161,46 @@ def test_window_spends_each_window_then_waits_for_its_end(epoch: bool) -> None:
     # at 100/s then take 1.5 s.
     assert out.span <= 40 + 2 * 1 + 1.5 + 0.5
     assert out.rate_between(0, 1.5) >= 90  # bursts: never paced at quota / window
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3, 0.6, 0.9])
+def test_window_with_unix_time_reset_resumes_at_its_inferred_end(
+    offset: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100 per 5 s, 400 rows at 100/s: windows open at the first request (0.05 s) and end
+    # 5 s later.  A whole-second Unix-time Reset is up to 1 s late and a resume at it
+    # makes every window after start at a whole second (each then 0.95 s late: span
+    # 18.1 s on the old code); the window's phase inferred from its first answers ends
+    # each at its real end, plus one probe's round trip.  Whatever the clock's phase.
+    monkeypatch.setattr(sys.modules[__name__], "EPOCH", EPOCH + offset)
+    out = simulate(400, 100, rate_style="window", rate=20, window=5, reset_epoch=True)
+    assert out.limiter.style == "window"
+    assert out.throttled == 0
+    assert out.span <= 15 + 4 * LATENCY + 1.0 + 0.3  # three window ends, the last 100
+
+
+class _ClockAlignedWindow(FixedWindow):
+    """A window on the clock's grid (every 5 s from -0.3 s), not at the first request."""
+
+    def _roll(self, start: bool) -> None:
+        now = self._clock()
+        if now >= self._end:
+            self._end = (math.floor((now + 0.3) / self.window) + 1) * self.window - 0.3
+            self._used = 0
+
+
+@pytest.mark.parametrize("epoch", [False, True], ids=["reset-seconds", "reset-unix-time"])
+def test_window_on_the_clock_grid_costs_one_probe_then_uses_its_reset(
+    epoch: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A window not anchored at the first request (the batch starts 0.3 s into one): the
+    # phase inferred from the first window is wrong, and the one probe sent before the
+    # next Reset draws a 429; from then on, the Resets alone.
+    monkeypatch.setattr(limits, "FixedWindow", _ClockAlignedWindow)
+    out = simulate(400, 100, rate_style="window", rate=20, window=5, reset_epoch=epoch)
+    assert out.throttled <= 1
+    assert not out.limiter._headers.infer
+    assert out.span <= 4.7 + 2 * 5 + 1 + 0.5
 
 
 def test_window_at_its_known_rate_draws_no_429() -> None:
