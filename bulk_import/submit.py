@@ -492,7 +492,9 @@ async def _process_job(run: _Submission, job: Job) -> RowResult:
             return row.result(
                 Status.NOT_ATTEMPTED, error=f"not sent: {_exhausted(exc, run.policy)}"
             )
-        doubt = IN_DOUBT if isinstance(exc, ConnectionFailed) and row.maybe_stored else ""
+        # a write of this row that may have stored it stays in doubt, whatever the last
+        # try then got (a 500 after a lost answer): docs/contract.md, "Proof of creation"
+        doubt = IN_DOUBT if row.maybe_stored else ""
         return row.result(Status.FAILED, error=_exhausted(exc, run.policy) + doubt)
     except NotANumberError as exc:
         return row.result(Status.FAILED, error=str(exc))
