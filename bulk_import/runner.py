@@ -937,9 +937,15 @@ def _undo_rows(
                 hint="give the results file of the run or update that made the changes",
                 param="file",
             )
-        if result.status not in (Status.IMPORTED, Status.UPDATED):
-            continue
         phone, said = result.phone_number, result.status.value
+        if result.status not in (Status.IMPORTED, Status.UPDATED):
+            doubt = facts.get(phone) if facts is not None and not finished else None
+            if doubt is not None and doubt.pending is not None and not doubt.undone:
+                # A write of this batch whose answer was lost: it may have created or
+                # changed the number, and only the input file can tell (docs/contract.md,
+                # "Proof of creation"): left alone, and the row says how to settle it.
+                rows.append(_skip(result, Status.SKIPPED, _IN_DOUBT))
+            continue
         if not (E164_RE.match(phone) and phone.isascii()):
             shown = phone if not phone else shape(phone)
             rows.append(
@@ -1017,6 +1023,13 @@ def _disagreement(said: str, fact: NumberFacts | None) -> str:
     if said == Status.IMPORTED.value and not fact.created:
         return "the journal does not show that this batch created it: left alone"
     return ""
+
+
+_IN_DOUBT = (
+    "this batch's write to it is in doubt (its answer was lost), so it may have been "
+    "created or changed: left alone; run the batch again with --resume (it checks each "
+    "such number against the file), then undo"
+)
 
 
 def _skip(result: RowResult, status: Status, why: str) -> RowResult:
