@@ -704,11 +704,18 @@ def short_batches(
                     rate=style.client_rate,
                 )
                 result.episodes = int(sb.stats().get("throttle_episodes", 0))
+            # The floor counts every request the batch must make, each taking a unit of
+            # the limit: the rows and the ledger's listing of the account (one page here):
+            # the requests the sandbox accepted.  400 rows are 401 requests, a fifth window.
+            needed = rows
+            if result.requests is not None and result.throttled is not None:
+                needed = max(rows, result.requests - result.throttled)
             if style.window:
                 quota = round(style.rate * style.window)
-                result.ideal_s = window_ideal(rows, quota, style.window, style.client_rate)
+                result.ideal_s = window_ideal(needed, quota, style.window, style.client_rate)
             else:
-                result.ideal_s = rows / style.rate
+                result.ideal_s = needed / style.rate
+            result.notes.append(f"requests accepted (the ideal's count): {needed}")
             runs.append(result)
             say(f"    run {i + 1}: span/ideal {_num(result.ratio, '.3f')}, {result.throttled} 429s")
         runs.sort(key=lambda r: r.ratio or 0.0)
