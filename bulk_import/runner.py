@@ -1051,8 +1051,6 @@ def _dry_run(
     line (``--log-file`` gets the start and end lines): the results file has every row.
     ``--resume`` is ignored (every row is checked; nothing would be sent anyway).
     """
-    from . import readahead  # imported here: no other run needs it
-
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
     failed: list[RowResult] = []
@@ -1062,11 +1060,7 @@ def _dry_run(
         try:
             with _interrupting(handle_signals), fewer_collections():
                 checked: Iterable[ResultColumns]
-                if readahead.worth_it(table):  # a big CSV: read ahead in a child
-                    ahead = readahead.chunks(table, validator)
-                    checked = (validator.check_chunk(c, done) for c, done in ahead)
-                else:
-                    checked = (validator.check_chunk(chunk) for chunk in table.chunks())
+                checked = (validator.check_chunk(chunk) for chunk in table.chunks())
                 if opts.on_row is not None:
                     checked = _reported(checked, _Reporter(opts.on_row))
                 if opts.failed_rows is not None:
