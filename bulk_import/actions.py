@@ -328,42 +328,44 @@ async def _list_account(
             return Listing(records, False, requests)
         pages += 1
         url, params = step
-        data = None
-        async for attempt in policy.retrying():
-            with attempt:
-                sent_at = await limiter.acquire()
-                requests += 1
-                if on_page is not None:
-                    on_page(0, 1)  # counted before: a request cut short may have left
-                began = recorder.started() if recorder is not None else 0.0
-                try:
-                    answer, data = await api.list_page(url, params)
-                except ConnectionFailed as exc:
-                    if recorder is not None and exc.maybe_sent:
-                        recorder.record(None, began)
-                    raise
-                if recorder is not None:
-                    recorder.record(answer.status, began)
-                if answer.rate_limit is not None:
-                    limiter.observe(answer.rate_limit, sent_at=sent_at)
-                if answer.kind is AnswerKind.THROTTLED:
-                    limiter.on_throttled(answer.retry_after, sent_at=sent_at)
-                else:
-                    limiter.on_success(sent_at=sent_at)
-                if answer.retryable:
-                    raise Transient(
-                        answer.message, status=answer.status, retry_after=answer.retry_after
-                    )
-                if answer.kind is AnswerKind.AUTH:
-                    raise AuthError(
-                        f"the API rejected the key (HTTP {answer.status}): "
-                        "check SIGMAMIND_API_KEY or --api-key-file"
-                    )
-                if not answer.ok:
-                    raise ApiError(
-                        f"listing the account's numbers failed: HTTP {answer.status}: "
-                        f"{answer.message}"
-                    )
+
+        async def one_page(url: str | None = url, params: dict[str, str] | None = params) -> object:
+            nonlocal requests
+            sent_at = await limiter.acquire()
+            requests += 1
+            if on_page is not None:
+                on_page(0, 1)  # counted before: a request cut short may have left
+            began = recorder.started() if recorder is not None else 0.0
+            try:
+                answer, data = await api.list_page(url, params)
+            except ConnectionFailed as exc:
+                if recorder is not None and exc.maybe_sent:
+                    recorder.record(None, began)
+                raise
+            if recorder is not None:
+                recorder.record(answer.status, began)
+            if answer.rate_limit is not None:
+                limiter.observe(answer.rate_limit, sent_at=sent_at)
+            if answer.kind is AnswerKind.THROTTLED:
+                limiter.on_throttled(answer.retry_after, sent_at=sent_at)
+            else:
+                limiter.on_success(sent_at=sent_at)
+            if answer.retryable:
+                raise Transient(
+                    answer.message, status=answer.status, retry_after=answer.retry_after
+                )
+            if answer.kind is AnswerKind.AUTH:
+                raise AuthError(
+                    f"the API rejected the key (HTTP {answer.status}): "
+                    "check SIGMAMIND_API_KEY or --api-key-file"
+                )
+            if not answer.ok:
+                raise ApiError(
+                    f"listing the account's numbers failed: HTTP {answer.status}: {answer.message}"
+                )
+            return data
+
+        data = await policy.run(one_page)
         page = [record_fields(record) for record in pager.take(data)]
         records.extend(page)
         if on_records is not None:

@@ -1,7 +1,9 @@
-"""When to send a request again, and how long to wait first (built on tenacity).
+"""When to send a request again, and how long to wait first.
 
-``RetryPolicy`` is a small frozen value; ``policy.retrying()`` builds the
-``tenacity.AsyncRetrying`` that runs one request's attempts:
+``RetryPolicy`` is a small frozen value; ``await policy.run(attempt)`` runs one request's
+attempts (the decisions of ``tenacity.AsyncRetrying`` with ``stop_after_attempt``,
+``retry_if_exception`` and ``reraise=True``, which ``tests/test_retry.py`` holds it to,
+without tenacity's objects for each attempt):
 
 - stop after ``max_attempts`` attempts (the first one included);
 - retry only transient failures: ``Transient`` (a 429 or 500/502/503/504 answer, raised
@@ -22,8 +24,6 @@ import random as _random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .defaults import MAX_ATTEMPTS
 from .errors import ConnectionFailed
@@ -72,22 +72,17 @@ class RetryPolicy:
         backoff = self.base_delay * 2.0 ** (attempt - 1) + self.jitter * self.random()
         return min(backoff, self.max_delay)
 
-    def wait(self, state: RetryCallState) -> float:
-        """The tenacity wait strategy of this policy."""
-        failure = state.outcome.exception() if state.outcome is not None else None
-        return self.delay(state.attempt_number, failure)
-
     async def run(
         self,
         attempt: Callable[[], Awaitable[T]],
         *,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> T:
-        """``await attempt()`` under this policy: what ``retrying`` does, without tenacity's
-        objects for each attempt (a request's first attempt, which nearly always is its
-        last, costs a call).  The same decisions in the same order as tenacity's: after a
-        transient failure the wait is worked out (``delay``, drawing ``random``) before
-        the attempts are counted, and when they have run out the failure itself is raised.
+        """``await attempt()`` under this policy (``sleep`` overrides the policy's): a
+        request's first attempt, which nearly always is its last, costs a call.  The
+        decisions are tenacity's, in its order: after a transient failure the wait is
+        worked out (``delay``, drawing ``random``) before the attempts are counted, and when
+        they have run out the failure itself is raised.
         """
         pause = sleep or self.sleep
         number = 1
@@ -102,13 +97,3 @@ class RetryPolicy:
                     raise
             await pause(wait)
             number += 1
-
-    def retrying(self, *, sleep: Callable[[float], Awaitable[None]] | None = None) -> AsyncRetrying:
-        """A fresh ``AsyncRetrying`` for one request (``sleep`` overrides the policy's)."""
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self.wait,
-            retry=retry_if_exception(is_transient),
-            reraise=True,
-            sleep=sleep or self.sleep,
-        )

@@ -1,10 +1,12 @@
-"""RetryPolicy: exact waits (fake sleep, fixed jitter), what is retried, what is raised."""
+"""RetryPolicy: exact waits (fake sleep, fixed jitter), what is retried, what is raised;
+its decisions held to tenacity's (the library it replaced, kept here as the oracle)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from bulk_import.errors import ConnectionFailed
 from bulk_import.retry import RetryPolicy, Transient, is_transient
@@ -18,15 +20,51 @@ class Sleeps:
         self.waits.append(round(seconds, 9))
 
 
-def run_with(policy: RetryPolicy, failures: list[BaseException]) -> tuple[int, str]:
-    """Attempt until success; the first attempts fail with ``failures`` in turn."""
+def run_with(
+    policy: RetryPolicy, failures: list[BaseException], counted: list[int] | None = None
+) -> tuple[int, str]:
+    """``policy.run`` until success; the first attempts fail with ``failures`` in turn."""
     calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        if counted is not None:
+            counted.append(calls)
+        if calls <= len(failures):
+            raise failures[calls - 1]
+        return "ok"
+
+    result = asyncio.run(policy.run(attempt))
+    return calls, result
+
+
+def tenacity_with(
+    policy: RetryPolicy, failures: list[BaseException], counted: list[int] | None = None
+) -> tuple[int, str]:
+    """The same attempts under tenacity, configured as the policy's rules say (stop after
+    ``max_attempts``, retry only ``is_transient``, the policy's ``delay`` as the wait,
+    ``reraise``): the oracle ``policy.run`` is held to."""
+    calls = 0
+
+    def wait(state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        return policy.delay(state.attempt_number, failure)
 
     async def go() -> str:
         nonlocal calls
-        async for attempt in policy.retrying():
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts),
+            wait=wait,
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+            sleep=policy.sleep,
+        )
+        async for attempt in retrying:
             with attempt:
                 calls += 1
+                if counted is not None:
+                    counted.append(calls)
                 if calls <= len(failures):
                     raise failures[calls - 1]
                 return "ok"
@@ -92,20 +130,19 @@ def test_the_last_failure_itself_is_raised_when_attempts_run_out() -> None:
     assert sleeps.waits == [0.5, 1.0]
 
 
-def test_a_sleep_given_to_retrying_overrides_the_policys() -> None:
+def test_a_sleep_given_to_run_overrides_the_policys() -> None:
     mine, policys = Sleeps(), Sleeps()
     policy = RetryPolicy(jitter=0.0, sleep=policys)
+    calls = 0
 
-    async def go() -> int:
-        calls = 0
-        async for attempt in policy.retrying(sleep=mine):
-            with attempt:
-                calls += 1
-                if calls == 1:
-                    raise ConnectionFailed("x", maybe_sent=False)
+    async def attempt() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionFailed("x", maybe_sent=False)
         return calls
 
-    assert asyncio.run(go()) == 2
+    assert asyncio.run(policy.run(attempt, sleep=mine)) == 2
     assert (mine.waits, policys.waits) == ([0.5], [])
 
 
@@ -131,7 +168,7 @@ def test_at_least_one_attempt() -> None:
     ],
 )
 def test_run_decides_as_tenacitys_retrying_does(failures: list[BaseException]) -> None:
-    """``policy.run`` (submit's loop) against ``policy.retrying``: the same attempts, the
+    """``policy.run`` (every request's loop) against tenacity: the same attempts, the
     same waits, the same draws of ``random`` (one after every transient failure, the last
     one included, as tenacity works out the wait before it counts the attempts), the same
     outcome."""
@@ -150,26 +187,19 @@ def test_run_decides_as_tenacitys_retrying_does(failures: list[BaseException]) -
         return (type(result), str(result)) if isinstance(result, BaseException) else result
 
     old, old_sleeps, old_draws = policy()
+    old_calls: list[int] = []
     try:
-        old_result: object = run_with(old, failures)
+        old_result: object = tenacity_with(old, failures, old_calls)
     except Exception as exc:
         old_result = exc
 
     new, new_sleeps, new_draws = policy()
-    calls = 0
-
-    async def attempt() -> str:
-        nonlocal calls
-        calls += 1
-        if calls <= len(failures):
-            raise failures[calls - 1]
-        return "ok"
-
+    new_calls: list[int] = []
     try:
-        result = asyncio.run(new.run(attempt))
-        new_result: object = (calls, result)
+        new_result: object = run_with(new, failures, new_calls)
     except Exception as exc:
         new_result = exc
     assert outcome(new_result) == outcome(old_result)
+    assert new_calls == old_calls  # the same number of attempts, failed runs included
     assert new_sleeps.waits == old_sleeps.waits
     assert len(new_draws) == len(old_draws)
