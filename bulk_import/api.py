@@ -18,12 +18,12 @@ become text or are dropped, JSON too deep to parse is text) and never raises.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import html
 import json
 import math
 import os
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -197,7 +197,8 @@ class SigmaMindAPI:
             keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         if transport is None:
-            transport = _Transport(limits=limits)  # aiohttp's connector: limit=N
+            # aiohttp's connector: limit=N
+            transport = _Transport(limits=limits, verify=tls_context(self._base_url))
         self._transport = transport
         timeouts = httpx.Timeout(
             timeout, connect=timeout * CONNECT_SHARE, pool=timeout * CONNECT_SHARE
@@ -397,6 +398,20 @@ class SigmaMindAPI:
         return scrub(text, [s for s in (secret, self._api_key) if s])
 
 
+def tls_context(base_url: str) -> ssl.SSLContext | bool:
+    """The TLS settings of a client of ``base_url``: httpx's default (verified, certifi's
+    CAs) for ``https://``.  A plain ``http://`` base URL (loopback only, ``config.py``)
+    never makes a TLS connection (the list's pages are followed on its own origin only),
+    so it gets a context that verifies as strictly and trusts no CA: loading the CAs
+    (about 20 ms of CPU) is not paid for nothing, and a TLS connection, were one ever
+    made, would be refused rather than let through unverified."""
+    if not base_url.lower().startswith("http://"):
+        return True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname, CERT_REQUIRED
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 class _NoCookies(httpx.Cookies):
     """A cookie jar that keeps nothing (``SigmaMindAPI`` sends no cookies)."""
 
@@ -550,29 +565,43 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 class Masker:
     """``scrub`` for given secrets, their forms worked out once: called on every text of
-    an answer (its body, its message, each field of its record)."""
+    an answer (its body, its message, each field of its record).
 
-    __slots__ = ("_forms", "_secrets")
+    A secret's forms are worked out only once a text holds its longest run of ASCII
+    letters and digits: every form keeps those characters as they are (JSON, HTML and URL
+    encodings escape only the others), so a text without that run holds no form of it,
+    and an answer that does not echo the row's password never pays for its eight forms.
+    """
+
+    __slots__ = ("_forms", "_keys", "_secrets")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._forms = [_forms(s) for s in self._secrets]
+        self._keys = [max(_ALNUM_RE.findall(s), key=len, default="") for s in self._secrets]
+        self._forms: list[frozenset[str] | None] = [None] * len(self._secrets)
 
     def __call__(self, text: str) -> str:
-        return _scrub(text, self._secrets, self._forms, depth=0) if self._secrets else text
+        return self._scrub(text, depth=0) if self._secrets else text
+
+    def _scrub(self, text: str, depth: int) -> str:
+        for i, key in enumerate(self._keys):
+            if key not in text:
+                continue  # no form of this secret here (an empty key is in every text)
+            written = self._forms[i]
+            if written is None:
+                written = self._forms[i] = _forms(self._secrets[i])
+            for form in written:
+                if form in text:
+                    text = text.replace(form, MASK)
+        if depth < 3:  # an encoding inside an encoding, at most three deep
+            for decode in _decoders(text):
+                decoded = decode(text)
+                if decoded != text and any(s in decoded for s in self._secrets):
+                    return self._scrub(decoded, depth + 1)
+        return text
 
 
-def _scrub(text: str, secrets: list[str], forms: list[frozenset[str]], depth: int) -> str:
-    for written in forms:
-        for form in written:
-            if form in text:
-                text = text.replace(form, MASK)
-    if depth < 3:  # an encoding inside an encoding, at most three deep
-        for decode in _decoders(text):
-            decoded = decode(text)
-            if decoded != text and any(s in decoded for s in secrets):
-                return _scrub(decoded, secrets, forms, depth + 1)
-    return text
+_ALNUM_RE = re.compile(r"[A-Za-z0-9]+")
 
 
 def _decoders(text: str) -> list[Callable[[str], str]]:
@@ -754,6 +783,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # an HTTP date: rare, so its parser is loaded only then
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):

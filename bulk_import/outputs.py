@@ -36,6 +36,12 @@ from typing import TextIO, cast
 
 from .errors import UsageError
 
+
+def is_workbook_path(path: Path) -> bool:
+    """True for an output that is written as a workbook (``.xlsx``)."""
+    return path.suffix.lower() == ".xlsx"
+
+
 JOURNAL_SUFFIX = ".journal"
 LOCK_SUFFIX = ".lock"
 #: The files SQLite keeps beside a database (WAL, shared memory, rollback journal).

@@ -74,7 +74,14 @@ from .models import (
     RowResult,
     Status,
 )
-from .outputs import Kind, Output, check_outputs, remove_leftovers, results_outputs
+from .outputs import (
+    Kind,
+    Output,
+    check_outputs,
+    is_workbook_path,
+    remove_leftovers,
+    results_outputs,
+)
 from .progress import Progress
 from .record import (
     ResultsWriter,
@@ -85,13 +92,13 @@ from .record import (
     write_results_columns,
     write_summary_json,
 )
-from .sheets import XlsxResults, is_workbook_path, read_results_xlsx, write_failed_rows
 from .validate import Validator, check_columns, shape
 
 if TYPE_CHECKING:
     from .api import SigmaMindAPI
     from .ratelimit import RateLimiter
     from .retry import RetryPolicy
+    from .sheets import XlsxResults
     from .submit import SubmitReport
 
 #: The error of a row whose request was cut in flight (a second interrupt).
@@ -321,9 +328,10 @@ class _Run:
                 # An edited row resumed, PATCHed onto the number this batch created: it is
                 # still this batch's import (undo deletes it).
                 result = dataclasses.replace(result, status=Status.IMPORTED)
-            self.journal.keep_fingerprint(phone, self.journal.fingerprint(job.fields()))
+            fields = job.fields()  # the request's body (a model's dump): made once here
+            self.journal.keep_fingerprint(phone, self.journal.fingerprint(fields))
             if result.status is Status.IMPORTED:
-                self.journal.created(phone, job.fields())
+                self.journal.created(phone, fields)
         if self.batch is not None and result.status in _UNDONE:
             # Marked in the batch's ledger first: a kill between the two leaves the number
             # "undone" there, so no later undo of the batch can touch it again.
@@ -644,6 +652,8 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
             if opts.resume and not had_journal:
                 # The journal has every done row; without it, the results file is what is left.
                 if results_path.exists():
+                    from .sheets import read_results_xlsx  # a workbook's reader: only here
+
                     earlier = (
                         read_results_xlsx(results_path)
                         if is_workbook_path(results_path)
@@ -758,6 +768,8 @@ class _XlsxWriter:
         """Nothing: no row is written before the end."""
 
     def finalize(self, results: Iterator[RowResult]) -> None:
+        from .sheets import XlsxResults
+
         self._book = XlsxResults(self.path, changes=self.changes)
         try:
             self._book.write(results)
@@ -797,6 +809,8 @@ def _failed_rows(
 ) -> None:
     """``--failed-rows``: written at the end; a failure to write it is said, not raised
     (the results file and the journal already hold every row)."""
+    from .sheets import write_failed_rows
+
     try:
         count = write_failed_rows(path, table, results)
     except BulkImportError as exc:
@@ -914,6 +928,8 @@ def _undo_rows(
             hint="give the results file of a run (.csv, or the .xlsx of --output)",
             param="file",
         )
+    from .sheets import read_results_xlsx
+
     results = (
         read_results_xlsx(source, strict=True)
         if is_workbook_path(source)
@@ -1066,6 +1082,8 @@ def _dry_run(
                 if opts.failed_rows is not None:
                     checked = (_keep_invalid(chunk, failed) for chunk in checked)
                 if is_workbook_path(opts.results_path):
+                    from .sheets import XlsxResults
+
                     xlsx = XlsxResults(opts.results_path)
                     xlsx.write_columns(checked)
                     counts = xlsx.counts

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsFileError
 from .models import ResultColumns, RowResult, Status
+from .outputs import is_workbook_path as is_workbook_path  # named here too
 from .record import CHANGES_COLUMN, KEY_COLUMNS, RESULT_COLUMNS, not_results
 from .xlsxstream import StreamingWorkbook
 
@@ -54,11 +55,6 @@ STATUS_FILLS: dict[str, str] = {
 _OTHER_FILL = "#EDEDED"
 _HEADER_FILL = "#D9D9D9"
 _MAX_WIDTH = 60
-
-
-def is_workbook_path(path: Path) -> bool:
-    """True for an output that is written as a workbook (``.xlsx``)."""
-    return path.suffix.lower() == ".xlsx"
 
 
 @contextlib.contextmanager

@@ -392,3 +392,23 @@ def test_default_transport_against_the_sandbox(sandbox: Any) -> None:
     assert (created.kind, again.kind, got.kind) == (AnswerKind.OK, AnswerKind.EXISTS, AnswerKind.OK)
     assert got.record is not None
     assert got.record.matches(request())
+
+
+def test_a_plain_http_client_loads_no_ca_and_an_https_one_verifies() -> None:
+    """An ``http://`` base URL makes no TLS connection: its transport's context trusts no
+    CA (the 20 ms of loading them are not paid) and still verifies, so a TLS connection
+    would be refused, never let through; an ``https://`` one gets httpx's verified default."""
+    import ssl
+
+    from bulk_import.api import _Transport
+
+    plain = SigmaMindAPI("http://127.0.0.1:9", KEY)._transport
+    secure = SigmaMindAPI("https://api.example.test", KEY)._transport
+    assert isinstance(plain, _Transport)
+    assert isinstance(secure, _Transport)
+    assert plain.ssl_context.cert_store_stats()["x509_ca"] == 0
+    assert plain.ssl_context.verify_mode is ssl.CERT_REQUIRED
+    assert plain.ssl_context.check_hostname
+    assert secure.ssl_context.cert_store_stats()["x509_ca"] > 0
+    assert secure.ssl_context.verify_mode is ssl.CERT_REQUIRED
+    assert secure.ssl_context.check_hostname
