@@ -500,8 +500,29 @@ class Journal:
             self._db.execute("UPDATE numbers SET undone = ? WHERE phone = ?", (what, phone))
 
     # -- results --------------------------------------------------------------------------
-    def record(self, result: RowResult, *, durable: bool = True) -> None:
+    def record(
+        self,
+        result: RowResult,
+        *,
+        durable: bool = True,
+        fingerprint: dict[str, str] | None = None,
+        created: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Put a row's result into the open transaction (committed as ``durable`` says).
+
+        ``fingerprint`` and ``created``: what ``keep_fingerprint`` and ``created`` would
+        write for the row's number, written by the statement that sets its status (one
+        statement where three were; the same row in ``numbers`` after it).
+        """
         with self._writing():
+            sent = durable and result.status not in (Status.NOT_ATTEMPTED, Status.INVALID)
+            if sent and fingerprint is not None:
+                self._record(result, durable=True, fingerprint=fingerprint, created=created)
+                return
+            if fingerprint is not None:
+                self.keep_fingerprint(result.phone_number, fingerprint)
+            if created is not None:
+                self.created(result.phone_number, created)
             self._record(result, durable=durable)
 
     @contextmanager
@@ -530,7 +551,14 @@ class Journal:
     def _upsert(self, phone: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO numbers (phone) VALUES (?)", (phone,))
 
-    def _record(self, result: RowResult, *, durable: bool) -> None:
+    def _record(
+        self,
+        result: RowResult,
+        *,
+        durable: bool,
+        fingerprint: dict[str, str] | None = None,
+        created: Mapping[str, str | None] | None = None,
+    ) -> None:
         self._begin()
         self._db.execute(
             "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -551,17 +579,58 @@ class Journal:
         if durable and result.status not in (Status.NOT_ATTEMPTED, Status.INVALID):
             # A row that was sent: its status for the batch, and whether a write of it is
             # still without an answer (the in-doubt mark stays, or goes).
-            self._db.execute(
-                "UPDATE numbers SET status = ?, "
-                "pending = CASE WHEN ? THEN coalesce(pending, 'import') END "
-                "WHERE phone = ?",
-                (result.status.value, result.in_doubt, result.phone_number),
-            )
+            if fingerprint is not None:
+                self._done_number(result, fingerprint, created)
+            else:
+                self._db.execute(
+                    "UPDATE numbers SET status = ?, "
+                    "pending = CASE WHEN ? THEN coalesce(pending, 'import') END "
+                    "WHERE phone = ?",
+                    (result.status.value, result.in_doubt, result.phone_number),
+                )
         self._pending += 1
         if self._pending >= self._BATCH:
             self._flush()
         elif durable:
             self._commit_soon()
+
+    def _done_number(
+        self,
+        result: RowResult,
+        fingerprint: dict[str, str],
+        created: Mapping[str, str | None] | None,
+    ) -> None:
+        """A done row's number in one statement: its fingerprint (``keep_fingerprint``),
+        what this batch created it with (``created``: the first time counts), its status
+        and in-doubt mark (``_record``), as those three statements in turn leave it."""
+        doubt = result.in_doubt
+        if created is None:
+            self._db.execute(
+                "INSERT INTO numbers (phone, fingerprint, status, pending) "
+                "VALUES (?, ?, ?, CASE WHEN ? THEN 'import' END) "
+                "ON CONFLICT (phone) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "status = excluded.status, "
+                "pending = CASE WHEN ? THEN coalesce(pending, 'import') END",
+                (result.phone_number, json.dumps(fingerprint), result.status.value, doubt, doubt),
+            )
+            return
+        visible = {k: v for k, v in created.items() if k not in SECRET_FIELDS}
+        self._db.execute(
+            "INSERT INTO numbers (phone, fingerprint, sent, created, status, pending) "
+            "VALUES (?, ?, ?, 1, ?, CASE WHEN ? THEN 'import' END) "
+            "ON CONFLICT (phone) DO UPDATE SET fingerprint = excluded.fingerprint, "
+            "sent = CASE WHEN created THEN sent ELSE excluded.sent END, created = 1, "
+            "status = excluded.status, "
+            "pending = CASE WHEN ? THEN coalesce(pending, 'import') END",
+            (
+                result.phone_number,
+                json.dumps(fingerprint),
+                json.dumps(visible),
+                result.status.value,
+                doubt,
+                doubt,
+            ),
+        )
 
     def _flush(self) -> None:
         if self._in_tx:

@@ -267,9 +267,17 @@ class _Run:
         self.key_rejected: AuthError | None = None
         self.requests = RequestLog()  # every request's status and time, for the summary
 
-    def finish(self, result: RowResult, *, durable: bool = True, earlier: bool = False) -> None:
+    def finish(
+        self,
+        result: RowResult,
+        *,
+        durable: bool = True,
+        earlier: bool = False,
+        fingerprint: dict[str, str] | None = None,
+        created: dict[str, str] | None = None,
+    ) -> None:
         self.sent.pop(result.row, None)
-        self.journal.record(result, durable=durable)
+        self.journal.record(result, durable=durable, fingerprint=fingerprint, created=created)
         self.writer.append(result)
         self.progress.update(result)
         if earlier:
@@ -321,6 +329,8 @@ class _Run:
     def on_result(self, result: RowResult) -> None:
         job = self.pending.pop(result.row, None)
         keeps = self.opts.command in ("run", "update")
+        fingerprint: dict[str, str] | None = None
+        created: dict[str, str] | None = None
         if job is not None and keeps and result.status in DONE_STATUSES:
             phone = job.phone_number
             edited_import = result.status in (Status.UPDATED, Status.UNCHANGED)
@@ -329,14 +339,20 @@ class _Run:
                 # still this batch's import (undo deletes it).
                 result = dataclasses.replace(result, status=Status.IMPORTED)
             fields = job.fields()  # the request's body (a model's dump): made once here
-            self.journal.keep_fingerprint(phone, self.journal.fingerprint(fields))
-            if result.status is Status.IMPORTED:
-                self.journal.created(phone, fields)
+            fingerprint = self.journal.fingerprint(fields)
+            created = fields if result.status is Status.IMPORTED else None
+            if phone != result.phone_number:  # not so today: each kept under its own number
+                self.journal.keep_fingerprint(phone, fingerprint)
+                if created is not None:
+                    self.journal.created(phone, created)
+                fingerprint = created = None
         if self.batch is not None and result.status in _UNDONE:
             # Marked in the batch's ledger first: a kill between the two leaves the number
             # "undone" there, so no later undo of the batch can touch it again.
             self.batch.mark_undone(result.phone_number, result.status.value)
-        self.finish(result)
+        # The fingerprint and what was created go into the ledger with the row's result
+        # (one statement), in the transaction that commits it.
+        self.finish(result, fingerprint=fingerprint, created=created)
 
     def jobs(self, rows: Iterable[RowResult | Job]) -> Iterator[Job]:
         """The valid rows still to send; every other row is recorded on the way.
