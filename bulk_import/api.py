@@ -25,7 +25,7 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -126,7 +126,7 @@ class _Transport(AiohttpTransport):
         headers: list[tuple[str, str]],
         content: bytes | None,
         timeout: aiohttp.ClientTimeout,
-    ) -> tuple[httpx.Response, bytes]:
+    ) -> tuple[Reply, bytes]:
         """One request and (at most ``BODY_LIMIT`` bytes of) its answer, as
         ``handle_async_request`` then ``_read_capped`` would give them, without httpx's
         client, request and stream layers on the way (about a third of a request's CPU).
@@ -148,19 +148,14 @@ class _Transport(AiohttpTransport):
                 compress=False,
                 timeout=timeout,
             ).__aenter__()
-        extensions = {"http_version": b"HTTP/1.1"}
-        if answer.reason:
-            extensions["reason_phrase"] = answer.reason.encode()
-        response = httpx.Response(
-            answer.status,
-            headers=answer.raw_headers,
-            stream=AiohttpResponseStream(answer),
-            extensions=extensions,
-        )
         try:
             limit = BODY_LIMIT if 200 <= answer.status < 300 else ERROR_BODY_LIMIT
             if "Content-Encoding" in answer.headers:
-                return response, await _read_capped(response, limit)
+                response = _httpx_response(answer)
+                try:
+                    return response, await _read_capped(response, limit)
+                finally:
+                    await response.aclose()
             chunks: list[bytes] = []
             size = 0
             with map_aiohttp_exceptions():
@@ -169,9 +164,97 @@ class _Transport(AiohttpTransport):
                     size += len(chunk)
                     if size >= limit:
                         break
-            return response, b"".join(chunks)[:limit]
+            return _Reply(answer.status, answer.reason, answer.raw_headers), b"".join(chunks)[
+                :limit
+            ]
         finally:
-            await response.aclose()
+            with map_aiohttp_exceptions():  # what AiohttpResponseStream.aclose does
+                await answer.__aexit__(None, None, None)
+
+
+def _httpx_response(answer: aiohttp.ClientResponse) -> httpx.Response:
+    """An aiohttp answer as httpx-aiohttp's transport makes it (its body still to read)."""
+    extensions = {"http_version": b"HTTP/1.1"}
+    if answer.reason:
+        extensions["reason_phrase"] = answer.reason.encode()
+    return httpx.Response(
+        answer.status,
+        headers=answer.raw_headers,
+        stream=AiohttpResponseStream(answer),
+        extensions=extensions,
+    )
+
+
+class _Reply:
+    """What ``_answer`` reads of an ``httpx.Response`` (its status, reason phrase, headers
+    and charset), read as httpx reads them, without building one (its headers, stream
+    and extensions were a tenth of a request's own CPU).  ``tests/test_exchange.py``
+    holds the two to the same ``Answer``."""
+
+    __slots__ = ("headers", "reason_phrase", "status_code")
+
+    def __init__(
+        self, status: int, reason: str | None, raw: tuple[tuple[bytes, bytes], ...]
+    ) -> None:
+        self.status_code = status
+        # httpx keeps the reason as bytes and reads them as ASCII, dropping the rest
+        self.reason_phrase = (
+            reason.encode().decode("ascii", errors="ignore")
+            if reason
+            else httpx.codes.get_reason_phrase(status)
+        )
+        self.headers = _Headers(raw)
+
+    @property
+    def charset_encoding(self) -> str | None:
+        content_type = self.headers.get("Content-Type")
+        return None if content_type is None else _content_type_charset(content_type)
+
+
+class _Headers(dict[str, str]):
+    """An answer's headers as ``httpx.Headers`` reads them: names in lower case, values
+    decoded as ASCII, else UTF-8, else Latin-1 (one encoding for all of them, as httpx
+    picks it), the values of a repeated name joined by ``, ``; ``get`` in any case."""
+
+    def __init__(self, raw: tuple[tuple[bytes, bytes], ...]) -> None:
+        super().__init__()
+        encoding = _headers_encoding(raw)
+        for key, value in raw:
+            name, text = key.lower().decode(encoding), value.decode(encoding)
+            self[name] = f"{self[name]}, {text}" if name in self else text
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+
+def _headers_encoding(raw: tuple[tuple[bytes, bytes], ...]) -> str:
+    """``httpx.Headers.encoding``: the first of ASCII and UTF-8 that decodes every name
+    and value, else Latin-1."""
+    for encoding in ("ascii", "utf-8"):
+        try:
+            for key, value in raw:
+                key.decode(encoding)
+                value.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return "iso-8859-1"
+
+
+def _content_type_charset(content_type: str) -> str | None:
+    """The charset a Content-Type names, as httpx parses it (``email.message``)."""
+    import email.message
+
+    message = email.message.Message()
+    message["content-type"] = content_type
+    return message.get_content_charset(failobj=None)
+
+
+#: An answer as ``_answer`` reads it: httpx's, or the default transport's lighter one.
+Reply = httpx.Response | _Reply
 
 
 class SigmaMindAPI:
@@ -323,7 +406,7 @@ class SigmaMindAPI:
         secret: str | None,
         *,
         params: dict[str, str] | None = None,
-    ) -> tuple[httpx.Response, bytes]:
+    ) -> tuple[Reply, bytes]:
         """One request and (at most ``BODY_LIMIT`` bytes of) its answer, within ``timeout``."""
         try:
             async with asyncio.timeout(self.timeout):
@@ -356,7 +439,7 @@ class SigmaMindAPI:
         path: str,
         body: dict[str, str] | dict[str, str | None] | None,
         params: dict[str, str] | None,
-    ) -> tuple[httpx.Response, bytes]:
+    ) -> tuple[Reply, bytes]:
         """``_send`` over this client's own transport: the bytes ``build_request`` would
         send (an import's headers made once), handed straight to aiohttp."""
         if path == IMPORT_PATH and body is not None and params is None:
@@ -369,7 +452,7 @@ class SigmaMindAPI:
         return await transport.exchange(method, url, headers, content, self._aiohttp_timeout)
 
     def _answer(
-        self, response: httpx.Response, body: bytes, secret: str | None, *, parse_record: bool
+        self, response: Reply, body: bytes, secret: str | None, *, parse_record: bool
     ) -> Answer:
         """What an answer means; never raises, whatever the body holds."""
         status = response.status_code
@@ -689,7 +772,7 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
-def _decode(body: bytes, response: httpx.Response) -> str:
+def _decode(body: bytes, response: Reply) -> str:
     content_type = response.headers.get("Content-Type") or ""
     # httpx parses the header for a charset: only worth it when one is named
     charset = response.charset_encoding if "charset" in content_type.lower() else None
@@ -793,7 +876,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def parse_rate_limit(headers: httpx.Headers, now: float | None = None) -> RateLimitInfo | None:
+def parse_rate_limit(headers: Mapping[str, str], now: float | None = None) -> RateLimitInfo | None:
     """The rate-limit headers of an answer, in whichever form the API uses; None if none.
 
     - ``X-RateLimit-Limit/-Remaining/-Reset`` (or the older IETF draft's ``RateLimit-Limit/
@@ -838,7 +921,7 @@ def parse_rate_limit(headers: httpx.Headers, now: float | None = None) -> RateLi
     )
 
 
-def _rate_limit(headers: httpx.Headers) -> RateLimitInfo | None:
+def _rate_limit(headers: Mapping[str, str]) -> RateLimitInfo | None:
     """``parse_rate_limit``, asked only when a header's name says ``rate``: every header
     it reads does (``X-RateLimit-*``, ``RateLimit``, ``RateLimit-Policy``), and each of
     its look-ups scans all the headers, while most answers carry none of them."""

@@ -7,6 +7,7 @@ Over real loopback HTTP (``hostile_server``), as a run sends them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import json
 from typing import Any
@@ -102,3 +103,59 @@ def test_an_answer_record_keeps_its_fields() -> None:
     assert answer.record.friendly_name == "Front désk"
     assert answer.record.outbound_phone_number == "12025550100"  # a number becomes text
     assert answer.record.active is True
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "raw"),
+    [
+        (201, "Created", [(b"Content-Type", b"application/json")]),
+        (201, None, [(b"content-type", b"application/json; charset=latin-1")]),
+        (409, "Conflict", [(b"Content-Type", b'application/json; charset="utf-8"')]),
+        (429, "Too Many", [(b"Retry-After", b"3"), (b"X-RateLimit-Limit", b"100")]),
+        (429, "", [(b"retry-after", b"Wed, 21 Oct 2026 07:28:00 GMT")]),
+        (503, "Sérvice", [(b"RateLimit", b"limit=10, remaining=0, reset=2")]),
+        (
+            200,
+            "OK",
+            [
+                (b"RateLimit-Policy", b"100;w=60"),
+                (b"ratelimit-policy", b"1000;w=3600"),
+                (b"RateLimit", b'"burst";r=5;t=2'),
+            ],
+        ),
+        (502, "Bad", [(b"X-Note", "naïve".encode()), (b"Retry-After", b"1")]),
+        (500, "Bad", [(b"X-Note", b"\xff\xfe"), (b"Content-Type", b"text/html; charset=cp1252")]),
+        (418, None, []),
+    ],
+)
+def test_the_light_reply_reads_an_answer_as_httpx_does(
+    status: int, reason: str | None, raw: list[tuple[bytes, bytes]]
+) -> None:
+    """``_Reply`` (the default transport's answer) and the ``httpx.Response`` it stands
+    for give the same ``Answer`` and the same text: status, reason phrase, headers (any
+    case, repeated, not ASCII), charset, Retry-After and rate-limit headers."""
+    from bulk_import.api import _decode, _Reply
+
+    body = json.dumps({"message": f"no: {PASSWORD}", "sipPhoneNumber": "+14155550123"})
+    content = body.encode("latin-1" if "latin" in str(raw) else "utf-8", errors="replace")
+    extensions = {"reason_phrase": reason.encode()} if reason else {}
+    full = httpx.Response(
+        status, headers=raw, stream=httpx.ByteStream(content), extensions=extensions
+    )
+    light = _Reply(status, reason, tuple(raw))
+    api = SigmaMindAPI("http://127.0.0.1:9", KEY)
+    for parse in (True, False):
+        want = api._answer(full, content, PASSWORD, parse_record=parse)
+        got = api._answer(light, content, PASSWORD, parse_record=parse)
+        if want.retry_after is not None and "GMT" in str(raw):
+            assert got.retry_after is not None
+            assert abs(got.retry_after - want.retry_after) < 5
+            want = dataclasses.replace(want, retry_after=None)
+            got = dataclasses.replace(got, retry_after=None)
+        assert got == want
+    assert light.reason_phrase == full.reason_phrase
+    assert light.charset_encoding == full.charset_encoding
+    assert _decode(content, light) == _decode(content, full)
+    assert sorted(light.headers.keys()) == sorted(full.headers.keys())
+    for name in ("retry-after", "RateLimit-Policy", "X-NOTE", "content-type"):
+        assert light.headers.get(name) == full.headers.get(name)
