@@ -131,9 +131,10 @@ class _Transport(AiohttpTransport):
         ``handle_async_request`` then ``_read_capped`` would give them, without httpx's
         client, request and stream layers on the way (about a third of a request's CPU).
 
-        The same aiohttp call with the same options, its errors mapped the same way, the
-        answer as an ``httpx.Response``; a compressed body is read through httpx, which
-        decodes it (``_read_capped``), any other straight from aiohttp.
+        The same aiohttp call with the same options, its errors mapped the same way; a
+        compressed answer is an ``httpx.Response`` read through httpx, which decodes it
+        (``_read_capped``), any other a ``_Reply`` read straight from aiohttp.  Either way
+        aiohttp's answer is closed at the end, as httpx-aiohttp's stream closes it.
         """
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
@@ -152,10 +153,7 @@ class _Transport(AiohttpTransport):
             limit = BODY_LIMIT if 200 <= answer.status < 300 else ERROR_BODY_LIMIT
             if "Content-Encoding" in answer.headers:
                 response = _httpx_response(answer)
-                try:
-                    return response, await _read_capped(response, limit)
-                finally:
-                    await response.aclose()
+                return response, await _read_capped(response, limit)
             chunks: list[bytes] = []
             size = 0
             with map_aiohttp_exceptions():
@@ -164,9 +162,8 @@ class _Transport(AiohttpTransport):
                     size += len(chunk)
                     if size >= limit:
                         break
-            return _Reply(answer.status, answer.reason, answer.raw_headers), b"".join(chunks)[
-                :limit
-            ]
+            reply = _Reply(answer.status, answer.reason, answer.raw_headers)
+            return reply, b"".join(chunks)[:limit]
         finally:
             with map_aiohttp_exceptions():  # what AiohttpResponseStream.aclose does
                 await answer.__aexit__(None, None, None)
