@@ -15,7 +15,10 @@ the headers are read for what their numbers do over time (``_Headers``):
   was set) to under half full on ``DRAINED_ANSWERS`` answers in a row means the rate is
   above its refill rate (a bucket left half empty by a burst, but steady, is not): the last
   increase is undone (or, above a trusted announced rate or without one, the rate steps
-  down by ``GENTLE_DECREASE``) before a 429 comes;
+  down by ``GENTLE_DECREASE``) before a 429 comes.  Its freshest ``Remaining``, less the
+  requests granted since, plus its measured refill until the next one arrives, is a
+  budget: under one token, the next grant waits (``_budget_hold``), so an announced rate
+  above the refill does not empty the bucket before the refill is measured;
 - a **fixed window** (``Reset`` counting down to the same instant on every answer,
   ``Remaining`` only falling): ``Limit`` is per window, not a rate.  The client sends at
   its rate while the window has quota, counting what it sends, and pauses until the
@@ -28,13 +31,15 @@ the headers are read for what their numbers do over time (``_Headers``):
   sent there, the others held until it is answered; a 429 to it turns that off;
 - the IETF draft's ``RateLimit-Policy: 100;w=60`` names the window: its rate is
   ``100/60`` per second;
-- **silent** (only 429 + Retry-After): the 429s alone find the limit.
+- **silent** (only 429 + Retry-After): the 429s alone find the limit, the second episode
+  measuring the bucket's refill against the first (``_refill_found``).
 
 Adaptation (``adaptive=True``):
 
 - Slow start: a ``--rate`` above ``START_RATE`` is not trusted blindly.  The schedule
   starts at ``START_RATE`` and doubles after each ``SLOW_START_STEP`` of answers to
-  requests sent at the current rate, none of them a 429, up to the configured rate.  The
+  requests sent at the current rate (counted from the first grant, not from start-up),
+  none of them a 429, up to the configured rate.  The
   first 429 ends it: the rate falls back to the last one that drew none, which is then
   taken as the limit (the "wall").  (An API's burst allowance can hide an overload for
   a step; the next 429 then decreases as below.)
@@ -59,7 +64,10 @@ Adaptation (``adaptive=True``):
   to the limit after a calm second, for it may be jitter), but not below
   ``GOODPUT_SHARE`` of the rate the API accepted over the last second (when that second
   had no pause); that is close to the API's real limit.  The rate that was throttled
-  becomes the wall.
+  becomes the wall.  The rate "really sent" is also measured from the phase's first
+  grant (an idle start, waiting for the first answers, is not a slow rate).  Without
+  headers, a later episode settles at ``FOUND_SHARE`` of the refill found from two
+  phases (``_refill_found``), near the wall: no probe before ``HOLD`` calm seconds.
 - ``on_success``: after each calm second of sending (no 429, no pause), increase
   additively: by 5 % of the wall while under 85 % of it; near it, only after ``HOLD``
   calm seconds (60: a probe too high costs a whole-second pause, so it must be rare),
@@ -106,8 +114,14 @@ DRAIN_SPAN = 0.05  # ... for requests sent over this long (not one burst): above
 USED_SHARE = 0.8  # an increase is earned only when at least this share of the rate is sent
 REFILL_SPAN = 0.1  # seconds of a bucket's Remaining, at least, to measure its refill rate
 REFILL_BELOW = 0.95  # a refill measured under this share of the rate (or announced) is real
+HOLD_STEP = 0.001  # seconds: the shortest hold for a bucket's token (a clock's grain)
 PROBE_POLL = 0.01  # seconds: how often waiters look whether a window's probe has answered
 REFILL_SHARE = 0.97  # of a measured refill rate: the rate settled on (margin for jitter)
+IDLE_GAP = 3.0  # intervals without a grant: the sending stopped (a bucket refills, unseen)
+FOUND_SPAN = 0.25  # seconds: a phase this much longer than the first one bounds the refill
+FOUND_SHARE = 0.99  # of a refill found from two phases (a lower bound): the rate settled on
+
+OUTCOMES = 20_000  # answers kept for the phases of a silent limit (about 400 s at 50/s)
 
 Style = Literal["unknown", "bucket", "window"]
 NOT_EARLY = (math.inf, -math.inf)
@@ -309,6 +323,19 @@ class RateLimiter:
         self._last_throttle = -math.inf
         self._last_decrease = -math.inf
         self._sent: deque[float] = deque()  # grant times within the last WINDOW
+        self._last_grant = -math.inf
+        self._refill_rate: float | None = None  # a bucket's last measured refill, per second
+        self._answer: tuple[float, float, int] | None = None  # (sent, answered, Remaining)
+        # Silent limits (no Remaining): phases of sending from a full bucket (docs/
+        # architecture.md, "rate control"): the grants each began with, the rates' changes.
+        self._phase_start = -math.inf  # the phase's first grant (a pause's end, an idle gap)
+        self._anchors: list[float] = []  # the phase's start and its rate changes
+        self._outcomes: deque[tuple[float, bool]] = deque(maxlen=OUTCOMES)  # (sent, accepted)
+        # The first phase: (its first grant, its first 429's grant), and what it accepted
+        # (answers arriving after that 429's are counted as they come).
+        self._first_phase: tuple[float, float] | None = None
+        self._first_accepted = 0
+        self._found: float | None = None  # the refill found from two phases
         self._accepted: deque[float] = deque()  # non-429 answer times within the last WINDOW
 
     @property
@@ -332,7 +359,7 @@ class RateLimiter:
         token after a pause is due when the pause ends.
         """
         async with self._lock:
-            slept = False
+            slept = held = False
             while True:
                 now = self._clock()
                 wait = self._paused_until - now
@@ -346,8 +373,15 @@ class RateLimiter:
                     due = max(self._due + interval, self._paused_until)
                     wait = due - (self._burst - 1.0) * interval - now
                     if wait <= 0:
+                        hold = self._budget_hold(now)
+                        if hold > 0:  # the bucket's tokens are spent by those in flight
+                            await self._sleep(hold)
+                            slept = held = True
+                            continue
                         late = now - due
-                        if slept or self._behind:  # a stall
+                        if held:  # not a stall: no catching up after the bucket's hold
+                            self._due, self._behind = now, False
+                        elif slept or self._behind:  # a stall
                             self._due = due if late < CATCH_UP else now - CATCH_UP
                             self._behind = now - self._due >= interval
                         else:  # an idle spell, or on time
@@ -370,6 +404,7 @@ class RateLimiter:
         decreases are at most one per second.
         """
         now = self._clock()
+        self._outcome(sent_at, accepted=False)
         self._last_throttle = now
         if sent_at is not None and self._early[0] <= sent_at < self._early[1]:
             # The probe sent at a window's inferred end, before its Reset, was throttled:
@@ -392,6 +427,7 @@ class RateLimiter:
         the answer is about the current rate.
         """
         now = self._clock()
+        self._outcome(sent_at, accepted=True)
         self._accepted.append(now)
         self._prune(self._accepted, now)
         self._refill.accepted += 1
@@ -405,7 +441,8 @@ class RateLimiter:
             return
         if self._slow_start:
             fresh = sent_at is None or sent_at >= self._last_change
-            if fresh and now - self._last_change >= SLOW_START_STEP:
+            since = max(self._last_change, min(self._phase_start, now))  # (not before sending)
+            if fresh and now - since >= SLOW_START_STEP:
                 self._calm = self._rate
                 self._set_rate(min(self._ceiling(), 2 * self._rate), now)
                 self._slow_start = self._rate < self._ceiling()
@@ -457,8 +494,13 @@ class RateLimiter:
             self._window_left = 0
             self._spend_window(now)
             return
+        if self._answer is None or sent >= self._answer[0]:
+            self._answer = (sent, now, info.remaining)
         if sent >= headers.freshest and headers.style == "bucket":
             self._refill.sample(now, info.remaining, max(2, headers.max_remaining))
+            refill = self._refill.rate(now)
+            if refill is not None:
+                self._refill_rate = refill
         if sent >= self._last_change and sent >= headers.freshest:
             low = self._lowest
             self._lowest = info.remaining if low is None else min(low, info.remaining)
@@ -584,6 +626,71 @@ class RateLimiter:
                 self._early, self._probe_sent = (end, reset), False
             self._window_left = None  # unknown until the new window's first answer
 
+    def _budget_hold(self, now: float) -> float:
+        """How long to hold the next grant: a bucket's tokens are spent by those in flight.
+
+        The freshest answer's ``Remaining`` was the bucket when its request was taken;
+        the requests granted after it take a token each, and the bucket refills at its
+        measured rate (none assumed before it is measured) until the next request would
+        arrive, one round trip after its grant as that one did.  Under one token left,
+        the grant waits (an answer or the refill will tell), instead of drawing a 429
+        and its whole-second pause before the refill rate is known.
+        """
+        answer = self._answer
+        if answer is None or not self._adaptive or self._headers.style != "bucket":
+            return 0.0
+        sent, _, remaining = answer
+        after = self._granted_after(sent)
+        if after == 0:  # nothing in flight after it: never hold (a stale count)
+            return 0.0
+        refill = self._refill_rate or 0.0
+        tokens = remaining - after + refill * (now - sent)
+        if tokens >= 1.0 - 1e-9:
+            return 0.0
+        if refill <= 0:
+            return PROBE_POLL
+        return min(PROBE_POLL, max(HOLD_STEP, (1.0 - tokens) / refill))
+
+    def _outcome(self, sent_at: float | None, *, accepted: bool) -> None:
+        if sent_at is not None and self._adaptive and self._headers.style == "unknown":
+            self._outcomes.append((sent_at, accepted))
+            first = self._first_phase
+            if accepted and first is not None and first[0] <= sent_at < first[1]:
+                self._first_accepted += 1  # a late answer of the first phase
+
+    def _refill_found(self, sent_at: float | None) -> float | None:
+        """A silent limit's refill rate, from this phase and the first one (or None).
+
+        A phase sends from a full bucket (the start, a pause's end, an idle spell) until
+        the first 429, sent at ``sent_at``.  The first phase drained the whole bucket:
+        its ``A1`` accepted requests over ``D1`` seconds are ``C + r * D1`` (``C`` the
+        bucket, ``r`` its refill).  A later one accepted at most ``C + r * D`` since any
+        of its anchors (its start or a change of rate), so ``r >= (A - A1) / (D - D1)``;
+        the best bound of them, over a phase ``FOUND_SPAN`` longer than the first, is
+        the refill within a request or two (docs/architecture.md, "rate control").
+        """
+        if sent_at is None or self._headers.style != "unknown" or self._rate is None:
+            return None
+
+        def accepted_since(start: float) -> int:
+            return sum(1 for sent, ok in self._outcomes if ok and start <= sent < sent_at)
+
+        if self._first_phase is None:
+            if sent_at > self._phase_start:
+                self._first_phase = (self._phase_start, sent_at)
+                self._first_accepted = accepted_since(self._phase_start)
+            return None
+        first_accepted = self._first_accepted
+        first_span = self._first_phase[1] - self._first_phase[0]
+        best: float | None = None
+        for anchor in self._anchors:
+            span = sent_at - anchor
+            if span < first_span + FOUND_SPAN:
+                continue
+            bound = (accepted_since(anchor) - first_accepted) / (span - first_span)
+            best = bound if best is None else max(best, bound)
+        return best
+
     def _granted_after(self, sent: float) -> int:
         count = 0
         for t in reversed(self._recent):
@@ -603,6 +710,7 @@ class RateLimiter:
         self._before_increase = old if old is not None and rate > old else None
         self._rate = rate
         self._last_change = now
+        self._anchors.append(now)
         self._drained = 0
         self._drain_ref = None
         self._lowest = None
@@ -614,6 +722,15 @@ class RateLimiter:
 
     def _decrease(self, now: float, sent_at: float | None) -> None:
         at = now if sent_at is None else sent_at
+        found = self._refill_found(sent_at)
+        if found is not None and self._rate is not None and 0 < found < self._rate:
+            # A silent limit's refill, from two phases of sending from a full bucket.
+            self._found = self._wall = found
+            self._slow_start = False
+            self._held = self._recover_to = None
+            self._set_rate(max(self._min_rate, FOUND_SHARE * found), now)
+            self._last_decrease = now
+            return
         refill = self._refill.rate(now)
         if refill is not None and self._rate is not None and refill < self._rate:
             # A bucket that shows its refill rate: that is the limit, whatever was sent.
@@ -632,7 +749,7 @@ class RateLimiter:
             # Throttled at the rate just raised: back to the one before, which drew none.
             new, self._wall = self._before_increase, self._rate
         else:
-            sent = self._measured(self._sent, now)
+            sent = max(self._measured(self._sent, now), self._phase_rate())
             base = sent if self._rate is None else min(self._rate, sent or self._rate)
             gentle = False
             if self._announced is not None and base <= self._announced * 1.01:
@@ -653,6 +770,12 @@ class RateLimiter:
         self._last_decrease = now
 
     def _granted(self, now: float) -> float:
+        rate = self._rate
+        gap = IDLE_GAP / rate if rate else math.inf
+        if self._phase_start < self._paused_until <= now or now - self._last_grant > gap:
+            self._phase_start = now  # a full bucket again: a new phase (``_refill_found``)
+            self._anchors = [now]
+        self._last_grant = now
         self._sent.append(now)
         self._prune(self._sent, now)
         self._recent.append(now)
@@ -666,6 +789,13 @@ class RateLimiter:
             self._window_left -= 1
             self._spend_window(now)
         return now
+
+    def _phase_rate(self) -> float:
+        """Grants per second since this phase began (an idle start is not a slow rate)."""
+        grants = [t for t in self._sent if t >= self._phase_start]
+        if len(grants) < 2 or grants[-1] <= grants[0]:
+            return 0.0
+        return (len(grants) - 1) / (grants[-1] - grants[0])
 
     def _measured(self, times: deque[float], now: float) -> float:
         """Events per second over the last window, or since the start or the end of the

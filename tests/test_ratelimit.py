@@ -503,3 +503,136 @@ def test_a_window_spent_by_the_requests_in_flight_is_waited_out_before_it_is_bel
         lim.observe(info, sent_at=sent[k])
         lim.on_success(sent_at=sent[k])
     assert grants(lim, 1) == [pytest.approx(5.0)]
+
+
+class AnsweringTime(FakeTime):
+    """A fake clock that delivers answers (callbacks) as the sleeps pass their times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.due: list[tuple[float, object]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        for at, answer in [d for d in self.due if d[0] <= self.now + 1e-9]:
+            self.due.remove((at, answer))
+            answer()  # type: ignore[operator]
+
+
+def test_a_bucket_spent_by_the_requests_in_flight_holds_the_next_grant() -> None:
+    # The first answer says 2 tokens left, and 3 requests are in flight after it: the
+    # next grant waits for an answer showing a token (the refill is not measured yet),
+    # instead of drawing a 429 and its whole-second pause.
+    t = AnsweringTime()
+    lim = limiter(500, t)
+    assert grants(lim, 4) == [0.0, 0.01, 0.02, 0.03]
+    t.now = 0.05
+    lim.observe(RateLimitInfo(limit=100, remaining=2, reset=1.0), sent_at=0.0)
+    lim.on_success(sent_at=0.0)
+
+    def answer() -> None:  # the last one in flight: 1 left, nothing granted after it
+        lim.observe(RateLimitInfo(limit=100, remaining=1, reset=1.0), sent_at=0.03)
+        lim.on_success(sent_at=0.03)
+
+    t.due.append((0.08, answer))
+    assert grants(lim, 1) == [pytest.approx(0.08)]  # not 0.05, when it was due
+
+
+def test_a_bucket_holds_no_grant_while_its_measured_refill_covers_those_in_flight() -> None:
+    t = FakeTime()
+    lim = limiter(50, t)
+    lim._refill_rate = 50.0  # measured: 50 tokens a second
+    assert grants(lim, 3) == [0.0, 0.02, 0.04]
+    t.now = 0.05
+    lim.observe(RateLimitInfo(limit=50, remaining=1, reset=1.0), sent_at=0.0)
+    # 1 left when the first was taken, 2 taken since, 3 refilled by the next's arrival.
+    assert grants(lim, 1) == [pytest.approx(0.06)]
+
+
+def test_the_first_decrease_halves_the_rate_sent_since_an_idle_start() -> None:
+    # One request, an idle spell (its answer awaited), then 100/s: the rate sent is 100/s,
+    # not the 62/s the last second's grants average with the idle spell in it.
+    t = FakeTime()
+    lim = limiter(500, t)
+    grants(lim, 1)
+    t.now = 0.06
+    assert grants(lim, 14)[-1] == pytest.approx(0.19)
+    t.now = 0.24
+    lim.on_throttled(1.0, sent_at=0.19)
+    assert lim.current_rate == pytest.approx(50)
+
+
+def test_a_silent_limit_is_found_from_two_phases_and_not_probed_again() -> None:
+    # No headers.  The first phase (from a full bucket at 100/s) accepted 9 in 0.09 s;
+    # the second, from the pause's end, accepted A in D seconds: the refill is at least
+    # (A - 9) / (D - 0.09), and the rate settles just under that, with no eager probe.
+    t = FakeTime()
+    lim = limiter(500, t)
+
+    async def send(until: float, throttle_at: float | None = None) -> list[float]:
+        sent: list[float] = []
+        while True:
+            at = await lim.acquire()
+            if throttle_at is not None and at >= throttle_at:
+                lim.on_throttled(1.0, sent_at=at)
+                return sent
+            if at >= until:
+                return sent
+            lim.on_success(sent_at=at)
+            sent.append(at)
+
+    first = asyncio.run(send(1.0, throttle_at=0.09))
+    assert len(first) == 9
+    assert lim.current_rate == pytest.approx(50)
+    second = asyncio.run(send(3.0))
+    assert lim.current_rate == pytest.approx(55)  # a calm second: +5 % of the 100 throttled
+    throttled = t.now  # the request granted at 3.0 s draws a 429
+    lim.on_throttled(1.0, sent_at=throttled)
+    assert lim.current_rate is not None
+    start = second[0]
+    bound = (len(second) - 9) / (throttled - start - 0.09)  # the phase from the pause's end
+    assert lim.current_rate == pytest.approx(0.99 * bound, rel=0.02)
+    assert 48 <= lim.current_rate < 50
+    settled = lim.current_rate
+    asyncio.run(send(20.0))  # calm seconds after: held (no probe that would cost a pause)
+    assert lim.current_rate == settled
+
+
+def test_a_late_answer_of_the_first_phase_still_counts_in_the_refill_found() -> None:
+    # The first phase: 100/s from 0, its 429 (sent at 0.09) answered before the answer
+    # of the request sent at 0.08.  That one counts when it comes: the refill found later
+    # is (A - 9) / (D - 0.09), not (A - 8) / (D - 0.09), which overestimates it.
+    t = FakeTime()
+    lim = limiter(500, t)
+    sent = grants(lim, 10)
+    for at in sent[:8]:
+        lim.on_success(sent_at=at)
+    t.now = 0.14
+    lim.on_throttled(1.0, sent_at=sent[9])
+    lim.on_success(sent_at=sent[8])  # late
+    t.now = 1.14
+
+    async def unrounded(n: int) -> list[float]:
+        return [await lim.acquire() for _ in range(n)]
+
+    second = asyncio.run(unrounded(101))  # 2 s at 50/s from the pause's end, accepted ...
+    for at in second[:-1]:
+        lim.on_success(sent_at=at)
+    lim.on_throttled(1.0, sent_at=second[-1])  # ... until a 429
+    bound = (100 - 9) / (second[-1] - second[0] - 0.09)
+    assert lim.current_rate == pytest.approx(0.99 * bound)
+
+
+def test_the_slow_start_step_counts_from_the_first_grant_not_from_creation() -> None:
+    # Created at 0, first request at 0.2 (start-up, the account's listing): the first
+    # doubling comes a SLOW_START_STEP of calm answers after 0.2, not at 0.25.
+    t = FakeTime()
+    lim = limiter(500, t)
+    t.now = 0.2
+    sent = grants(lim, 10)  # 0.2 .. 0.29 at 100/s
+    t.now = 0.3
+    lim.on_success(sent_at=sent[-1])
+    assert lim.current_rate == START_RATE
+    t.now = 0.2 + SLOW_START_STEP
+    lim.on_success(sent_at=sent[-1])
+    assert lim.current_rate == 2 * START_RATE
