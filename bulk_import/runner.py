@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import watch
+from . import readahead, watch
 from .collector import fewer_collections
 from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields
@@ -1060,7 +1060,11 @@ def _dry_run(
         try:
             with _interrupting(handle_signals), fewer_collections():
                 checked: Iterable[ResultColumns]
-                checked = (validator.check_chunk(chunk) for chunk in table.chunks())
+                if readahead.worth_it(table):  # a big CSV: read and checked ahead
+                    ahead = readahead.chunks(table, validator)
+                    checked = (validator.check_chunk(c, done) for c, done in ahead)
+                else:
+                    checked = (validator.check_chunk(chunk) for chunk in table.chunks())
                 if opts.on_row is not None:
                     checked = _reported(checked, _Reporter(opts.on_row))
                 if opts.failed_rows is not None:

@@ -1,0 +1,163 @@
+"""readahead: a big CSV's dry run reads the file in a second process while this one checks.
+
+A dry run of a large CSV spends about half its CPU reading (the csv reader, decoding,
+trimming: ``Table.chunks()``) and the other half checking the cells and writing the
+results file.  ``chunks`` runs ``Table.chunks()`` in a forked child and hands its chunks
+back through a pipe, so the two halves run on two cores.  The chunks are the very ones
+``Table.chunks()`` gives (same rows, cells, problems, in order); an error the reading
+raises (a changed file, an unreadable one) is raised here, in its place in the stream.
+
+Only for files of at least ``READ_AHEAD_BYTES`` (a small file's dry run keeps its
+start-up: no fork), on a system with ``os.fork``.  The child never outlives the run: it
+ignores SIGINT (Ctrl-C reaches the whole process group; this process stops it), dies of
+SIGTERM/SIGHUP and of SIGPIPE (its reader gone: this process killed), and this process
+kills and reaps it when the stream is closed early (an interrupt, an error while
+checking or writing).
+
+A chunk crosses the pipe as one pickle, each column joined into one text on a separator
+no cell of it holds (checked: the joined text has exactly one separator fewer than the
+column has cells), else as its list of cells; a run of consecutive row numbers as its
+first and its count.  That costs a fraction of pickling the lists themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from .errors import InputFileError
+from .models import Chunk
+
+if TYPE_CHECKING:
+    from .load import Table
+    from .validate import Ahead, Validator
+
+#: Files smaller than this are read in this process (about 60,000 realistic rows).
+READ_AHEAD_BYTES = 8 << 20
+
+#: The fields whose columns the child checks (``Validator.check_columns``): what keeps the
+#: two processes about equally busy on the realistic file (benchmarks/README.md).
+AHEAD_FIELDS = ("outboundPhoneNumber",)
+
+_SEP = "\x00"
+_HEAD = struct.Struct("<Q")
+_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031  # Linux's fcntl; ignored where it is not known
+
+
+def worth_it(table: Table) -> bool:
+    """Whether ``table``'s dry run reads it in a second process (a big CSV, ``os.fork``)."""
+    from .load import _CsvReader
+
+    if not hasattr(os, "fork") or not isinstance(table._reader, _CsvReader):
+        return False
+    try:
+        return table.path.stat().st_size >= READ_AHEAD_BYTES
+    except OSError:
+        return False
+
+
+def chunks(table: Table, validator: Validator) -> Iterator[tuple[Chunk, Ahead]]:
+    """``table.chunks()``, each with ``validator.check_columns`` of it, both worked out by
+    a forked child process (see the module's notes)."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):
+        import fcntl
+
+        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        _child(table, validator, write_fd)
+    os.close(write_fd)
+    done = False
+    try:
+        with open(read_fd, "rb", buffering=_PIPE_BYTES) as pipe:
+            while True:
+                kind, body = _receive(pipe, pid)
+                if kind == "chunk":
+                    yield _unpacked(body)
+                elif kind == "error":
+                    raise body
+                else:
+                    done = True
+                    return
+    finally:
+        if not done:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _receive(pipe: BinaryIO, pid: int) -> tuple[str, Any]:
+    head = pipe.read(_HEAD.size)
+    if len(head) == _HEAD.size:
+        (size,) = _HEAD.unpack(head)
+        body = pipe.read(size)
+        if len(body) == size:
+            kind, value = pickle.loads(body)  # noqa: S301 - our own child's, through a pipe
+            return kind, value
+    raise InputFileError(
+        f"the process reading the file (pid {pid}) stopped before the end of it",
+        hint="run again; if it happens again, report it",
+    )
+
+
+def _child(table: Table, validator: Validator, write_fd: int) -> None:
+    """Read ``table`` and send its chunks, then an end (or the error); exit, run nothing
+    of this process's (no ``finally``, no ``atexit``, no buffered output flushed twice)."""
+    status = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        with open(write_fd, "wb", buffering=_PIPE_BYTES) as pipe:
+            try:
+                for chunk in table.chunks():
+                    odd = validator.check_columns(chunk, AHEAD_FIELDS)
+                    _send(pipe, "chunk", _packed(chunk, odd))
+            except Exception as exc:  # noqa: BLE001 - raised in the parent, in its place
+                try:
+                    _send(pipe, "error", exc)
+                except Exception:  # noqa: BLE001 - an error that does not pickle: its text
+                    _send(pipe, "error", InputFileError(f"{table.path}: {exc}"))
+            else:
+                _send(pipe, "end", None)
+    except BaseException:  # noqa: BLE001 - the parent reports the stream's end
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _send(pipe: BinaryIO, kind: str, value: object) -> None:
+    body = pickle.dumps((kind, value), protocol=5)
+    pipe.write(_HEAD.pack(len(body)))
+    pipe.write(body)
+    pipe.flush()
+
+
+def _joined(cells: list[str]) -> str | list[str]:
+    """``cells`` as one text if no cell holds the separator (and there is a cell)."""
+    joined = _SEP.join(cells)
+    return joined if cells and joined.count(_SEP) == len(cells) - 1 else cells
+
+
+def _packed(chunk: Chunk, odd: set[int]) -> tuple[Any, ...]:
+    rows = chunk.rows
+    span = rows and rows[-1] - rows[0] == len(rows) - 1  # rising numbers: consecutive
+    columns = {name: _joined(cells) for name, cells in chunk.cells.items()}
+    return ((rows[0], len(rows)) if span else rows), columns, chunk.problems, odd
+
+
+def _unpacked(body: tuple[Any, ...]) -> tuple[Chunk, Ahead]:
+    rows, columns, problems, odd = body
+    if isinstance(rows, tuple):
+        rows = list(range(rows[0], rows[0] + rows[1]))
+    cells = {n: c.split(_SEP) if isinstance(c, str) else c for n, c in columns.items()}
+    return Chunk(rows, cells, problems), (AHEAD_FIELDS, odd)

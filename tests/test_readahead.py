@@ -1,0 +1,182 @@
+"""The big CSV's dry run read (and partly checked) in a forked child: ``readahead``.
+
+The chunks, the column checks and the results file must be exactly those of the one-process
+path; an error of the reading must come out in its place; the child must never outlive
+the run (an early close, an interrupt, the parent killed).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bulk_import import readahead
+from bulk_import.cli import main
+from bulk_import.errors import InputFileError
+from bulk_import.load import open_table
+from bulk_import.validate import Validator
+
+from test_dry_run import NAMES, varied_rows
+
+
+def _no_children() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.fixture
+def odd_file(tmp_path: Path) -> Path:
+    """The varied rows, with blank rows, quoted newlines, NUL bytes (the pipe's separator)
+    and a row wider than the header among them."""
+    path = tmp_path / "odd.csv"
+    rows = varied_rows()
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(NAMES)
+        for i, row in enumerate(rows):
+            writer.writerow(row)
+            if i % 11 == 5:
+                writer.writerow([""] * len(NAMES))
+            if i % 13 == 3:
+                writer.writerow([f"+1212555{i:04d}", "u\nser", "p\x00w", "sip.x.com", "a\x00b"])
+            if i == 20:
+                writer.writerow([f"+1212556{i:04d}", "u", "p", "sip.x.com", "", "", "", "", "more"])
+    return path
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
+def test_chunks_and_checks_are_the_one_process_ones(odd_file: Path, chunk_rows: int) -> None:
+    with open_table(odd_file, chunk_rows=chunk_rows) as opened:
+        expected = list(opened.chunks())
+        got = list(readahead.chunks(opened, Validator()))
+    assert [chunk for chunk, _ in got] == expected
+    assert any(chunk.problems for chunk in expected)  # the wide row
+    assert any("\x00" in c for chunk in expected for c in chunk.cells["trunkPassword"])
+    one, two = Validator(), Validator()
+    for (chunk, ahead), same in zip(got, expected, strict=True):
+        assert ahead == (readahead.AHEAD_FIELDS, one.check_columns(same, readahead.AHEAD_FIELDS))
+        assert two.check_chunk(chunk, ahead) == one.check_chunk(same)
+    assert _no_children()
+
+
+def test_check_columns_leaves_the_numbers_to_check_chunk(odd_file: Path) -> None:
+    with open_table(odd_file) as opened:
+        chunk = next(opened.chunks())
+    with pytest.raises(ValueError, match="phoneNumber"):
+        Validator().check_columns(chunk, ["phoneNumber"])
+
+
+def test_an_error_of_the_reading_is_raised_in_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "open-quote.csv"
+    good = "+14155550100,u,p,sip.x.com\n" * 30
+    path.write_text("phoneNumber,trunkUsername,trunkPassword,terminationSipURI\n" + good + '"+1')
+    with open_table(path, chunk_rows=7) as opened:
+        with pytest.raises(InputFileError) as expected:
+            list(opened.chunks())
+        seen = []
+        with pytest.raises(InputFileError) as got:
+            for chunk, _ in readahead.chunks(opened, Validator()):
+                seen.append(chunk)
+    assert str(got.value) == str(expected.value)
+    assert type(got.value) is type(expected.value)
+    assert sum(len(c.rows) for c in seen) == 28  # the chunks before the error came through
+    assert _no_children()
+
+
+def test_closing_early_stops_the_child(odd_file: Path) -> None:
+    with open_table(odd_file, chunk_rows=1) as opened:
+        stream = readahead.chunks(opened, Validator())
+        next(stream)
+        stream.close()
+    assert _no_children()
+
+
+def test_cli_results_are_the_one_process_ones(
+    odd_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def dry_run(out: Path) -> bytes:
+        args = ["run", str(odd_file), "--dry-run", "--no-progress", "--output", str(out)]
+        assert main(args) == 1
+        return out.read_bytes()
+
+    one = dry_run(tmp_path / "one.csv")
+    forked = []
+    real = readahead.chunks
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 0)
+    monkeypatch.setattr(readahead, "chunks", lambda *a: forked.append(1) or real(*a))
+    assert dry_run(tmp_path / "two.csv") == one
+    assert forked
+    assert _no_children()
+
+
+def test_small_files_are_read_in_this_process(odd_file: Path) -> None:
+    with open_table(odd_file) as opened:
+        assert not readahead.worth_it(opened)
+
+
+CHILD_RUN = """
+import sys
+from bulk_import import readahead
+from bulk_import.cli import main
+readahead.READ_AHEAD_BYTES = 0
+sys.exit(main(["run", sys.argv[1], "--dry-run", "--no-progress", "--output", sys.argv[2]]))
+"""
+
+
+def _children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"  # a zombie does no more: its parent (init) reaps it
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_dry_run_leaves_no_child(tmp_path: Path, stop: signal.Signals) -> None:
+    path = tmp_path / "big.csv"
+    line = "+1415{:07d},user,pass,sip.telnyx.com,friend,,,+1650{:07d}\n"
+    with path.open("w") as f:
+        f.write(",".join(NAMES) + "\n")
+        f.writelines(line.format(i, i) for i in range(600_000))
+    errors = tmp_path / "stderr.txt"
+    with errors.open("wb") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-c", CHILD_RUN, str(path), str(tmp_path / "out.csv")],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    deadline = time.monotonic() + 20
+    children: list[int] = []
+    while not children and time.monotonic() < deadline and run.poll() is None:
+        children = _children_of(run.pid)
+        time.sleep(0.01)
+    assert children, "the dry run never forked its reader"
+    run.send_signal(stop)
+    run.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while not all(map(_gone, children)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(map(_gone, children))
+    assert not (tmp_path / "out.csv").exists()  # no half-written results file
+    if stop != signal.SIGKILL:
+        assert run.returncode == 130
+        assert "Traceback" not in errors.read_text()
