@@ -4,8 +4,9 @@ A dry run of a large CSV spends about half its CPU reading (the csv reader, deco
 trimming: ``Table.chunks()``) and the other half checking the cells and writing the
 results file.  ``chunks`` runs ``Table.chunks()`` in a forked child and hands its chunks
 back through a pipe, so the two halves run on two cores.  The chunks are the very ones
-``Table.chunks()`` gives (same rows, cells, problems, in order); an error the reading
-raises (a changed file, an unreadable one) is raised here, in its place in the stream.
+``Table.chunks()`` gives (same rows, cells, problems, in order), with the column checks
+of ``AHEAD_FIELDS``; an error the reading raises (a changed file, an unreadable one) is
+raised here, in its place in the stream.
 
 Only for files of at least ``READ_AHEAD_BYTES`` (a small file's dry run keeps its
 start-up: no fork), on a system with ``os.fork``.  The child never outlives the run: it
@@ -27,7 +28,7 @@ import os
 import pickle
 import signal
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import InputFileError
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
 #: Files smaller than this are read in this process (about 60,000 realistic rows).
 READ_AHEAD_BYTES = 8 << 20
 
-#: The fields whose columns the child checks (``Validator.check_columns``): what keeps the
-#: two processes about equally busy on the realistic file (benchmarks/README.md).
-AHEAD_FIELDS = ("outboundPhoneNumber",)
+#: The fields whose columns the child checks too (``Validator.check_columns``), to move
+#: work from this process to it.  None on the realistic file: reading is already the
+#: child's larger half (with ``outboundPhoneNumber`` here the child became the slower of
+#: the two, 3.5 s of wall against 3.05 s: benchmarks/README.md).
+AHEAD_FIELDS: tuple[str, ...] = ()
 
 _SEP = "\x00"
 _HEAD = struct.Struct("<Q")
@@ -62,7 +65,7 @@ def worth_it(table: Table) -> bool:
         return False
 
 
-def chunks(table: Table, validator: Validator) -> Iterator[tuple[Chunk, Ahead]]:
+def chunks(table: Table, validator: Validator) -> Generator[tuple[Chunk, Ahead], None, None]:
     """``table.chunks()``, each with ``validator.check_columns`` of it, both worked out by
     a forked child process (see the module's notes)."""
     read_fd, write_fd = os.pipe()

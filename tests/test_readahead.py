@@ -13,17 +13,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_dry_run import NAMES, varied_rows
 
 from bulk_import import readahead
 from bulk_import.cli import main
 from bulk_import.errors import InputFileError
-from bulk_import.load import open_table
-from bulk_import.validate import Validator
-
-from test_dry_run import NAMES, varied_rows
+from bulk_import.load import Table, open_table
+from bulk_import.models import Chunk
+from bulk_import.validate import Ahead, Validator
 
 
 def _no_children() -> bool:
@@ -54,8 +55,12 @@ def odd_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("ahead", [(), ("outboundPhoneNumber", "friendlyName", "trunkUsername")])
 @pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
-def test_chunks_and_checks_are_the_one_process_ones(odd_file: Path, chunk_rows: int) -> None:
+def test_chunks_and_checks_are_the_one_process_ones(
+    odd_file: Path, chunk_rows: int, ahead: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readahead, "AHEAD_FIELDS", ahead)
     with open_table(odd_file, chunk_rows=chunk_rows) as opened:
         expected = list(opened.chunks())
         got = list(readahead.chunks(opened, Validator()))
@@ -63,9 +68,9 @@ def test_chunks_and_checks_are_the_one_process_ones(odd_file: Path, chunk_rows: 
     assert any(chunk.problems for chunk in expected)  # the wide row
     assert any("\x00" in c for chunk in expected for c in chunk.cells["trunkPassword"])
     one, two = Validator(), Validator()
-    for (chunk, ahead), same in zip(got, expected, strict=True):
-        assert ahead == (readahead.AHEAD_FIELDS, one.check_columns(same, readahead.AHEAD_FIELDS))
-        assert two.check_chunk(chunk, ahead) == one.check_chunk(same)
+    for (chunk, done), same in zip(got, expected, strict=True):
+        assert done == (ahead, one.check_columns(same, ahead))
+        assert two.check_chunk(chunk, done) == one.check_chunk(same)
     assert _no_children()
 
 
@@ -83,10 +88,13 @@ def test_an_error_of_the_reading_is_raised_in_its_place(tmp_path: Path) -> None:
     with open_table(path, chunk_rows=7) as opened:
         with pytest.raises(InputFileError) as expected:
             list(opened.chunks())
-        seen = []
+        seen: list[Chunk] = []
+
+        def read_ahead() -> None:
+            seen.extend(chunk for chunk, _ in readahead.chunks(opened, Validator()))
+
         with pytest.raises(InputFileError) as got:
-            for chunk, _ in readahead.chunks(opened, Validator()):
-                seen.append(chunk)
+            read_ahead()
     assert str(got.value) == str(expected.value)
     assert type(got.value) is type(expected.value)
     assert sum(len(c.rows) for c in seen) == 28  # the chunks before the error came through
@@ -110,10 +118,15 @@ def test_cli_results_are_the_one_process_ones(
         return out.read_bytes()
 
     one = dry_run(tmp_path / "one.csv")
-    forked = []
+    forked: list[int] = []
     real = readahead.chunks
+
+    def counted(table: Table, validator: Validator) -> Iterator[tuple[Chunk, Ahead]]:
+        forked.append(1)
+        return real(table, validator)
+
     monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 0)
-    monkeypatch.setattr(readahead, "chunks", lambda *a: forked.append(1) or real(*a))
+    monkeypatch.setattr(readahead, "chunks", counted)
     assert dry_run(tmp_path / "two.csv") == one
     assert forked
     assert _no_children()
