@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import readahead, watch
+from . import watch
 from .collector import fewer_collections
 from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields
@@ -1051,6 +1051,8 @@ def _dry_run(
     line (``--log-file`` gets the start and end lines): the results file has every row.
     ``--resume`` is ignored (every row is checked; nothing would be sent anyway).
     """
+    from . import readahead  # imported here: no other run needs it
+
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
     failed: list[RowResult] = []
@@ -1060,7 +1062,7 @@ def _dry_run(
         try:
             with _interrupting(handle_signals), fewer_collections():
                 checked: Iterable[ResultColumns]
-                if readahead.worth_it(table):  # a big CSV: read and checked ahead
+                if readahead.worth_it(table):  # a big CSV: read ahead in a child
                     ahead = readahead.chunks(table, validator)
                     checked = (validator.check_chunk(c, done) for c, done in ahead)
                 else:
