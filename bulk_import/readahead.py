@@ -126,16 +126,25 @@ def _child(table: Table, validator: Validator, write_fd: int) -> None:
                     odd = validator.check_columns(chunk, AHEAD_FIELDS)
                     _send(pipe, "chunk", _packed(chunk, odd))
             except Exception as exc:  # noqa: BLE001 - raised in the parent, in its place
-                try:
-                    _send(pipe, "error", exc)
-                except Exception:  # noqa: BLE001 - an error that does not pickle: its text
-                    _send(pipe, "error", InputFileError(f"{table.path}: {exc}"))
+                _send(pipe, "error", _portable(exc, table))
             else:
                 _send(pipe, "end", None)
     except BaseException:  # noqa: BLE001 - the parent reports the stream's end
         status = 1
     finally:
         os._exit(status)
+
+
+def _portable(exc: Exception, table: Table) -> Exception:
+    """``exc`` if it comes back from a pickle as itself, else an ``InputFileError`` with
+    its text (an error whose ``__init__`` takes other arguments than its message)."""
+    try:
+        back = pickle.loads(pickle.dumps(exc, protocol=5))  # noqa: S301 - our own bytes
+    except Exception:  # noqa: BLE001 - any failure: its text
+        back = None
+    if type(back) is type(exc) and str(back) == str(exc):
+        return exc
+    return InputFileError(f"{table.path}: {exc}")
 
 
 def _send(pipe: BinaryIO, kind: str, value: object) -> None:

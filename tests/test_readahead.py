@@ -21,7 +21,7 @@ from test_dry_run import NAMES, varied_rows
 
 from bulk_import import readahead
 from bulk_import.cli import main
-from bulk_import.errors import InputFileError
+from bulk_import.errors import InputFileError, MissingColumnsError
 from bulk_import.load import Table, open_table
 from bulk_import.models import Chunk
 from bulk_import.validate import Ahead, Validator
@@ -98,6 +98,19 @@ def test_an_error_of_the_reading_is_raised_in_its_place(tmp_path: Path) -> None:
     assert str(got.value) == str(expected.value)
     assert type(got.value) is type(expected.value)
     assert sum(len(c.rows) for c in seen) == 28  # the chunks before the error came through
+    assert _no_children()
+
+
+def test_an_error_that_does_not_pickle_comes_as_its_text(
+    odd_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(self: Table) -> Iterator[Chunk]:
+        raise MissingColumnsError(["phoneNumber"], ["phone"])  # its __init__: 2 lists
+
+    monkeypatch.setattr(Table, "chunks", refused)
+    with open_table(odd_file) as opened, pytest.raises(InputFileError) as got:
+        next(readahead.chunks(opened, Validator()))
+    assert str(MissingColumnsError(["phoneNumber"], ["phone"])) in str(got.value)
     assert _no_children()
 
 
