@@ -50,19 +50,29 @@ AHEAD_FIELDS: tuple[str, ...] = ()
 _SEP = "\x00"
 _HEAD = struct.Struct("<Q")
 _PIPE_BYTES = 1 << 20
+_HEAD_BYTES = 1 << 20
 _F_SETPIPE_SZ = 1031  # Linux's fcntl; ignored where it is not known
 
 
 def worth_it(table: Table) -> bool:
-    """Whether ``table``'s dry run reads it in a second process (a big CSV, ``os.fork``)."""
+    """Whether ``table``'s dry run reads it in a second process: a big CSV that the stdlib
+    reader reads (``os.fork`` needed).  A file whose first MB has no quote and no NUL is
+    most likely one that pandas' C parser reads (``csvfast``): reading it costs so little
+    that the hand-over would cost about what the second core saves."""
+    from . import csvfast
     from .load import _CsvReader
 
-    if not hasattr(os, "fork") or not isinstance(table._reader, _CsvReader):
+    reader = table._reader
+    if not hasattr(os, "fork") or not isinstance(reader, _CsvReader):
         return False
     try:
-        return table.path.stat().st_size >= READ_AHEAD_BYTES
+        if table.path.stat().st_size < READ_AHEAD_BYTES:
+            return False
+        head = os.pread(reader.file.fileno(), _HEAD_BYTES, 0)
     except OSError:
         return False
+    plain = not reader.long_lines and reader.errors == "strict" and "16" not in reader.encoding
+    return not (plain and not any(b in head for b in csvfast._UNSAFE))
 
 
 def chunks(table: Table, validator: Validator) -> Generator[tuple[Chunk, Ahead], None, None]:

@@ -150,6 +150,18 @@ def test_small_files_are_read_in_this_process(odd_file: Path) -> None:
         assert not readahead.worth_it(opened)
 
 
+def test_big_quoted_files_are_read_ahead_and_plain_ones_not(
+    odd_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 1000)
+    plain = tmp_path / "plain.csv"
+    plain.write_text("phoneNumber,trunkUsername\n" + "+14155550100,u\n" * 100)
+    with open_table(odd_file) as opened:
+        assert readahead.worth_it(opened)  # quoted cells: the stdlib reader's
+    with open_table(plain) as opened:
+        assert not readahead.worth_it(opened)  # pandas' (csvfast): cheap to read
+
+
 CHILD_RUN = """
 import sys
 from bulk_import import readahead
@@ -179,7 +191,7 @@ def _gone(pid: int) -> bool:
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_dry_run_leaves_no_child(tmp_path: Path, stop: signal.Signals) -> None:
     path = tmp_path / "big.csv"
-    line = "+1415{:07d},user,pass,sip.telnyx.com,friend,,,+1650{:07d}\n"
+    line = '+1415{:07d},user,"pa,ss",sip.telnyx.com,friend,,,+1650{:07d}\n'  # quoted: forks
     with path.open("w") as f:
         f.write(",".join(NAMES) + "\n")
         f.writelines(line.format(i, i) for i in range(600_000))
