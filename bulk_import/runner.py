@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import watch
+from . import interrupts, watch
 from .collector import fewer_collections
 from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields
@@ -1107,16 +1107,14 @@ def _reported(chunks: Iterable[ResultColumns], reporter: _Reporter) -> Iterator[
 
 @contextlib.contextmanager
 def _interrupting(enabled: bool) -> Iterator[None]:
-    """SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the body, as Ctrl-C does, so that
-    it cleans up (no half-written file is left) and the CLI exits 130."""
+    """SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the body, so that it
+    cleans up (no half-written file is left) and the CLI exits 130; the handler is
+    ``interrupts.interrupt``, so that ``interrupts.held()`` can hold it back over the lines
+    that make a file and keep its name (docs/architecture.md, "Interrupts")."""
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS[1:]}
+    previous = {sig: signal.signal(sig, interrupts.interrupt) for sig in STOP_SIGNALS}
     try:
         yield
     finally:

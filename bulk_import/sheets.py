@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import interrupts
 from .errors import ResultsFileError
 from .models import ResultColumns, RowResult, Status
 from .record import CHANGES_COLUMN, KEY_COLUMNS, RESULT_COLUMNS, not_results
@@ -64,20 +65,24 @@ def is_workbook_path(path: Path) -> bool:
 @contextlib.contextmanager
 def _replacing(path: Path, what: str) -> Iterator[Path]:
     """A new owner-only temporary file beside ``path``, moved over it if all goes well."""
+    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ResultsFileError(
-            f"can't write the {what} {path}: {exc.strerror}", hint="choose another path"
-        ) from exc
-    os.close(fd)
-    tmp = Path(name)
-    try:
+        with interrupts.held():  # an interrupt once ``tmp`` is known: it is removed
+            try:
+                fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            except OSError as exc:
+                raise ResultsFileError(
+                    f"can't write the {what} {path}: {exc.strerror}", hint="choose another path"
+                ) from exc
+            os.close(fd)
+            tmp = Path(name)
         yield tmp
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)  # replaces a link itself, never what it points to
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with interrupts.held():  # a second interrupt: once it is removed
+                tmp.unlink(missing_ok=True)
         raise
 
 
