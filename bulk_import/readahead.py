@@ -9,11 +9,15 @@ of ``AHEAD_FIELDS``; an error the reading raises (a changed file, an unreadable 
 raised here, in its place in the stream.
 
 Only for files of at least ``READ_AHEAD_BYTES`` (a small file's dry run keeps its
-start-up: no fork), on a system with ``os.fork``.  The child never outlives the run: it
-ignores SIGINT (Ctrl-C reaches the whole process group; this process stops it), dies of
-SIGTERM/SIGHUP and of SIGPIPE (its reader gone: this process killed), and this process
-kills and reaps it when the stream is closed early (an interrupt, an error while
-checking or writing).
+start-up: no fork), on a system with ``os.fork``, from a process with no other thread
+running.  The child never outlives the run: it ignores SIGINT (Ctrl-C reaches the whole
+process group; this process stops it), dies of SIGTERM/SIGHUP and of SIGPIPE (its
+reader gone: this process killed), and this process kills and reaps it when the stream
+is closed early (an interrupt, an error while checking or writing).  The stop signals
+are blocked over the fork and unblocked in the child once its handlers are its own, and
+the fork's pid is kept before an interrupt can land (``interrupts.held``); a child ended
+by a stop signal (sent to the whole group) makes an interrupt here, not an error
+(docs/architecture.md, "The dry run").
 
 A chunk crosses the pipe as one pickle, each column joined into one text on a separator
 no cell of it holds (checked: the joined text has exactly one separator fewer than the
@@ -28,9 +32,11 @@ import os
 import pickle
 import signal
 import struct
-from collections.abc import Generator
+import threading
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from . import interrupts
 from .errors import InputFileError
 from .models import Chunk
 
@@ -52,18 +58,25 @@ _HEAD = struct.Struct("<Q")
 _PIPE_BYTES = 1 << 20
 _HEAD_BYTES = 1 << 20
 _F_SETPIPE_SZ = 1031  # Linux's fcntl; ignored where it is not known
+_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def worth_it(table: Table) -> bool:
     """Whether ``table``'s dry run reads it in a second process: a big CSV that the stdlib
     reader reads (``os.fork`` needed).  A file whose first MB has no quote and no NUL is
     most likely one that pandas' C parser reads (``csvfast``): reading it costs so little
-    that the hand-over would cost about what the second core saves."""
+    that the hand-over would cost about what the second core saves.
+
+    Never with another thread running (a library user's): a fork copies a lock another
+    thread holds, held for ever in the child, and only the main thread can set the
+    child's signal handlers."""
     from . import csvfast
     from .load import _CsvReader
 
     reader = table._reader
     if not hasattr(os, "fork") or not isinstance(reader, _CsvReader):
+        return False
+    if threading.active_count() != 1 or threading.current_thread() is not threading.main_thread():
         return False
     try:
         if table.path.stat().st_size < READ_AHEAD_BYTES:
@@ -78,37 +91,88 @@ def worth_it(table: Table) -> bool:
 def chunks(table: Table, validator: Validator) -> Generator[tuple[Chunk, Ahead], None, None]:
     """``table.chunks()``, each with ``validator.check_columns`` of it, both worked out by
     a forked child process (see the module's notes)."""
-    read_fd, write_fd = os.pipe()
+    with interrupts.held():  # both ends kept before an interrupt can land
+        read_fd, write_fd = os.pipe()
+        pipe = open(read_fd, "rb", buffering=_PIPE_BYTES)  # noqa: SIM115 - closed below
+        child = _Child(write_fd)
     with contextlib.suppress(OSError):
         import fcntl
 
         fcntl.fcntl(write_fd, _F_SETPIPE_SZ, _PIPE_BYTES)
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_fd)
-        _child(table, validator, write_fd)
-    os.close(write_fd)
-    done = False
-    try:
-        with open(read_fd, "rb", buffering=_PIPE_BYTES) as pipe:
+    with pipe:
+        try:
+            _fork(child, table, validator, read_fd)
             while True:
-                kind, body = _receive(pipe, pid)
+                kind, body = _receive(pipe, child)
                 if kind == "chunk":
                     yield _unpacked(body)
                 elif kind == "error":
                     raise body
                 else:
-                    done = True
+                    child.done = True
                     return
+        finally:
+            with interrupts.held():  # a second interrupt: once the child is stopped
+                child.stop()
+
+
+class _Child:
+    """The forked reader, once there is one: its pid, its end of the pipe while this
+    process holds it too, and whether it is done with."""
+
+    def __init__(self, write_fd: int) -> None:
+        self.pid = 0
+        self.write_fd = write_fd  # -1 once closed here
+        self.done = False  # it sent its end: it exits by itself
+        self.status: int | None = None  # its wait status, once reaped
+
+    def close_write_end(self) -> None:
+        fd, self.write_fd = self.write_fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def reap(self) -> int:
+        """Wait for it to end (once: a reaped pid may be another process's)."""
+        if self.status is None:
+            try:
+                self.status = os.waitpid(self.pid, 0)[1]
+            except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler)
+                self.status = 0
+        return self.status
+
+    def stop(self) -> None:
+        """Kill it (unless it is done) and reap it; close this process's write end."""
+        with contextlib.suppress(OSError):
+            self.close_write_end()
+        if self.pid and self.status is None:
+            if not self.done:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+            self.reap()
+
+
+def _fork(child: _Child, table: Table, validator: Validator, read_fd: int) -> None:
+    """Fork the reader, keeping its pid before any interrupt can land (``interrupts``).
+
+    The stop signals are blocked over the fork: the child starts with them blocked and
+    unblocks them once it has its own handlers (``_child``), so that a signal sent to the
+    whole group in that moment does what it does to the child (SIGINT nothing, SIGTERM
+    and SIGHUP end it), never this process's handler run in the child, on this process's
+    stack (its clean-up is this process's, its temporary results file among it)."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    try:
+        with interrupts.held():
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                _child(table, validator, read_fd, child.write_fd, before)
+            child.pid = pid
+            child.close_write_end()
     finally:
-        if not done:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _receive(pipe: BinaryIO, pid: int) -> tuple[str, Any]:
+def _receive(pipe: BinaryIO, child: _Child) -> tuple[str, Any]:
     head = pipe.read(_HEAD.size)
     if len(head) == _HEAD.size:
         (size,) = _HEAD.unpack(head)
@@ -116,20 +180,30 @@ def _receive(pipe: BinaryIO, pid: int) -> tuple[str, Any]:
         if len(body) == size:
             kind, value = pickle.loads(body)  # noqa: S301 - our own child's, through a pipe
             return kind, value
+    status = child.reap()
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in _STOPS:
+        # A stop signal to the whole group (a service manager's SIGTERM) may end the child
+        # before this process has handled its own: the run was interrupted all the same.
+        raise KeyboardInterrupt(signal.Signals(os.WTERMSIG(status)).name)
     raise InputFileError(
-        f"the process reading the file (pid {pid}) stopped before the end of it",
+        f"the process reading the file (pid {child.pid}) stopped before the end of it",
         hint="run again; if it happens again, report it",
     )
 
 
-def _child(table: Table, validator: Validator, write_fd: int) -> None:
+def _child(
+    table: Table, validator: Validator, read_fd: int, write_fd: int, mask: Iterable[int]
+) -> None:
     """Read ``table`` and send its chunks, then an end (or the error); exit, run nothing
-    of this process's (no ``finally``, no ``atexit``, no buffered output flushed twice)."""
+    of this process's (no ``finally``, no ``atexit``, no buffered output flushed twice).
+    Started with the stop signals blocked (``_fork``): its own handlers first."""
     status = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(read_fd)
         with open(write_fd, "wb", buffering=_PIPE_BYTES) as pipe:
             try:
                 for chunk in table.chunks():

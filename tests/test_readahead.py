@@ -7,11 +7,13 @@ the run (an early close, an interrupt, the parent killed).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +21,12 @@ from pathlib import Path
 import pytest
 from test_dry_run import NAMES, varied_rows
 
-from bulk_import import readahead
+from bulk_import import RunOptions, Summary, readahead, run_import
 from bulk_import.cli import main
 from bulk_import.errors import InputFileError, MissingColumnsError
 from bulk_import.load import Table, open_table
 from bulk_import.models import Chunk
+from bulk_import.runner import _interrupting
 from bulk_import.validate import Ahead, Validator
 
 
@@ -218,3 +221,188 @@ def test_a_stopped_dry_run_leaves_no_child(tmp_path: Path, stop: signal.Signals)
     if stop != signal.SIGKILL:
         assert run.returncode == 130
         assert "Traceback" not in errors.read_text()
+
+
+def test_not_with_another_thread_running(odd_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 0)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    with open_table(odd_file) as opened:
+        assert readahead.worth_it(opened)
+        other.start()
+        try:
+            assert not readahead.worth_it(opened)  # a fork would copy its locks, held
+        finally:
+            stop.set()
+            other.join()
+        assert readahead.worth_it(opened)
+
+
+def test_a_dry_run_from_a_thread_stays_in_one_process(
+    odd_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 0)
+    forks: list[int] = []
+    real = os.fork
+
+    def fork() -> int:
+        forks.append(1)
+        return real()
+
+    monkeypatch.setattr(os, "fork", fork)
+    opts = RunOptions(file=odd_file, dry_run=True, output=tmp_path / "thread.csv")
+    summaries: list[Summary] = []
+    thread = threading.Thread(target=lambda: summaries.append(run_import(opts)))
+    thread.start()
+    thread.join()
+    assert summaries
+    assert summaries[0].rows
+    assert not forks
+    one = tmp_path / "one.csv"
+    assert main(["run", str(odd_file), "--dry-run", "--no-progress", "--output", str(one)]) == 1
+    assert forks  # the main thread alone: forked
+    assert (tmp_path / "thread.csv").read_bytes() == one.read_bytes()
+
+
+def _kill_all(pids: list[int]) -> None:
+    """A test that failed may leave a child: stop it (only ours, by pid)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+
+
+@pytest.mark.parametrize("how", ["delivered", "tripped"])
+def test_a_signal_just_after_the_fork_stops_the_child(
+    odd_file: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A stop signal as ``os.fork`` returns in this process, before its pid is kept:
+    sent to this thread ("delivered": held by the blocked mask until the pid is kept), or
+    a handler already due ("tripped": another thread took the signal; ``held`` waits)."""
+    forked: list[int] = []
+    real = os.fork
+
+    def fork() -> int:
+        pid = real()
+        if pid:
+            forked.append(pid)
+            if how == "delivered":
+                signal.raise_signal(signal.SIGTERM)
+            else:
+                handler = signal.getsignal(signal.SIGTERM)
+                assert callable(handler)
+                handler(signal.SIGTERM, None)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    try:
+        with (
+            _interrupting(True),
+            open_table(odd_file) as opened,
+            pytest.raises(KeyboardInterrupt, match="SIGTERM"),
+        ):
+            next(readahead.chunks(opened, Validator()))
+        assert forked
+        assert _no_children()  # killed and reaped
+    finally:
+        _kill_all(forked)
+
+
+CHILD_SIGNALLED = """
+import os, signal, sys
+from bulk_import import readahead
+from bulk_import.cli import main
+readahead.READ_AHEAD_BYTES = 0
+fork = os.fork
+
+def signalled_fork():
+    pid = fork()
+    if pid == 0:  # the child, before it has its own handlers
+        os.kill(os.getpid(), signal.SIGTERM)
+    return pid
+
+os.fork = signalled_fork
+sys.exit(main(["run", sys.argv[1], "--dry-run", "--no-progress", "--output", sys.argv[2]]))
+"""
+
+
+def test_a_signal_to_the_child_before_its_handlers_are_set_is_an_interrupt(
+    odd_file: Path, tmp_path: Path
+) -> None:
+    """Never this process's handler run in the child (it would unwind this process's
+    stack there: remove its temporary file, print "interrupted", exit 130 itself)."""
+    out = tmp_path / "out.csv"
+    out.write_text("the earlier results\n")
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_SIGNALLED, str(odd_file), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.count("interrupted") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert out.read_text() == "the earlier results\n"
+    assert not list(tmp_path.glob(".out.csv*"))
+
+
+def _quoted_file(path: Path, rows: int) -> Path:
+    line = '+1415{:07d},user,"pa,ss",sip.telnyx.com,friend,,,+1650{:07d}\n'  # quoted: forks
+    with path.open("w") as f:
+        f.write(",".join(NAMES) + "\n")
+        f.writelines(line.format(i, i) for i in range(rows))
+    return path
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL, signal.SIGINT])
+def test_a_child_stopped_alone(tmp_path: Path, stop: signal.Signals) -> None:
+    """A group's signal may reach the child first: a stop signal's death is an interrupt,
+    SIGKILL's (the OOM killer) an error, and SIGINT does nothing to it."""
+    path = _quoted_file(tmp_path / "big.csv", 100_000)  # more than the pipe holds
+    with open_table(path) as opened:
+        stream = readahead.chunks(opened, Validator())
+        rows = len(next(stream)[0].rows)
+        (child,) = _children_of(os.getpid())
+        os.kill(child, stop)
+        if stop == signal.SIGINT:
+            rows += sum(len(chunk.rows) for chunk, _ in stream)
+            assert rows == 100_000
+        elif stop == signal.SIGKILL:
+            with pytest.raises(InputFileError, match="stopped before the end"):
+                list(stream)
+        else:
+            with pytest.raises(KeyboardInterrupt, match=stop.name):
+                list(stream)
+    assert _no_children()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_to_the_whole_group_is_an_interrupt(tmp_path: Path, stop: signal.Signals) -> None:
+    path = _quoted_file(tmp_path / "big.csv", 600_000)
+    out = tmp_path / "out.csv"
+    out.write_text("the earlier results\n")
+    run = subprocess.Popen(
+        [sys.executable, "-c", CHILD_RUN, str(path), str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's or a service's
+    )
+    deadline = time.monotonic() + 20
+    children: list[int] = []
+    while not children and time.monotonic() < deadline and run.poll() is None:
+        children = _children_of(run.pid)
+        time.sleep(0.01)
+    assert children, "the dry run never forked its reader"
+    os.killpg(run.pid, stop)
+    _out, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert out.read_text() == "the earlier results\n"
+    assert not list(tmp_path.glob(".out.csv*"))
+    assert all(map(_gone, children))
