@@ -15,6 +15,7 @@ through a link (``outputs`` opens them):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from . import interrupts
 from .errors import ResultsFileError, WriteError
 from .figures import Second
 from .guard import RISKY_LINE
@@ -407,6 +409,7 @@ def write_results_columns(path: Path, chunks: Iterable[ResultColumns]) -> dict[s
     half one.
     """
     counts = {s.value: 0 for s in Status}
+    out: TextIO | None = None
     tmp: Path | None = None
 
     def failed(exc: OSError) -> ResultsFileError:
@@ -418,7 +421,8 @@ def write_results_columns(path: Path, chunks: Iterable[ResultColumns]) -> dict[s
 
     try:
         try:
-            out, tmp = new_file_beside(path)
+            with interrupts.held():  # an interrupt once ``tmp`` is known: it is removed
+                out, tmp = new_file_beside(path)
             out.write(",".join(RESULT_COLUMNS) + "\n")
         except OSError as exc:
             raise failed(exc) from exc
@@ -438,8 +442,12 @@ def write_results_columns(path: Path, chunks: Iterable[ResultColumns]) -> dict[s
                 raise failed(exc) from exc
         os.replace(tmp, path)
     except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        with interrupts.held():  # a second interrupt: once it is removed
+            if out is not None:
+                with contextlib.suppress(OSError):
+                    out.close()
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
         raise
     return counts
 

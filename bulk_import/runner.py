@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import watch
+from . import interrupts, watch
 from .collector import fewer_collections
 from .config import DEFAULT_BASE_URL, check_base_url, check_sending
 from .decide import changed_fields
@@ -1083,6 +1083,8 @@ def _dry_run(
     line (``--log-file`` gets the start and end lines): the results file has every row.
     ``--resume`` is ignored (every row is checked; nothing would be sent anyway).
     """
+    from . import readahead  # imported here: no other run needs it
+
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
     failed: list[RowResult] = []
@@ -1092,7 +1094,11 @@ def _dry_run(
         try:
             with _interrupting(handle_signals), fewer_collections():
                 checked: Iterable[ResultColumns]
-                checked = (validator.check_chunk(chunk) for chunk in table.chunks())
+                if readahead.worth_it(table):  # a big CSV: read ahead in a child
+                    ahead = readahead.chunks(table, validator)
+                    checked = (validator.check_chunk(c, done) for c, done in ahead)
+                else:
+                    checked = (validator.check_chunk(chunk) for chunk in table.chunks())
                 if opts.on_row is not None:
                     checked = _reported(checked, _Reporter(opts.on_row))
                 if opts.failed_rows is not None:
@@ -1135,16 +1141,14 @@ def _reported(chunks: Iterable[ResultColumns], reporter: _Reporter) -> Iterator[
 
 @contextlib.contextmanager
 def _interrupting(enabled: bool) -> Iterator[None]:
-    """SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the body, as Ctrl-C does, so that
-    it cleans up (no half-written file is left) and the CLI exits 130."""
+    """SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the body, so that it
+    cleans up (no half-written file is left) and the CLI exits 130; the handler is
+    ``interrupts.interrupt``, so that ``interrupts.held()`` can hold it back over the lines
+    that make a file and keep its name (docs/architecture.md, "Interrupts")."""
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS[1:]}
+    previous = {sig: signal.signal(sig, interrupts.interrupt) for sig in STOP_SIGNALS}
     try:
         yield
     finally:

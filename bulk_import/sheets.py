@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import interrupts
 from .errors import ResultsFileError
 from .models import ResultColumns, RowResult, Status
 from .outputs import is_workbook_path as is_workbook_path  # named here too
@@ -60,20 +61,24 @@ _MAX_WIDTH = 60
 @contextlib.contextmanager
 def _replacing(path: Path, what: str) -> Iterator[Path]:
     """A new owner-only temporary file beside ``path``, moved over it if all goes well."""
+    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ResultsFileError(
-            f"can't write the {what} {path}: {exc.strerror}", hint="choose another path"
-        ) from exc
-    os.close(fd)
-    tmp = Path(name)
-    try:
+        with interrupts.held():  # an interrupt once ``tmp`` is known: it is removed
+            try:
+                fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            except OSError as exc:
+                raise ResultsFileError(
+                    f"can't write the {what} {path}: {exc.strerror}", hint="choose another path"
+                ) from exc
+            os.close(fd)
+            tmp = Path(name)
         yield tmp
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)  # replaces a link itself, never what it points to
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with interrupts.held():  # a second interrupt: once it is removed
+                tmp.unlink(missing_ok=True)
         raise
 
 
