@@ -185,6 +185,21 @@ class SandboxServer:
         self.stop()
 
 
+class _AnnouncingServer(uvicorn.Server):
+    """Prints its lines once started: by then uvicorn's signal handlers are in place, so
+    a Ctrl-C sent as soon as "listening" is read stops the server (sent earlier, it could
+    be lost between Python's handler and uvicorn's)."""
+
+    def __init__(self, config: uvicorn.Config, lines: tuple[str, ...]) -> None:
+        super().__init__(config)
+        self._lines = lines
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for line in self._lines:
+            print(line, flush=True)
+
+
 def serve(config: SandboxConfig, port: int, *, log_level: str = "warning") -> None:
     """Serve the sandbox on 127.0.0.1:``port`` in this thread until Ctrl-C (or SIGTERM).
 
@@ -195,9 +210,11 @@ def serve(config: SandboxConfig, port: int, *, log_level: str = "warning") -> No
     _quiet_uvicorn()
     sock = bind(port)
     app = SandboxApp(config)
-    server = uvicorn.Server(_uvicorn_config(app, sock, log_level))
-    print(f"sandbox listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
-    print(f"sandbox accepts the API key {config.api_key!r} (header X-API-Key)", flush=True)
+    lines = (
+        f"sandbox listening on http://{HOST}:{sock.getsockname()[1]}",
+        f"sandbox accepts the API key {config.api_key!r} (header X-API-Key)",
+    )
+    server = _AnnouncingServer(_uvicorn_config(app, sock, log_level), lines)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
