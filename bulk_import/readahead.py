@@ -76,7 +76,7 @@ def worth_it(table: Table) -> bool:
     reader = table._reader
     if not hasattr(os, "fork") or not isinstance(reader, _CsvReader):
         return False
-    if threading.active_count() != 1 or threading.current_thread() is not threading.main_thread():
+    if not _alone():
         return False
     try:
         if table.path.stat().st_size < READ_AHEAD_BYTES:
@@ -86,6 +86,12 @@ def worth_it(table: Table) -> bool:
         return False
     plain = not reader.long_lines and reader.errors == "strict" and "16" not in reader.encoding
     return not (plain and not any(b in head for b in csvfast._UNSAFE))
+
+
+def _alone() -> bool:
+    """Only the main thread runs, and this is it: nothing else can hold a lock the fork
+    would copy, and the child's signal handlers can be set."""
+    return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
 
 
 def chunks(table: Table, validator: Validator) -> Generator[tuple[Chunk, Ahead], None, None]:

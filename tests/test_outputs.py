@@ -564,12 +564,12 @@ def test_a_journal_write_failing_mid_run_is_exit_3(
     real = Journal.record
     calls = 0
 
-    def record(self: Journal, result: object, *, durable: bool = True) -> None:
+    def record(self: Journal, result: object, **how: object) -> None:
         nonlocal calls
         calls += 1
         if calls > 2:
             raise WriteError("can't write the journal: database or disk is full")
-        real(self, result, durable=durable)  # type: ignore[arg-type]
+        real(self, result, **how)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Journal, "record", record)
     opts = RunOptions(file=csv, base_url=hostile.url, api_key="k", progress=False, concurrency=1)

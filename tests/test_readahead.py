@@ -38,6 +38,47 @@ def _no_children() -> bool:
     return False
 
 
+@pytest.fixture(autouse=True)
+def _earlier_threads_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The threads this process ran before the test (the suite's servers) count as none:
+    the check still sees a thread the test starts, and a run from a thread that is not
+    the main one.  The check itself, in a process of its own: ``test_alone_in_a_new_process``."""
+    before = set(threading.enumerate())
+
+    def alone() -> bool:
+        main = threading.current_thread() is threading.main_thread()
+        return main and set(threading.enumerate()) <= before
+
+    monkeypatch.setattr(readahead, "_alone", alone)
+
+
+ALONE = """
+import threading
+from bulk_import import readahead
+assert readahead._alone()
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+assert not readahead._alone()
+stop.set()
+other.join()
+assert readahead._alone()
+seen = []
+side = threading.Thread(target=lambda: seen.append(readahead._alone()))
+side.start()
+side.join()
+assert seen == [False]
+print("ok")
+"""
+
+
+def test_alone_in_a_new_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ALONE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+
+
 @pytest.fixture
 def odd_file(tmp_path: Path) -> Path:
     """The varied rows, with blank rows, quoted newlines, NUL bytes (the pipe's separator)
