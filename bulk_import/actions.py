@@ -58,6 +58,15 @@ class _Unreadable(Exception):
         self.result = result
 
 
+class _ChangedSince(Exception):
+    """Undo's second look, after a lost answer, found the record changed since the batch."""
+
+    def __init__(self, changes: str, record: Record | None) -> None:
+        super().__init__(changes)
+        self.changes = changes
+        self.record = record
+
+
 async def process(run: _Submission, row: _Row) -> RowResult:
     """One job whose action is not a plain POST (see the module docstring)."""
     action = row.job.action
@@ -230,7 +239,37 @@ async def _delete(run: _Submission, row: _Row) -> RowResult:
             return checked
     if not run.options.writes:
         return row.result(Status.WOULD_DELETE)
-    answer = await run.request(row, lambda: run.api.delete(number), stores=True)
+
+    async def send() -> Answer:
+        if row.maybe_stored:
+            # The last DELETE's answer was lost: settled by a read, never sent again unseen,
+            # and the record compared again (docs/contract.md, "A batch is a ledger").
+            row.attempts -= row.counting  # ``attempts`` counts the DELETEs that left
+            try:
+                seen = await run.api.get(number)
+            except ConnectionFailed as exc:
+                if not exc.maybe_sent:  # submit takes a refused one off itself
+                    row.attempts += row.counting
+                raise
+            if seen.kind is not AnswerKind.OK:
+                return seen  # 404: that DELETE did it; a transient answer: tried again
+            record = _record_of(row, seen)
+            changed = drift(row.job.expected or {}, record or {})
+            if changed and not run.options.force:
+                raise _ChangedSince(describe(changed), record)
+            row.attempts += row.counting
+        return await run.api.delete(number)
+
+    try:
+        answer = await run.request(row, send, stores=True)
+    except _ChangedSince as exc:
+        row.settled()
+        return row.result(
+            Status.CHANGED_SINCE,
+            sip=(exc.record or {}).get("phoneNumber"),
+            error="changed since the batch: left as it is (--force to undo it anyway)",
+            changes=exc.changes,
+        )
     if answer.kind is AnswerKind.OK:
         return row.result(Status.DELETED)
     if answer.kind is AnswerKind.NOT_FOUND:
