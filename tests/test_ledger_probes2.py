@@ -198,6 +198,44 @@ def test_a_lost_delete_is_settled_by_a_read_not_sent_again(
     assert undo.code == 1, undo.stderr
 
 
+class _ChangedMeanwhile(_Script):
+    """The first write (undo's PATCH back) is applied and its answer lost; right after,
+    someone else renames the number."""
+
+    def __init__(self, server: SandboxServer, phone: str) -> None:
+        super().__init__(DROP)
+        self._records = server.state.records
+        self._phone = phone
+
+    def roll(self) -> Fault | None:
+        fault = super().roll()
+        if fault is DROP:  # runs once the handler has applied the PATCH
+            asyncio.get_running_loop().call_soon(self._rename)
+        return fault
+
+    def _rename(self) -> None:
+        self._records[self._phone]["friendlyName"] = "Someone else's"
+
+
+def test_a_lost_restore_is_settled_by_a_read_not_sent_again(
+    api: SandboxServer, tmp_path: Path
+) -> None:
+    """Broke: undo's PATCH back, its answer lost, was sent again with no read between,
+    overwriting a change someone made meanwhile.  Now the retry reads first: the record
+    shows neither what the batch set nor what undo put back, so it is ``changed_since``."""
+    edits = tmp_path / "edits.csv"
+    _write(edits, ["phoneNumber", "friendlyName"], [[number(2), "New 2"]])
+    assert _cli(api, "update", edits).code == 0
+    api.state.dice = _ChangedMeanwhile(api, number(2))
+    api.state.methods.clear()
+    undo = _cli(api, "undo", tmp_path / "edits.update.csv", "--yes")
+    assert "Traceback" not in undo.stderr
+    assert api.state.records[number(2)]["friendlyName"] == "Someone else's"
+    assert api.state.methods["PATCH"] == 1  # the lost one, never sent again
+    assert _status(tmp_path / "edits.update.undo.csv") == {number(2): "changed_since"}
+    assert undo.code == 1, undo.stderr
+
+
 def test_a_lost_delete_with_no_retry_left_then_undo_again(
     api: SandboxServer, tmp_path: Path
 ) -> None:
