@@ -58,6 +58,15 @@ class _Unreadable(Exception):
         self.result = result
 
 
+class _ChangedSince(Exception):
+    """Undo's second look, after a lost answer, found the record changed since the batch."""
+
+    def __init__(self, changes: str, record: Record | None) -> None:
+        super().__init__(changes)
+        self.changes = changes
+        self.record = record
+
+
 async def process(run: _Submission, row: _Row) -> RowResult:
     """One job whose action is not a plain POST (see the module docstring)."""
     action = row.job.action
@@ -230,7 +239,15 @@ async def _delete(run: _Submission, row: _Row) -> RowResult:
             return checked
     if not run.options.writes:
         return row.result(Status.WOULD_DELETE)
-    answer = await run.request(row, lambda: run.api.delete(number), stores=True)
+
+    async def send() -> Answer:
+        seen = await _look_again(run, row, lambda record: False)
+        return seen if seen is not None else await run.api.delete(number)
+
+    try:
+        answer = await run.request(row, send, stores=True)
+    except _ChangedSince as exc:
+        return _changed_since(row, exc)
     if answer.kind is AnswerKind.OK:
         return row.result(Status.DELETED)
     if answer.kind is AnswerKind.NOT_FOUND:
@@ -255,7 +272,18 @@ async def _restore(run: _Submission, row: _Row) -> RowResult:
         return row.result(Status.WOULD_RESTORE, error=note)
     if not body:
         return row.result(Status.RESTORED, error=note)
-    answer = await run.request(row, lambda: run.api.patch(job.phone_number, body), stores=True)
+
+    async def send() -> Answer:
+        seen = await _look_again(run, row, lambda record: matches_body(record, body))
+        return seen if seen is not None else await run.api.patch(job.phone_number, body)
+
+    try:
+        answer = await run.request(row, send, stores=True)
+    except _ChangedSince as exc:
+        result = _changed_since(row, exc)
+        return dataclasses.replace(
+            result, error=f"{result.error}; {note}" if note else result.error
+        )
     if answer.kind is AnswerKind.OK:
         return row.result(Status.RESTORED, error=note)
     if answer.kind is AnswerKind.NOT_FOUND:
@@ -263,6 +291,46 @@ async def _restore(run: _Submission, row: _Row) -> RowResult:
     if answer.kind is AnswerKind.AUTH:
         return row.result(Status.FAILED, error=_AUTH)
     return row.result(Status.FAILED, error=f"restore failed: {answer.message}")
+
+
+async def _look_again(
+    run: _Submission, row: _Row, landed: Callable[[Record], bool]
+) -> Answer | None:
+    """Before undo's write is sent again after its answer was lost: the read that settles
+    it, never a resend unseen (docs/contract.md, "A batch is a ledger").  The GET's answer
+    when it settles the row (404; the record as the lost write ``landed`` it; a transient
+    answer, tried again), ``_ChangedSince`` when the record no longer shows what the batch
+    left, None to send the write again.  ``attempts`` counts only the writes that left."""
+    if not row.maybe_stored:
+        return None
+    number = row.job.phone_number
+    row.attempts -= row.counting
+    try:
+        seen = await run.api.get(number)
+    except ConnectionFailed as exc:
+        if not exc.maybe_sent:  # submit takes a refused one off itself
+            row.attempts += row.counting
+        raise
+    if seen.kind is not AnswerKind.OK:
+        return seen
+    record = _record_of(row, seen) or {}
+    if landed(record):
+        return seen
+    changed = drift(row.job.expected or {}, record)
+    if changed and not run.options.force:
+        raise _ChangedSince(describe(changed), record)
+    row.attempts += row.counting
+    return None
+
+
+def _changed_since(row: _Row, exc: _ChangedSince) -> RowResult:
+    row.settled()
+    return row.result(
+        Status.CHANGED_SINCE,
+        sip=(exc.record or {}).get("phoneNumber"),
+        error="changed since the batch: left as it is (--force to undo it anyway)",
+        changes=exc.changes,
+    )
 
 
 # -- the whole account -------------------------------------------------------------------

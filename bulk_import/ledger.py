@@ -488,11 +488,25 @@ class Journal:
         hit = self._db.execute("SELECT undone FROM numbers WHERE phone = ?", (phone,)).fetchone()
         return None if hit is None else cast("str | None", hit[0])
 
-    def finish_undo(self) -> None:
-        """An undo of the batch ended with every row put back: a later undo sends nothing."""
+    def finish_undo(self) -> bool:
+        """An undo of the batch ended with every row it listed put back: recorded (a later
+        undo sends nothing) only when no number the batch created or changed, or may have
+        (a write in doubt), is left as the batch left it.  A results file with rows
+        removed is not the whole batch (docs/contract.md, "A batch is a ledger"): its
+        undo leaves the batch open, and an undo of the whole file still undoes the rest.
+        True when recorded."""
+        self._flush()
+        left = self._db.execute(
+            "SELECT 1 FROM numbers WHERE undone IS NULL AND "
+            "(status IN (?, ?) OR pending IS NOT NULL) LIMIT 1",
+            (Status.IMPORTED.value, Status.UPDATED.value),
+        ).fetchone()
+        if left is not None:
+            return False
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         with self._writing(), self._db:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('undo_finished', ?)", (stamp,))
+        return True
 
     def mark_undone(self, phone: str, what: str) -> None:
         """An undo put ``phone`` back as it was before the batch (``what`` it did)."""

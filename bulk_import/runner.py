@@ -961,6 +961,10 @@ def _undo_rows(
     finished = batch is not None and batch.meta("undo_finished") is not None
     rows: list[RowResult | Job] = []
     deletes = restores = 0
+    # A line repeated (or pasted) in RESULTS is acted on once: its number or row seen
+    # again is left alone (docs/contract.md, "A batch is a ledger").
+    seen_rows: set[int] = set()
+    acted: dict[str, int] = {}
     for result in results:
         if result.status in _PLAN_STATUSES:
             raise UsageError(
@@ -969,7 +973,17 @@ def _undo_rows(
                 hint="give the results file of the run or update that made the changes",
                 param="file",
             )
+        if result.row in seen_rows:  # its result would take the first one's place
+            say(f"note: row {result.row} is listed twice in {source.name}: the second is left")
+            continue
+        seen_rows.add(result.row)
         phone, said = result.phone_number, result.status.value
+        if phone in acted and result.status in (Status.IMPORTED, Status.UPDATED):
+            why = f"listed again in the results file (row {acted[phone]}): left alone"
+            rows.append(_skip(result, Status.SKIPPED, why))
+            continue
+        if result.status in (Status.IMPORTED, Status.UPDATED):
+            acted[phone] = result.row
         if result.status not in (Status.IMPORTED, Status.UPDATED):
             doubt = facts.get(phone) if facts is not None and not finished else None
             if doubt is not None and doubt.pending is not None and not doubt.undone:
