@@ -4,9 +4,8 @@ A dry run of a large CSV spends about half its CPU reading (the csv reader, deco
 trimming: ``Table.chunks()``) and the other half checking the cells and writing the
 results file.  ``chunks`` runs ``Table.chunks()`` in a forked child and hands its chunks
 back through a pipe, so the two halves run on two cores.  The chunks are the very ones
-``Table.chunks()`` gives (same rows, cells, problems, in order), with the column checks
-of ``AHEAD_FIELDS``; an error the reading raises (a changed file, an unreadable one) is
-raised here, in its place in the stream.
+``Table.chunks()`` gives (same rows, cells, problems, in order); an error the reading
+raises (a changed file, an unreadable one) is raised here, in its place in the stream.
 
 Only for files of at least ``READ_AHEAD_BYTES`` (a small file's dry run keeps its
 start-up: no fork), on a system with ``os.fork``, from a process with no other thread
@@ -42,16 +41,10 @@ from .models import Chunk
 
 if TYPE_CHECKING:
     from .load import Table
-    from .validate import Ahead, Validator
 
 #: Files smaller than this are read in this process (about 60,000 realistic rows).
 READ_AHEAD_BYTES = 8 << 20
 
-#: The fields whose columns the child checks too (``Validator.check_columns``), to move
-#: work from this process to it.  None on the realistic file: reading is already the
-#: child's larger half (with ``outboundPhoneNumber`` here the child became the slower of
-#: the two, 3.5 s of wall against 3.05 s: benchmarks/README.md).
-AHEAD_FIELDS: tuple[str, ...] = ()
 
 _SEP = "\x00"
 _HEAD = struct.Struct("<Q")
@@ -94,9 +87,8 @@ def _alone() -> bool:
     return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
 
 
-def chunks(table: Table, validator: Validator) -> Generator[tuple[Chunk, Ahead], None, None]:
-    """``table.chunks()``, each with ``validator.check_columns`` of it, both worked out by
-    a forked child process (see the module's notes)."""
+def chunks(table: Table) -> Generator[Chunk, None, None]:
+    """``table.chunks()``, read by a forked child process (see the module's notes)."""
     with interrupts.held():  # both ends kept before an interrupt can land
         read_fd, write_fd = os.pipe()
         pipe = open(read_fd, "rb", buffering=_PIPE_BYTES)  # noqa: SIM115 - closed below
@@ -107,7 +99,7 @@ def chunks(table: Table, validator: Validator) -> Generator[tuple[Chunk, Ahead],
         fcntl.fcntl(write_fd, _F_SETPIPE_SZ, _PIPE_BYTES)
     with pipe:
         try:
-            _fork(child, table, validator, read_fd)
+            _fork(child, table, read_fd)
             while True:
                 kind, body = _receive(pipe, child)
                 if kind == "chunk":
@@ -157,7 +149,7 @@ class _Child:
             self.reap()
 
 
-def _fork(child: _Child, table: Table, validator: Validator, read_fd: int) -> None:
+def _fork(child: _Child, table: Table, read_fd: int) -> None:
     """Fork the reader, keeping its pid before any interrupt can land (``interrupts``).
 
     The stop signals are blocked over the fork: the child starts with them blocked and
@@ -171,7 +163,7 @@ def _fork(child: _Child, table: Table, validator: Validator, read_fd: int) -> No
             signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
             pid = os.fork()
             if pid == 0:  # the child: never returns
-                _child(table, validator, read_fd, child.write_fd, before)
+                _child(table, read_fd, child.write_fd, before)
             child.pid = pid
             child.close_write_end()
     finally:
@@ -197,9 +189,7 @@ def _receive(pipe: BinaryIO, child: _Child) -> tuple[str, Any]:
     )
 
 
-def _child(
-    table: Table, validator: Validator, read_fd: int, write_fd: int, mask: Iterable[int]
-) -> None:
+def _child(table: Table, read_fd: int, write_fd: int, mask: Iterable[int]) -> None:
     """Read ``table`` and send its chunks, then an end (or the error); exit, run nothing
     of this process's (no ``finally``, no ``atexit``, no buffered output flushed twice).
     Started with the stop signals blocked (``_fork``): its own handlers first."""
@@ -213,8 +203,7 @@ def _child(
         with open(write_fd, "wb", buffering=_PIPE_BYTES) as pipe:
             try:
                 for chunk in table.chunks():
-                    odd = validator.check_columns(chunk, AHEAD_FIELDS)
-                    _send(pipe, "chunk", _packed(chunk, odd))
+                    _send(pipe, "chunk", _packed(chunk))
             except Exception as exc:  # noqa: BLE001 - raised in the parent, in its place
                 _send(pipe, "error", _portable(exc, table))
             else:
@@ -250,16 +239,16 @@ def _joined(cells: list[str]) -> str | list[str]:
     return joined if cells and joined.count(_SEP) == len(cells) - 1 else cells
 
 
-def _packed(chunk: Chunk, odd: set[int]) -> tuple[Any, ...]:
+def _packed(chunk: Chunk) -> tuple[Any, ...]:
     rows = chunk.rows
     span = rows and rows[-1] - rows[0] == len(rows) - 1  # rising numbers: consecutive
     columns = {name: _joined(cells) for name, cells in chunk.cells.items()}
-    return ((rows[0], len(rows)) if span else rows), columns, chunk.problems, odd
+    return ((rows[0], len(rows)) if span else rows), columns, chunk.problems
 
 
-def _unpacked(body: tuple[Any, ...]) -> tuple[Chunk, Ahead]:
-    rows, columns, problems, odd = body
+def _unpacked(body: tuple[Any, ...]) -> Chunk:
+    rows, columns, problems = body
     if isinstance(rows, tuple):
         rows = list(range(rows[0], rows[0] + rows[1]))
     cells = {n: c.split(_SEP) if isinstance(c, str) else c for n, c in columns.items()}
-    return Chunk(rows, cells, problems), (AHEAD_FIELDS, odd)
+    return Chunk(rows, cells, problems)

@@ -978,12 +978,6 @@ def _undo_rows(
             continue
         seen_rows.add(result.row)
         phone, said = result.phone_number, result.status.value
-        if phone in acted and result.status in (Status.IMPORTED, Status.UPDATED):
-            why = f"listed again in the results file (row {acted[phone]}): left alone"
-            rows.append(_skip(result, Status.SKIPPED, why))
-            continue
-        if result.status in (Status.IMPORTED, Status.UPDATED):
-            acted[phone] = result.row
         if result.status not in (Status.IMPORTED, Status.UPDATED):
             doubt = facts.get(phone) if facts is not None and not finished else None
             if doubt is not None and doubt.pending is not None and not doubt.undone:
@@ -992,6 +986,11 @@ def _undo_rows(
                 # "Proof of creation"): left alone, and the row says how to settle it.
                 rows.append(_skip(result, Status.SKIPPED, _IN_DOUBT))
             continue
+        if phone in acted:
+            why = f"listed again in the results file (row {acted[phone]}): left alone"
+            rows.append(_skip(result, Status.SKIPPED, why))
+            continue
+        acted[phone] = result.row
         if not (E164_RE.match(phone) and phone.isascii()):
             shown = phone if not phone else shape(phone)
             rows.append(
@@ -1108,11 +1107,9 @@ def _dry_run(
         try:
             with _interrupting(handle_signals), fewer_collections():
                 checked: Iterable[ResultColumns]
-                if readahead.worth_it(table):  # a big CSV: read ahead in a child
-                    ahead = readahead.chunks(table, validator)
-                    checked = (validator.check_chunk(c, done) for c, done in ahead)
-                else:
-                    checked = (validator.check_chunk(chunk) for chunk in table.chunks())
+                # a big CSV: read ahead in a child
+                chunks = readahead.chunks(table) if readahead.worth_it(table) else table.chunks()
+                checked = (validator.check_chunk(chunk) for chunk in chunks)
                 if opts.on_row is not None:
                     checked = _reported(checked, _Reporter(opts.on_row))
                 if opts.failed_rows is not None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from . import interrupts
 from .errors import ResultsFileError
 from .models import ResultColumns, RowResult, Status
-from .outputs import is_workbook_path as is_workbook_path  # named here too
+from .outputs import is_workbook_path
 from .record import CHANGES_COLUMN, KEY_COLUMNS, RESULT_COLUMNS, not_results
 from .xlsxstream import StreamingWorkbook
 

@@ -51,10 +51,6 @@ if TYPE_CHECKING:
 
 _ORDER = {spec.json: i for i, spec in enumerate(FIELDS)}
 _PHONE_FIELDS = tuple(spec.json for spec in FIELDS if spec.phone)
-
-#: Column checks worked out ahead (``Validator.check_columns``): the fields checked, and
-#: the positions of the rows that break a rule of one of them.
-Ahead = tuple[Collection[str], set[int]]
 _QUOTE_LIMIT = 40
 
 # Spaces of every kind, dashes of every kind, dots and brackets: all dropped.
@@ -264,27 +260,16 @@ class Validator:
             error=error,
         )
 
-    def check_columns(self, chunk: Chunk, fields: Collection[str]) -> set[int]:
-        """The positions of ``chunk``'s rows that break a rule of one of ``fields``'
-        columns: the part of ``check_chunk`` that needs nothing but the chunk (no number
-        remembered), so it may run ahead, in another process.  Give ``check_chunk`` the
-        fields and this answer, with the same chunk, in the file's order.  Not for
-        ``phoneNumber``, whose numbers ``check_chunk`` needs for duplicates."""
-        if "phoneNumber" in fields:
-            raise ValueError("phoneNumber is checked by check_chunk itself")
-        return _column_checks(self, chunk, only=fields)[0]
-
-    def check_chunk(self, chunk: Chunk, ahead: Ahead | None = None) -> ResultColumns:
+    def check_chunk(self, chunk: Chunk) -> ResultColumns:
         """Check a ``Table.chunks()`` chunk column-wise: one results line per row.
 
         Every line has status ``valid`` or ``invalid``, exactly as ``check`` row by row
         would give: rows that pass every rule are found column by column, and every other
         row goes through ``check`` itself, so its message is the per-row one.  Give it the
         chunks of one file in order; numbers are remembered across calls (and shared with
-        ``check``) for duplicates.  ``ahead`` is (fields, ``check_columns(chunk, fields)``)
-        when those fields' columns were checked already.
+        ``check``) for duplicates.
         """
-        return _check_chunk(self, chunk, ahead)
+        return _check_chunk(self, chunk)
 
 
 def _check_region(region: str | None) -> str | None:
@@ -369,51 +354,13 @@ def shape(value: str) -> str:
 _E164_FULL = re.compile(E164).fullmatch
 
 
-def _check_chunk(validator: Validator, chunk: Chunk, ahead: Ahead | None = None) -> ResultColumns:
+def _check_chunk(validator: Validator, chunk: Chunk) -> ResultColumns:
     """``Validator.check_chunk``: the rules column by column, ``check`` for the other rows."""
     rows = chunk.rows
     size = len(rows)
-    if ahead is None:
-        odd, phones = _column_checks(validator, chunk)
-    else:
-        odd, phones = _column_checks(validator, chunk, skip=ahead[0])
-        odd.update(ahead[1])
-    if chunk.problems is not None:  # rows not read as a whole: ``check`` says why
-        troubled = [i for i, p in enumerate(chunk.problems) if p]
-        odd.update(troubled)
-        phones = phones.copy()
-        for i in troubled:
-            phones[i] = None
-    odd.update(_duplicates(validator._seen, phones, rows))
-
-    phone_col = [p or "" for p in phones]
-    status = [Status.VALID.value] * size
-    error = [""] * size
-    for i in sorted(odd):
-        checked = validator.check(chunk.raw_row(i))
-        phone_col[i] = checked.phone_number
-        if isinstance(checked, RowResult):
-            status[i] = checked.status.value
-            error[i] = checked.error
-    blank = [""] * size
-    return ResultColumns(rows, phone_col, status, blank, blank, [0] * size, error)
-
-
-def _column_checks(
-    validator: Validator,
-    chunk: Chunk,
-    only: Collection[str] | None = None,
-    skip: Collection[str] = (),
-) -> tuple[set[int], list[str | None]]:
-    """The rules that look at one column of one chunk, for the fields in ``only`` (all if
-    None) but those in ``skip``: the positions of the rows that break one, and each row's
-    readable ``phoneNumber`` (None where it has none, or when it was not looked at)."""
-    size = len(chunk.rows)
     odd: set[int] = set()  # positions of the rows that break some rule looked at so far
     phones: list[str | None] = [None] * size  # each row's readable phoneNumber, or None
     for spec in FIELDS:
-        if (only is not None and spec.json not in only) or spec.json in skip:
-            continue
         cells = _cells(chunk, spec.json, validator.defaults.get(spec.json), size)
         if cells is None:
             if spec.required:
@@ -437,7 +384,25 @@ def _column_checks(
                 passed = {value: bool(SIP_URI_RE.match(value)) for value in set(cells)}
                 if not all(passed.values()):
                     odd.update(i for i, c in enumerate(cells) if not passed[c])
-    return odd, phones
+    if chunk.problems is not None:  # rows not read as a whole: ``check`` says why
+        troubled = [i for i, p in enumerate(chunk.problems) if p]
+        odd.update(troubled)
+        phones = phones.copy()
+        for i in troubled:
+            phones[i] = None
+    odd.update(_duplicates(validator._seen, phones, rows))
+
+    phone_col = [p or "" for p in phones]
+    status = [Status.VALID.value] * size
+    error = [""] * size
+    for i in sorted(odd):
+        checked = validator.check(chunk.raw_row(i))
+        phone_col[i] = checked.phone_number
+        if isinstance(checked, RowResult):
+            status[i] = checked.status.value
+            error[i] = checked.error
+    blank = [""] * size
+    return ResultColumns(rows, phone_col, status, blank, blank, [0] * size, error)
 
 
 def _cells(chunk: Chunk, name: str, default: str | None, size: int) -> list[str] | None:

@@ -286,8 +286,9 @@ def _rows(
 ) -> tuple[list[RowResult], list[RowResult]]:
     """The rows of the results file that need a person, and those with a change (the
     ``first`` rows that need a person only, if given: the file is read no further)."""
+    from .outputs import is_workbook_path
     from .record import read_results_csv
-    from .sheets import is_workbook_path, read_results_xlsx
+    from .sheets import read_results_xlsx
 
     path = opts.results_path
     ok = OK_BY_COMMAND.get(summary.command, OK_BY_COMMAND["run"])

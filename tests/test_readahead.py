@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_dry_run import NAMES, varied_rows
@@ -27,7 +28,7 @@ from bulk_import.errors import InputFileError, MissingColumnsError
 from bulk_import.load import Table, open_table
 from bulk_import.models import Chunk
 from bulk_import.runner import _interrupting
-from bulk_import.validate import Ahead, Validator
+from bulk_import.validate import Validator
 
 
 def _no_children() -> bool:
@@ -99,30 +100,18 @@ def odd_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("ahead", [(), ("outboundPhoneNumber", "friendlyName", "trunkUsername")])
 @pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
-def test_chunks_and_checks_are_the_one_process_ones(
-    odd_file: Path, chunk_rows: int, ahead: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(readahead, "AHEAD_FIELDS", ahead)
+def test_chunks_and_checks_are_the_one_process_ones(odd_file: Path, chunk_rows: int) -> None:
     with open_table(odd_file, chunk_rows=chunk_rows) as opened:
         expected = list(opened.chunks())
-        got = list(readahead.chunks(opened, Validator()))
-    assert [chunk for chunk, _ in got] == expected
+        got = list(readahead.chunks(opened))
+    assert got == expected
     assert any(chunk.problems for chunk in expected)  # the wide row
     assert any("\x00" in c for chunk in expected for c in chunk.cells["trunkPassword"])
     one, two = Validator(), Validator()
-    for (chunk, done), same in zip(got, expected, strict=True):
-        assert done == (ahead, one.check_columns(same, ahead))
-        assert two.check_chunk(chunk, done) == one.check_chunk(same)
+    for chunk, same in zip(got, expected, strict=True):
+        assert two.check_chunk(chunk) == one.check_chunk(same)
     assert _no_children()
-
-
-def test_check_columns_leaves_the_numbers_to_check_chunk(odd_file: Path) -> None:
-    with open_table(odd_file) as opened:
-        chunk = next(opened.chunks())
-    with pytest.raises(ValueError, match="phoneNumber"):
-        Validator().check_columns(chunk, ["phoneNumber"])
 
 
 def test_an_error_of_the_reading_is_raised_in_its_place(tmp_path: Path) -> None:
@@ -135,7 +124,7 @@ def test_an_error_of_the_reading_is_raised_in_its_place(tmp_path: Path) -> None:
         seen: list[Chunk] = []
 
         def read_ahead() -> None:
-            seen.extend(chunk for chunk, _ in readahead.chunks(opened, Validator()))
+            seen.extend(readahead.chunks(opened))
 
         with pytest.raises(InputFileError) as got:
             read_ahead()
@@ -153,14 +142,14 @@ def test_an_error_that_does_not_pickle_comes_as_its_text(
 
     monkeypatch.setattr(Table, "chunks", refused)
     with open_table(odd_file) as opened, pytest.raises(InputFileError) as got:
-        next(readahead.chunks(opened, Validator()))
+        next(readahead.chunks(opened))
     assert str(MissingColumnsError(["phoneNumber"], ["phone"])) in str(got.value)
     assert _no_children()
 
 
 def test_closing_early_stops_the_child(odd_file: Path) -> None:
     with open_table(odd_file, chunk_rows=1) as opened:
-        stream = readahead.chunks(opened, Validator())
+        stream = readahead.chunks(opened)
         next(stream)
         stream.close()
     assert _no_children()
@@ -178,9 +167,9 @@ def test_cli_results_are_the_one_process_ones(
     forked: list[int] = []
     real = readahead.chunks
 
-    def counted(table: Table, validator: Validator) -> Iterator[tuple[Chunk, Ahead]]:
+    def counted(table: Table) -> Iterator[Chunk]:
         forked.append(1)
-        return real(table, validator)
+        return real(table)
 
     monkeypatch.setattr(readahead, "READ_AHEAD_BYTES", 0)
     monkeypatch.setattr(readahead, "chunks", counted)
@@ -223,6 +212,17 @@ def _children_of(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def _forked_children(run: subprocess.Popen[Any]) -> list[int]:
+    """The children of ``run`` once it has forked its reader (within 20 s)."""
+    deadline = time.monotonic() + 20
+    children: list[int] = []
+    while not children and time.monotonic() < deadline and run.poll() is None:
+        children = _children_of(run.pid)
+        time.sleep(0.01)
+    assert children, "the dry run never forked its reader"
+    return children
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -246,12 +246,7 @@ def test_a_stopped_dry_run_leaves_no_child(tmp_path: Path, stop: signal.Signals)
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-    deadline = time.monotonic() + 20
-    children: list[int] = []
-    while not children and time.monotonic() < deadline and run.poll() is None:
-        children = _children_of(run.pid)
-        time.sleep(0.01)
-    assert children, "the dry run never forked its reader"
+    children = _forked_children(run)
     run.send_signal(stop)
     run.wait(timeout=20)
     deadline = time.monotonic() + 10
@@ -343,7 +338,7 @@ def test_a_signal_just_after_the_fork_stops_the_child(
             open_table(odd_file) as opened,
             pytest.raises(KeyboardInterrupt, match="SIGTERM"),
         ):
-            next(readahead.chunks(opened, Validator()))
+            next(readahead.chunks(opened))
         assert forked
         assert _no_children()  # killed and reaped
     finally:
@@ -404,12 +399,12 @@ def test_a_child_stopped_alone(tmp_path: Path, stop: signal.Signals) -> None:
     SIGKILL's (the OOM killer) an error, and SIGINT does nothing to it."""
     path = _quoted_file(tmp_path / "big.csv", 100_000)  # more than the pipe holds
     with open_table(path) as opened:
-        stream = readahead.chunks(opened, Validator())
-        rows = len(next(stream)[0].rows)
+        stream = readahead.chunks(opened)
+        rows = len(next(stream).rows)
         (child,) = _children_of(os.getpid())
         os.kill(child, stop)
         if stop == signal.SIGINT:
-            rows += sum(len(chunk.rows) for chunk, _ in stream)
+            rows += sum(len(chunk.rows) for chunk in stream)
             assert rows == 100_000
         elif stop == signal.SIGKILL:
             with pytest.raises(InputFileError, match="stopped before the end"):
@@ -433,12 +428,7 @@ def test_a_signal_to_the_whole_group_is_an_interrupt(tmp_path: Path, stop: signa
         text=True,
         start_new_session=True,  # its own group, as a terminal's or a service's
     )
-    deadline = time.monotonic() + 20
-    children: list[int] = []
-    while not children and time.monotonic() < deadline and run.poll() is None:
-        children = _children_of(run.pid)
-        time.sleep(0.01)
-    assert children, "the dry run never forked its reader"
+    children = _forked_children(run)
     os.killpg(run.pid, stop)
     _out, err = run.communicate(timeout=30)
     assert run.returncode == 130, err
