@@ -20,7 +20,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from .models import FIELD_BY_JSON, FIELDS, PATCH_NAMES, Record
 
@@ -172,10 +173,8 @@ def fingerprint(fields: Mapping[str, str], key: bytes) -> dict[str, str]:
     (ledger.py), so the journal alone can't be used to guess a trunk password offline.
     """
     # HMAC-SHA256 (RFC 2104) with the key's inner and outer states worked out once per
-    # row, not once per field: the same digests as ``hmac.new(key, ..., sha256)``.
-    key = hashlib.sha256(key).digest() if len(key) > _BLOCK else key
-    key = key.ljust(_BLOCK, b"\0")
-    inner, outer = hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+    # key, not once per field: the same digests as ``hmac.new(key, ..., sha256)``.
+    inner, outer = _key_states(key)
     out: dict[str, str] = {}
     for name, value in sorted(fields.items()):
         if name in FIELD_BY_JSON:
@@ -185,6 +184,14 @@ def fingerprint(fields: Mapping[str, str], key: bytes) -> dict[str, str]:
             two.update(one.digest())
             out[name] = two.hexdigest()[:32]
     return out
+
+
+@lru_cache(maxsize=4)  # one key a batch: asked for on every row
+def _key_states(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner and outer hash states for ``key`` (copied, never updated)."""
+    key = hashlib.sha256(key).digest() if len(key) > _BLOCK else key
+    key = key.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
 _BLOCK = hashlib.sha256().block_size
