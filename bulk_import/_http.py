@@ -31,8 +31,8 @@ import httpx
 from .errors import ConnectionFailed
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
-#: Bytes of a body held unread before the socket is no longer read (a compressed answer
-#: read as it is decoded).
+#: Bytes of a body held unread before the socket is no longer read, when no limit is
+#: given (httpx's interface): read again as the body is taken.
 _HIGH_WATER = 1024 * 1024
 
 
@@ -80,7 +80,7 @@ class Transport(httpx.AsyncBaseTransport):
         caller's deadline: the connection must open within ``connect_share`` of it."""
         connection = await self._acquire(timeout)
         try:
-            connection.send(head + content if content else head)
+            connection.send(head + content if content else head, limit, error_limit)
             while not connection.head_done:
                 await connection.wait()
             status = connection.status
@@ -256,6 +256,8 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self._limits = (_HIGH_WATER, _HIGH_WATER)
+        self._high_water = _HIGH_WATER
         self.closed = False
         self.busy = False
         self.idle_since = 0.0
@@ -274,9 +276,12 @@ class _Connection(asyncio.Protocol):
 
     # -- the exchange's side -------------------------------------------------------------
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, limit: int = _HIGH_WATER, error_limit: int = _HIGH_WATER) -> None:
+        """Write a request; the socket is paused once its answer's unread body reaches
+        ``limit`` (``error_limit`` for a status not 2xx): no more of it is wanted then."""
         assert self._transport is not None
         self._clear()
+        self._limits = (limit, error_limit)
         self.busy = True
         self._transport.write(data)
 
@@ -367,13 +372,14 @@ class _Connection(asyncio.Protocol):
         if 100 <= status < 200 and status != 101:
             return  # an interim answer: the final one follows
         self.status = status
+        self._high_water = self._limits[0] if 200 <= status < 300 else self._limits[1]
         self.head_done = True
         self.keep_alive = self._parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
         self.size += len(body)
-        if self.size >= _HIGH_WATER and not self._paused and self._transport is not None:
+        if self.size >= self._high_water and not self._paused and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
 

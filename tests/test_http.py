@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import shutil
+import ssl
+import subprocess
 import zlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from bulk_import import api as api_module
+from bulk_import._http import Transport
 from bulk_import.api import ERROR_BODY_LIMIT, SigmaMindAPI
 from bulk_import.errors import ConnectionFailed
 from bulk_import.payloads import ImportRequest
@@ -52,8 +57,9 @@ Answer = Callable[[int], Awaitable[bytes | None]]
 class Script:
     """An HTTP/1.1 server on 127.0.0.1 that writes what ``answer`` gives, and counts."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
+        self.tls = tls
         self.connections = 0
         self.requests = 0
         self.most_open = 0
@@ -62,7 +68,7 @@ class Script:
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Script:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -76,7 +82,8 @@ class Script:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -361,3 +368,62 @@ def test_httpx_client_over_the_default_transport() -> None:
     got, connections = run(always(ok()), use)
     assert got == (201, json.loads(RECORD), 201)
     assert connections == 1
+
+
+def test_a_large_2xx_body_is_read_whole_up_to_the_limit() -> None:
+    """A body larger than what is buffered unread (1 MB) but under ``BODY_LIMIT`` is read
+    whole: the socket is paused only once the limit is reached."""
+    record = json.dumps({"sipPhoneNumber": NUMBER, "pad": "x" * 3_000_000}).encode()
+
+    async def use(api: SigmaMindAPI, script: Script) -> Any:
+        return await api.create(request())
+
+    answer = run(always(ok(record)), use, timeout=5)
+    assert answer.ok
+    assert answer.record.sip_phone_number == NUMBER
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (made by the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a certificate with")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_https_is_verified_and_served_over_tls(certificate: tuple[Path, Path]) -> None:
+    """``https://``: a certificate no CA signed is refused (nothing sent); one the
+    transport's context trusts carries the request."""
+    cert, key = certificate
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+
+    async def go() -> tuple[ConnectionFailed, Any, int]:
+        async with Script(always(ok()), tls=served) as script:
+            async with SigmaMindAPI(script.url, KEY, timeout=3) as api:  # certifi's CAs
+                with pytest.raises(ConnectionFailed) as raised:
+                    await api.create(request())
+            transport = Transport(
+                script.url, max_connections=2, keepalive_expiry=2.0, connect_share=0.9,
+                tls=trusting,
+            )  # fmt: skip
+            async with SigmaMindAPI(script.url, KEY, transport=transport) as api:
+                answers = [await api.create(request()) for _ in range(2)]
+            return raised.value, answers, script.requests
+
+    refused, answers, requests = asyncio.run(go())
+    assert refused.maybe_sent is False
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused)
+    assert str(refused).startswith("could not connect to 127.0.0.1:")
+    assert [a.status for a in answers] == [201, 201]
+    assert requests == 2
