@@ -98,7 +98,9 @@ class Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """httpx's transport interface (``SigmaMindAPI._client.send``): the answer's body
-        is streamed, its connection released when the stream is closed."""
+        is streamed, its connection released when the stream is closed.  The connect's
+        share is of the request's connect timeout; the rest is the caller's deadline
+        (``SigmaMindAPI`` never sends through here: ``exchange`` is its path)."""
         connect = request.extensions.get("timeout", {}).get("connect") or 30.0
         head = head_bytes(request.method.encode(), request.url.raw_path, request.headers.raw)
         content = await request.aread()
@@ -209,7 +211,7 @@ class Transport(httpx.AsyncBaseTransport):
 
     def _release(self, connection: _Connection) -> None:
         """Back to the pool if its answer was read whole and it may be kept; else closed."""
-        if connection.reusable() and not self._closed:
+        if connection.finish() and not self._closed:
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
         else:
@@ -306,7 +308,8 @@ class _Connection(asyncio.Protocol):
             self._transport.resume_reading()
         return body
 
-    def reusable(self) -> bool:
+    def finish(self) -> bool:
+        """The exchange is over; True when the connection may carry another."""
         self.busy = False
         return self.done and self.keep_alive and not self.closed and not self.chunks
 
