@@ -1,5 +1,5 @@
-"""CPU of one import request over a bare ``asyncio.Protocol``: what an HTTP/1.1 client
-of the tool's own could cost, against ``request_cpu.py``'s aiohttp figure.
+"""CPU of one import request over a bare ``asyncio.Protocol``: the floor of an HTTP/1.1
+client on asyncio, against ``request_cpu.py``'s figure for the tool's own (``_http``).
 
     .venv/bin/python benchmarks/raw_http.py [--requests 3000] [--concurrency 64]
 

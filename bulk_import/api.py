@@ -21,7 +21,6 @@ import asyncio
 import html
 import json
 import math
-import os
 import re
 import ssl
 import time
@@ -33,12 +32,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport  # keeps its throughput at many connections
-from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from . import __version__
+from ._http import RawHeaders, Transport, head_bytes
 from .defaults import CONCURRENCY, TIMEOUT
 from .errors import ApiError, AuthError, ConnectionFailed, NotANumberError
 from .models import E164_RE, RateLimitInfo
@@ -102,84 +99,8 @@ class Answer:
         return self.status in RETRYABLE_STATUSES
 
 
-class _Transport(AiohttpTransport):
-    """httpx-aiohttp's transport on a session that never resends a request by itself.
-
-    aiohttp sends an idempotent request (GET, DELETE, PUT) once more, unseen, when the
-    connection it went out on closes without an answer.  A DELETE whose answer was lost
-    would then come back 404 as if someone else had deleted the number, and more requests
-    would leave than ``max_attempts`` allows: every resend must be ``submit``'s, counted
-    and in doubt (docs/architecture.md, "Every request is seen").
-    """
-
-    def get_client(self) -> aiohttp.ClientSession:
-        session = super().get_client()
-        if not hasattr(session, "_retry_connection"):  # pragma: no cover - a newer aiohttp
-            raise RuntimeError("aiohttp no longer has ClientSession._retry_connection")
-        session._retry_connection = False
-        return session
-
-    async def exchange(
-        self,
-        method: str,
-        url: str,
-        headers: list[tuple[str, str]],
-        content: bytes | None,
-        timeout: aiohttp.ClientTimeout,
-    ) -> tuple[Reply, bytes]:
-        """One request and (at most ``BODY_LIMIT`` bytes of) its answer, as
-        ``handle_async_request`` then ``_read_capped`` would give them, without httpx's
-        client, request and stream layers on the way (about a third of a request's CPU).
-
-        The same aiohttp call with the same options, its errors mapped the same way; a
-        compressed answer is an ``httpx.Response`` read through httpx, which decodes it
-        (``_read_capped``), any other a ``_Reply`` read straight from aiohttp.  Either way
-        aiohttp's answer is closed at the end, as httpx-aiohttp's stream closes it.
-        """
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        with map_aiohttp_exceptions():
-            answer = await self.client.request(
-                method,
-                url,
-                headers=headers,
-                data=content or None,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=timeout,
-            ).__aenter__()
-        try:
-            limit = BODY_LIMIT if 200 <= answer.status < 300 else ERROR_BODY_LIMIT
-            if "Content-Encoding" in answer.headers:
-                response = _httpx_response(answer)
-                return response, await _read_capped(response, limit)
-            chunks: list[bytes] = []
-            size = 0
-            with map_aiohttp_exceptions():
-                async for chunk in answer.content.iter_chunked(AiohttpResponseStream.CHUNK_SIZE):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size >= limit:
-                        break
-            reply = _Reply(answer.status, answer.reason, answer.raw_headers)
-            return reply, b"".join(chunks)[:limit]
-        finally:
-            with map_aiohttp_exceptions():  # what AiohttpResponseStream.aclose does
-                await answer.__aexit__(None, None, None)
-
-
-def _httpx_response(answer: aiohttp.ClientResponse) -> httpx.Response:
-    """An aiohttp answer as httpx-aiohttp's transport makes it (its body still to read)."""
-    extensions = {"http_version": b"HTTP/1.1"}
-    if answer.reason:
-        extensions["reason_phrase"] = answer.reason.encode()
-    return httpx.Response(
-        answer.status,
-        headers=answer.raw_headers,
-        stream=AiohttpResponseStream(answer),
-        extensions=extensions,
-    )
+#: The default transport (``_http``): the tool's own HTTP/1.1 client.
+_Transport = Transport
 
 
 class _Reply:
@@ -190,13 +111,13 @@ class _Reply:
 
     __slots__ = ("headers", "reason_phrase", "status_code")
 
-    def __init__(
-        self, status: int, reason: str | None, raw: tuple[tuple[bytes, bytes], ...]
-    ) -> None:
+    def __init__(self, status: int, reason: bytes | str | None, raw: RawHeaders) -> None:
         self.status_code = status
         # httpx keeps the reason as bytes and reads them as ASCII, dropping the rest
+        if isinstance(reason, str):
+            reason = reason.encode()
         self.reason_phrase = (
-            reason.encode().decode("ascii", errors="ignore")
+            reason.decode("ascii", errors="ignore")
             if reason
             else httpx.codes.get_reason_phrase(status)
         )
@@ -213,7 +134,7 @@ class _Headers(dict[str, str]):
     decoded as ASCII, else UTF-8, else Latin-1 (one encoding for all of them, as httpx
     picks it), the values of a repeated name joined by ``, ``; ``get`` in any case."""
 
-    def __init__(self, raw: tuple[tuple[bytes, bytes], ...]) -> None:
+    def __init__(self, raw: RawHeaders) -> None:
         super().__init__()
         encoding = _headers_encoding(raw)
         for key, value in raw:
@@ -227,7 +148,7 @@ class _Headers(dict[str, str]):
         return super().__contains__(key.lower() if isinstance(key, str) else key)
 
 
-def _headers_encoding(raw: tuple[tuple[bytes, bytes], ...]) -> str:
+def _headers_encoding(raw: RawHeaders) -> str:
     """``httpx.Headers.encoding``: the first of ASCII and UTF-8 that decodes every name
     and value, else Latin-1."""
     for encoding in ("ascii", "utf-8"):
@@ -277,15 +198,16 @@ class SigmaMindAPI:
             keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         if transport is None:
-            # aiohttp's connector: limit=N
-            transport = _Transport(limits=limits, verify=tls_context(self._base_url))
+            transport = _Transport(
+                self._base_url,
+                max_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
+                connect_share=CONNECT_SHARE,
+                tls=tls_context(self._base_url),
+            )
         self._transport = transport
         timeouts = httpx.Timeout(
             timeout, connect=timeout * CONNECT_SHARE, pool=timeout * CONNECT_SHARE
-        )
-        # What httpx-aiohttp's transport makes of ``timeouts`` for every request, made once.
-        self._aiohttp_timeout = aiohttp.ClientTimeout(
-            sock_connect=timeouts.connect, sock_read=timeouts.read, connect=timeouts.pool
         )
         self._client = httpx.AsyncClient(
             base_url=self._base_url,
@@ -306,11 +228,13 @@ class SigmaMindAPI:
         # The import's URL, merged with the base URL once instead of on every request.
         base = self._client.base_url
         self._import_url = base.copy_with(raw_path=base.raw_path + IMPORT_PATH[1:].encode())
-        # The import's headers as ``build_request`` makes them, but for the body's length.
+        # The import's request line and headers as ``build_request`` makes them, but for
+        # the body's length (the last header, added to each request).
         template = self._client.build_request("POST", self._import_url, json={})
-        self._import_headers = [
-            (k, v) for k, v in template.headers.multi_items() if k.lower() != "content-length"
-        ]
+        headers = [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
+        self._import_head = (
+            head_bytes(b"POST", self._import_url.raw_path, headers)[:-2] + b"content-length: "
+        )
 
     @property
     def base_url(self) -> str:
@@ -420,14 +344,12 @@ class SigmaMindAPI:
         except TimeoutError as exc:  # the deadline: the request (or its answer) took too long
             text = f"no complete answer within {self.timeout:g} s (--timeout)"
             raise ConnectionFailed(text, maybe_sent=True) from exc
+        except ConnectionFailed as exc:  # the default transport's, its text already written
+            text = self._scrub(str(exc), secret)
+            raise ConnectionFailed(text, maybe_sent=exc.maybe_sent) from exc
         except httpx.TransportError as exc:
             text = self._scrub(_describe(exc, self.timeout), secret)
             raise ConnectionFailed(text, maybe_sent=_maybe_sent(exc)) from exc
-        except Exception as exc:  # aiohttp errors its transport does not map
-            if not isinstance(exc, aiohttp.ClientError):
-                raise
-            text = self._scrub(f"connection failed: {type(exc).__name__}: {exc}", secret)
-            raise ConnectionFailed(text, maybe_sent=True) from exc
 
     async def _exchange(
         self,
@@ -438,15 +360,18 @@ class SigmaMindAPI:
         params: dict[str, str] | None,
     ) -> tuple[Reply, bytes]:
         """``_send`` over this client's own transport: the bytes ``build_request`` would
-        send (an import's headers made once), handed straight to aiohttp."""
+        send (an import's request line and headers made once), written as they are."""
         if path == IMPORT_PATH and body is not None and params is None:
             content = _json_bytes(body)
-            headers = [*self._import_headers, ("content-length", str(len(content)))]
-            url = str(self._import_url)
+            head = b"%s%d\r\n\r\n" % (self._import_head, len(content))
         else:
             request = self._client.build_request(method, path, json=body, params=params)
-            content, headers, url = request.content, request.headers.multi_items(), str(request.url)
-        return await transport.exchange(method, url, headers, content, self._aiohttp_timeout)
+            content = request.content
+            head = head_bytes(method.encode(), request.url.raw_path, request.headers.raw)
+        status, reason, raw, answer = await transport.exchange(
+            head, content, self.timeout, BODY_LIMIT, ERROR_BODY_LIMIT
+        )
+        return _Reply(status, reason, raw), answer
 
     def _answer(
         self, response: Reply, body: bytes, secret: str | None, *, parse_record: bool
@@ -988,30 +913,19 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 
 def _maybe_sent(exc: httpx.TransportError) -> bool:
     """False only when the request surely never left (connect failed, no free connection)."""
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError):
-        # httpx-aiohttp maps every aiohttp connection error (even a reset or a server
-        # disconnect mid-request) to ConnectTimeout: judge by the original instead.
-        return not isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
     return not isinstance(exc, _NOT_SENT)
 
 
 def _describe(exc: httpx.TransportError, timeout: float) -> str:
-    # httpx-aiohttp wraps aiohttp's error, whose type says more than httpx's: judge by it.
-    cause = exc.__cause__
-    err: BaseException = cause if isinstance(cause, aiohttp.ClientError) else exc
-    if isinstance(err, aiohttp.SocketTimeoutError | httpx.ReadTimeout):
+    """A transport error of httpx's (a transport passed in) in words; the default
+    transport writes its own (``_http``), in the same words."""
+    if isinstance(exc, httpx.ReadTimeout):
         return f"no answer within {timeout:g} s (read timeout)"
-    if isinstance(err, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
+    if isinstance(exc, httpx.ConnectTimeout):
         return f"could not connect within {timeout:g} s"
-    if isinstance(err, httpx.PoolTimeout):
+    if isinstance(exc, httpx.PoolTimeout):
         return f"no free connection within {timeout:g} s"
-    detail = str(err) or type(err).__name__
-    if isinstance(err, aiohttp.ClientConnectorError):
-        # its str() says "ssl:default" even for http://: name the address and the reason
-        errno = err.os_error.errno
-        reason = os.strerror(errno) if errno else str(err.os_error) or "connection failed"
-        return f"could not connect to {err.host}:{err.port}: {reason}"
-    if isinstance(err, httpx.ConnectError):
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
         return f"could not connect: {detail}"
     return f"connection failed: {detail}"

@@ -219,8 +219,8 @@ def console() -> None:
     """The ``bulk-import`` command (and ``python -m bulk_import``): ``main``, then exit.
 
     After a run every file is closed and flushed, so the process ends at once with
-    ``os._exit`` rather than wait for the interpreter to tear down pandas, numpy and
-    aiohttp (0.15-0.2 s: a cron job's or a benchmark's wall time).  ``--help`` and usage
+    ``os._exit`` rather than wait for the interpreter to tear down pandas, numpy and the
+    HTTP client (0.15-0.2 s: a cron job's or a benchmark's wall time).  ``--help`` and usage
     errors leave through ``SystemExit`` as usual.
     """
     code = main()

@@ -319,7 +319,7 @@ def test_list_raises_unless_2xx() -> None:
         call(lambda req: httpx.Response(500), lambda api: api.list())
 
 
-# -- the default (aiohttp) transport over real sockets ---------------------------------
+# -- the default transport (`_http`) over real sockets -----------------------------------
 
 
 async def _serve(behaviour: str, handlers: set[asyncio.Task[Any]]) -> asyncio.Server:

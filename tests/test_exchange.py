@@ -1,4 +1,4 @@
-"""The client's own transport sends a request straight to aiohttp (``_Transport.exchange``):
+"""The client's own transport writes a request straight to its socket (``_Transport.exchange``):
 the same bytes httpx would send, answers read as before, httpx's client never in the way.
 
 Over real loopback HTTP (``hostile_server``), as a run sends them.
