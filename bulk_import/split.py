@@ -47,7 +47,7 @@ import struct
 import threading
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from . import interrupts
@@ -108,11 +108,11 @@ def _alone() -> bool:
     return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
 
 
-def cut(fd: int, size: int, share: float = SHARE) -> Cut | None:
-    """The start of the first line at or after ``share`` of the file, and the number of
+def cut(fd: int, size: int) -> Cut | None:
+    """The start of the first line at or after ``SHARE`` of the file, and the number of
     lines before it (``\\n``, ``\\r`` and ``\\r\\n`` each end one, as the text stream
     splits them); None if there is no such line."""
-    at = int(size * share)
+    at = int(size * SHARE)
     tail = os.pread(fd, _SCAN, at)
     newline = tail.find(b"\n")
     if newline < 0 or at + newline + 1 >= size:
@@ -135,7 +135,9 @@ def cut(fd: int, size: int, share: float = SHARE) -> Cut | None:
     return Cut(start, lines)
 
 
-def checked(table: Table, validator: Validator) -> Iterator[ResultColumns | ResultLines]:
+def checked(
+    table: Table, validator: Validator
+) -> Generator[ResultColumns | ResultLines, None, None]:
     """The dry run's results of ``table`` in order, as ``validator.check_chunk`` over
     ``table.chunks()`` gives them, the second part as lines a child wrote when they are
     provably the same (see the module's notes)."""
@@ -167,6 +169,7 @@ def checked(table: Table, validator: Validator) -> Iterator[ResultColumns | Resu
                     yield lines
                     return
                 child.stop()  # the one-process run from here: the reader reads on
+                child.interrupted()
         finally:
             with interrupts.held():  # a second interrupt: once the child is stopped
                 child.stop()
@@ -217,6 +220,14 @@ class _Child:
                 self.status = 0
         return self.status
 
+    def interrupted(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a stop signal ended it (once reaped): a signal to
+        the whole group (a service manager's SIGTERM) may end it before this process has
+        handled its own, and the run was interrupted all the same."""
+        status = self.status
+        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) in _STOPS:
+            raise KeyboardInterrupt(signal.Signals(os.WTERMSIG(status)).name)
+
     def stop(self) -> None:
         """Kill it (unless it is done) and reap it; close this process's write end."""
         with contextlib.suppress(OSError):
@@ -260,11 +271,8 @@ def _receive(pipe: BinaryIO, child: _Child) -> tuple[dict[str, int], bytes, str]
             child.done = True
             got = pickle.loads(body)  # noqa: S301 - our own child's, through a pipe
             return None if got is None else (got[0], got[1], got[2])
-    status = child.reap()
-    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in _STOPS:
-        # A stop signal to the whole group (a service manager's SIGTERM) may end the child
-        # before this process has handled its own: the run was interrupted all the same.
-        raise KeyboardInterrupt(signal.Signals(os.WTERMSIG(status)).name)
+    child.reap()
+    child.interrupted()
     return None
 
 
