@@ -48,6 +48,7 @@ import threading
 from array import array
 from collections import Counter
 from collections.abc import Generator, Iterable
+from itertools import islice
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from . import interrupts
@@ -159,12 +160,17 @@ def checked(
         try:
             _fork(child, table, validator, where, read_fd)
             pause = Pause(where.lines)
-            chunks = table.paused_chunks(pause)
-            for chunk in chunks:
+            seen = validator._seen
+            assert isinstance(seen, dict)  # a dry run's (``Validator``)
+            mine = array("q")  # the hashes of the numbers this part saw first
+            for chunk in table.paused_chunks(pause):
                 if chunk is not None:
-                    yield validator.check_chunk(chunk)
+                    before = len(seen)
+                    columns = validator.check_chunk(chunk)
+                    _new_hashes(seen, before, mine)
+                    yield columns
                     continue
-                lines = _taken(pipe, child, validator, pause, where)
+                lines = _taken(pipe, child, mine, pause, where)
                 if lines is not None:
                     yield lines
                     return
@@ -176,24 +182,28 @@ def checked(
 
 
 def _taken(
-    pipe: BinaryIO, child: _Child, validator: Validator, pause: Any, where: Cut
+    pipe: BinaryIO, child: _Child, mine: array[int], pause: Any, where: Cut
 ) -> ResultLines | None:
     """The child's lines, if they are what this process would write from the pause on."""
     if pause.lines != where.lines or pause.next_row != where.lines + 1:
         return None  # the cut is inside a record, or a record before it took two lines
     # Numbers are compared by their hashes (the child's are this process's: the same hash
-    # secret), built while the child may still be at work; two numbers with one hash are
-    # taken for one (then this process reads on: slower, never wrong).
-    mine = set(map(hash, validator._seen))  # type: ignore[call-overload]
+    # secret); two numbers with one hash are taken for one (then this process reads on:
+    # slower, never wrong).
+    ours = set(mine)  # while the child may still be at work
     got = _receive(pipe, child)
     if got is None:
         return None
-    counts, hashes, text = got
-    theirs = array("q")
-    theirs.frombytes(hashes)
-    if not mine.isdisjoint(theirs):
+    counts, theirs, text = got
+    if not ours.isdisjoint(theirs):
         return None  # a duplicate across the parts: its first row is in the first part
     return ResultLines(text, counts)
+
+
+def _new_hashes(seen: dict[str, int], before: int, into: array[int]) -> None:
+    """Add the hashes of the numbers ``seen`` got since it held ``before`` (the last ones
+    in it: a dict keeps its order), while they are still in the CPU's caches."""
+    into.extend(map(hash, islice(reversed(seen), len(seen) - before)))
 
 
 class _Child:
@@ -260,17 +270,25 @@ def _fork(child: _Child, table: Table, validator: Validator, where: Cut, read_fd
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _receive(pipe: BinaryIO, child: _Child) -> tuple[dict[str, int], bytes, str] | None:
-    """The child's counts, the hashes of its first numbers and its lines; None if it
+def _receive(pipe: BinaryIO, child: _Child) -> tuple[dict[str, int], array[int], str] | None:
+    """The child's counts, the hashes of the numbers it saw first and its lines; None if it
     failed or died (a stop signal that ended it is an interrupt here)."""
     head = pipe.read(_HEAD.size)
     if len(head) == _HEAD.size:
         (size,) = _HEAD.unpack(head)
         body = pipe.read(size)
         if len(body) == size:
-            child.done = True
             got = pickle.loads(body)  # noqa: S301 - our own child's, through a pipe
-            return None if got is None else (got[0], got[1], got[2])
+            if got is None:
+                child.done = True
+                return None
+            counts, hash_bytes, text_bytes = got
+            hashes = array("q")
+            raw = pipe.read(hash_bytes + text_bytes)
+            if len(raw) == hash_bytes + text_bytes:
+                child.done = True
+                hashes.frombytes(raw[:hash_bytes])
+                return counts, hashes, raw[hash_bytes:].decode("utf-8", "surrogatepass")
     child.reap()
     child.interrupted()
     return None
@@ -298,25 +316,28 @@ def _child(
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(read_fd)
-        validator._seen = {}  # this part's numbers only: the first part's are checked there
-        result: tuple[dict[str, int], bytes, str] | None
+        seen: dict[str, int] = {}
+        validator._seen = seen  # this part's numbers only: the first part's are checked there
+        head: tuple[dict[str, int], int, int] | None
         try:
-            texts: list[str] = []
+            texts: list[bytes] = []
             counts: Counter[str] = Counter()
+            hashes = array("q")
             for chunk in table.chunks_from(where.start, where.lines + 1):
+                before = len(seen)
                 columns = validator.check_chunk(chunk)
-                texts.append(_csv_lines(columns))
+                _new_hashes(seen, before, hashes)
+                texts.append(_csv_lines(columns).encode("utf-8", "surrogatepass"))
                 counts.update(columns.status)
-            hashes = array("q", map(hash, validator._seen)).tobytes()
-            result = (dict(counts), hashes, "".join(texts))
+            head = (dict(counts), len(hashes) * hashes.itemsize, sum(map(len, texts)))
         except Exception:  # noqa: BLE001 - this process's reader meets it in its place
-            result = None
-        body = pickle.dumps(result, protocol=5)
+            head, hashes, texts = None, array("q"), []
+        body = pickle.dumps(head, protocol=5)
         with open(write_fd, "wb", buffering=0) as pipe:
-            pipe.write(_HEAD.pack(len(body)))
-            view = memoryview(body)
-            while view:
-                view = view[pipe.write(view) or 0 :]
+            for data in (_HEAD.pack(len(body)), body, hashes.tobytes(), *texts):
+                view = memoryview(data)
+                while view:
+                    view = view[pipe.write(view) or 0 :]
     except BaseException:  # noqa: BLE001 - this process reads on by itself
         status = 1
     finally:
