@@ -253,6 +253,19 @@ def test_a_row_problem_in_the_childs_part(tmp_path: Path) -> None:
     assert '252,+14159990000,invalid,,,0,"has 9 cells' in got
 
 
+def test_records_the_csv_reader_refuses_on_both_sides(tmp_path: Path) -> None:
+    """A record the csv reader refuses takes its line (on either side of the cut), so the
+    split holds and each is its row's problem."""
+    lines = [_line(i) for i in range(300)]
+    lines[40] = lines[250] = '"+14159990000"x,u,p,sip.x.com,,,,\n'
+    path = _write(tmp_path / "stray.csv", lines)
+    with open_table(path, chunk_rows=7) as opened:
+        got, taken = _split(opened)
+    assert taken
+    assert got == _one_process(path)
+    assert got.count("text after its closing quote") == 2
+
+
 def test_closing_early_stops_the_child(odd_file: Path) -> None:
     with open_table(odd_file, chunk_rows=1) as opened:
         stream = split.checked(opened, Validator())
