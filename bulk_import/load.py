@@ -63,6 +63,9 @@ WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 64 * 1024
 _SCAN_BLOCK = 1024 * 1024
+#: The UTF-8 check's blocks: small enough that the text each decodes to stays in the CPU's
+#: cache (1 MB blocks: 2 MB of text a block, three times as slow over a 134 MB file)
+_DECODE_BLOCK = 64 * 1024
 _QUOTED_RE = re.compile(r'"[^"]*"')
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 
@@ -909,7 +912,7 @@ def _detect_encoding(path: Path, stream: BinaryIO) -> tuple[str, str]:
     stream.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        while block := stream.read(_SCAN_BLOCK):
+        while block := stream.read(_DECODE_BLOCK):
             decoder.decode(block)
         decoder.decode(b"", final=True)
         return utf8, "strict"
