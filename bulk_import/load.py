@@ -181,21 +181,23 @@ class Table:
             if shaped.rows:  # not a chunk of blank rows only
                 yield shaped
 
-    def paused_chunks(self, pause: Pause) -> Iterator[Chunk | None]:
+    def paused_chunks(self, pause: Pause, rows: int) -> Iterator[Chunk | None]:
         """``chunks()`` of a CSV read by the stdlib reader, with a ``None`` where the
         reader has read ``pause.line`` lines or more, after the record that got it there
         (``pause`` then says how many lines and the next record's row number); iterating
-        on reads on from there, as if there had been no pause (``split.py``)."""
+        on reads on from there, as if there had been no pause (``split.py``).  Chunks of at
+        most ``rows`` rows."""
         reader = self._reader
         assert isinstance(reader, _CsvReader)
-        yield from self._shaped(reader.paused_batches(self.chunk_rows, pause))
+        yield from self._shaped(reader.paused_batches(rows, pause))
 
-    def chunks_from(self, start: int, first_row: int) -> Iterator[Chunk]:
-        """The chunks of the CSV's records from byte ``start`` on (the start of a line
-        the stdlib reader starts a record at), the first being row ``first_row``."""
+    def chunks_from(self, start: int, first_row: int, rows: int) -> Iterator[Chunk]:
+        """The chunks (of at most ``rows`` rows) of the CSV's records from byte ``start`` on
+        (the start of a line the stdlib reader starts a record at), the first being row
+        ``first_row``."""
         reader = self._reader
         assert isinstance(reader, _CsvReader)
-        for shaped in self._shaped(reader.batches_from(self.chunk_rows, start, first_row)):
+        for shaped in self._shaped(reader.batches_from(rows, start, first_row)):
             assert shaped is not None
             yield shaped
 
