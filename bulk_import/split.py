@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import io
 import os
 import pickle
 import signal
@@ -49,7 +50,7 @@ from array import array
 from collections import Counter
 from collections.abc import Generator, Iterable
 from itertools import islice
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import interrupts
 from .models import ResultColumns, ResultLines
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 SPLIT_BYTES = 8 << 20
 #: The part of the file (in bytes) this process reads; the child reads the rest.  Less
 #: than half: this process also writes the results file and the child's lines.
-SHARE = 0.5
+SHARE = 0.48
 
 #: Rows a chunk (at most): a chunk's cells, as the csv reader lays them out (a row's
 #: together), then stay in the CPU's cache for the checks that scan them column by
@@ -155,7 +156,7 @@ def checked(
 
     with interrupts.held():  # both ends kept before an interrupt can land
         read_fd, write_fd = os.pipe()
-        pipe = open(read_fd, "rb", buffering=_PIPE_BYTES)  # noqa: SIM115 - closed below
+        pipe = io.BufferedReader(io.FileIO(read_fd, "rb"), _PIPE_BYTES)
         child = _Child(write_fd)
     with contextlib.suppress(OSError):
         import fcntl
@@ -187,7 +188,7 @@ def checked(
 
 
 def _taken(
-    pipe: BinaryIO, child: _Child, mine: array[int], pause: Any, where: Cut
+    pipe: io.BufferedReader[io.FileIO], child: _Child, mine: array[int], pause: Any, where: Cut
 ) -> ResultLines | None:
     """The child's lines, if they are what this process would write from the pause on."""
     if pause.lines != where.lines or pause.next_row != where.lines + 1:
@@ -275,7 +276,9 @@ def _fork(child: _Child, table: Table, validator: Validator, where: Cut, read_fd
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _receive(pipe: BinaryIO, child: _Child) -> tuple[dict[str, int], array[int], str] | None:
+def _receive(
+    pipe: io.BufferedReader[io.FileIO], child: _Child
+) -> tuple[dict[str, int], array[int], str] | None:
     """The child's counts, the hashes of the numbers it saw first and its lines; None if it
     failed or died (a stop signal that ended it is an interrupt here)."""
     head = pipe.read(_HEAD.size)
@@ -288,12 +291,11 @@ def _receive(pipe: BinaryIO, child: _Child) -> tuple[dict[str, int], array[int],
                 child.done = True
                 return None
             counts, hash_bytes, text_bytes = got
-            hashes = array("q")
-            raw = pipe.read(hash_bytes + text_bytes)
-            if len(raw) == hash_bytes + text_bytes:
+            hashes = array("q", bytes(hash_bytes))
+            raw = pipe.read(text_bytes) if pipe.readinto(hashes) == hash_bytes else b""
+            if len(raw) == text_bytes:
                 child.done = True
-                hashes.frombytes(raw[:hash_bytes])
-                return counts, hashes, raw[hash_bytes:].decode("utf-8", "surrogatepass")
+                return counts, hashes, raw.decode("utf-8", "surrogatepass")
     child.reap()
     child.interrupted()
     return None
