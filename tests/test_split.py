@@ -9,6 +9,7 @@ parent killed), and a child killed alone costs only its part's speed.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import os
@@ -264,6 +265,34 @@ def test_records_the_csv_reader_refuses_on_both_sides(tmp_path: Path) -> None:
     assert taken
     assert got == _one_process(path)
     assert got.count("text after its closing quote") == 2
+
+
+@pytest.mark.parametrize("kind", ["bom", "cp1252", "bad-byte", "title-rows"])
+def test_encodings_and_header_rows(tmp_path: Path, kind: str) -> None:
+    """UTF-8 with a BOM (read as UTF-8 past the cut), Windows-1252, UTF-8 with a stray
+    byte (its rows invalid, on both sides of the cut), a header below title rows."""
+    lines = [_line(i).replace("friend", "Café") for i in range(400)]
+    header = ",".join(NAMES) + "\n"
+    if kind == "title-rows":
+        header = "Numbers for March\n\n" + header
+    data = (header + "".join(lines)).encode("cp1252" if kind == "cp1252" else "utf-8")
+    if kind == "bom":
+        data = codecs.BOM_UTF8 + data
+    if kind == "bad-byte":
+        data = data.replace(b"Caf\xc3\xa9 30,", b"Caf\xe9 30,").replace(
+            b"Caf\xc3\xa9 300,", b"Caf\xe9 300,"
+        )
+    path = tmp_path / f"{kind}.csv"
+    path.write_bytes(data)
+    with open_table(path, chunk_rows=64) as opened:
+        got, taken = _split(opened)
+    assert taken
+    assert got == _one_process(path)
+    assert got.count("\n") == 400
+    if kind == "bad-byte":
+        assert got.count("not UTF-8") == 2
+    if kind == "title-rows":
+        assert got.startswith("4,+14150000000,valid")
 
 
 def test_closing_early_stops_the_child(odd_file: Path) -> None:
