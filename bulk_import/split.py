@@ -50,13 +50,13 @@ from array import array
 from collections import Counter
 from collections.abc import Generator, Iterable
 from itertools import islice
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import interrupts
 from .models import ResultColumns, ResultLines
 
 if TYPE_CHECKING:
-    from .load import Table
+    from .load import Pause, Table
     from .validate import Validator
 
 #: Files smaller than this are read in one process (about 60,000 realistic rows).
@@ -188,7 +188,7 @@ def checked(
 
 
 def _taken(
-    pipe: io.BufferedReader[io.FileIO], child: _Child, mine: array[int], pause: Any, where: Cut
+    pipe: io.BufferedReader[io.FileIO], child: _Child, mine: array[int], pause: Pause, where: Cut
 ) -> ResultLines | None:
     """The child's lines, if they are what this process would write from the pause on."""
     if pause.lines != where.lines or pause.next_row != where.lines + 1:
