@@ -41,7 +41,9 @@ import contextlib
 import csv
 import datetime as dt
 import difflib
+import io
 import math
+import operator
 import os
 import re
 import zipfile
@@ -61,6 +63,9 @@ WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"})
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 64 * 1024
 _SCAN_BLOCK = 1024 * 1024
+#: The UTF-8 check's blocks: small enough that the text each decodes to stays in the CPU's
+#: cache (1 MB blocks: 2 MB of text a block, three times as slow over a 134 MB file)
+_DECODE_BLOCK = 64 * 1024
 _QUOTED_RE = re.compile(r'"[^"]*"')
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
 
@@ -176,6 +181,38 @@ class Table:
             if shaped.rows:  # not a chunk of blank rows only
                 yield shaped
 
+    def paused_chunks(self, pause: Pause, rows: int) -> Iterator[Chunk | None]:
+        """``chunks()`` of a CSV read by the stdlib reader, with a ``None`` where the
+        reader has read ``pause.line`` lines or more, after the record that got it there
+        (``pause`` then says how many lines and the next record's row number); iterating
+        on reads on from there, as if there had been no pause (``split.py``).  Chunks of at
+        most ``rows`` rows."""
+        reader = self._reader
+        assert isinstance(reader, _CsvReader)
+        yield from self._shaped(reader.paused_batches(rows, pause))
+
+    def chunks_from(self, start: int, first_row: int, rows: int) -> Iterator[Chunk]:
+        """The chunks (of at most ``rows`` rows) of the CSV's records from byte ``start`` on
+        (the start of a line the stdlib reader starts a record at), the first being row
+        ``first_row``."""
+        reader = self._reader
+        assert isinstance(reader, _CsvReader)
+        for shaped in self._shaped(reader.batches_from(rows, start, first_row)):
+            assert shaped is not None
+            yield shaped
+
+    def _shaped(self, batches: Iterator[_Batch | None]) -> Iterator[Chunk | None]:
+        positions = _positions(self)
+        width = len(self.header)
+        for batch in batches:
+            if batch is None:
+                yield None
+                continue
+            first, rows, problems = batch
+            shaped = _shape(_transposed(rows), len(rows), first, problems, width, positions, False)
+            if shaped.rows:
+                yield shaped
+
     def estimated_rows(self) -> int | None:
         """About how many data rows there are (a progress bar's total), if cheap to know.
 
@@ -234,6 +271,10 @@ class Table:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: (first row number, rows of text cells, {index: row problem}): what a reader gives
+_Batch = tuple[int, list[list[str]], dict[int, str]]
 
 
 def _clip(text: str, size: int) -> str:
@@ -351,6 +392,7 @@ HEADER_SCAN_ROWS = 50
 CELL_LIMIT = 131_072
 _LINE_LIMIT = 4 * CELL_LIMIT
 _MARK = chr(0xFDD0)  # a noncharacter: the first cell of a row that could not be read
+_FIRST = operator.itemgetter(0)
 _SURROGATE = re.compile(r"[\udc80-\udcff]")
 _NON_ASCII = re.compile(r"[\x80-\ud7ff\ue000-\U0010ffff]")
 
@@ -609,14 +651,47 @@ class _CsvReader(_Reader):
     def batches(
         self, size: int, skip: int = 0
     ) -> Iterator[tuple[int, list[list[str]], dict[int, str]]]:
-        first = self.header_row + 1 + skip
+        with self._text() as stream:
+            for batch in self._batches(stream, size, self.header_row + skip, None):
+                assert batch is not None  # no pause asked for
+                yield batch
+
+    def paused_batches(self, size: int, pause: Pause) -> Iterator[_Batch | None]:
+        """``batches``, with a ``None`` at ``pause`` (see ``Table.paused_chunks``)."""
+        with self._text() as stream:
+            yield from self._batches(stream, size, self.header_row, pause)
+
+    def batches_from(self, size: int, start: int, first: int) -> Iterator[_Batch | None]:
+        """The batches of the records from byte ``start`` on, the first being row ``first``.
+
+        Read with ``pread`` (no file offset shared with another reader of the file, a
+        forked one's among them).  UTF-8 with a BOM is read as UTF-8: a BOM counts only at
+        the start of the file."""
+        encoding = "utf-8" if codecs.lookup(self.encoding).name == "utf-8-sig" else self.encoding
+        raw = io.BufferedReader(_PreadFile(self.file.fileno(), start), _SCAN_BLOCK)
+        with io.TextIOWrapper(raw, encoding=encoding, errors=self.errors, newline="") as stream:
+            yield from self._batches(stream, size, 0, None, first)
+
+    def _batches(
+        self,
+        stream: TextIO,
+        size: int,
+        skip: int,
+        pause: Pause | None,
+        first: int | None = None,
+    ) -> Iterator[_Batch | None]:
+        first = skip + 1 if first is None else first
         try:
-            with self._text() as stream:
-                lines = _capped_lines(stream) if self.long_lines else stream
-                for batch in _csv_batches(lines, self.delimiter, self.header_row + skip, size):
-                    self._check_unchanged(first)
-                    yield first, batch, self._problems(batch)
-                    first += len(batch)
+            lines = _capped_lines(stream) if self.long_lines else stream
+            for batch in _csv_batches(lines, self.delimiter, skip, size, pause):
+                if batch is None:  # the pause (only with ``pause``): the next row's number
+                    assert pause is not None
+                    pause.next_row = first
+                    yield None
+                    continue
+                self._check_unchanged(first)
+                yield first, batch, self._problems(batch)
+                first += len(batch)
             self._check_unchanged(first)
         except (OSError, UnicodeError, csv.Error) as exc:
             raise _csv_error(self.path, exc, self.encoding, len(self.header)) from exc
@@ -624,10 +699,11 @@ class _CsvReader(_Reader):
     def _problems(self, batch: list[list[str]]) -> dict[int, str]:
         """Rows that could not be read (marked by ``_csv_rows``) or hold bytes not UTF-8."""
         problems: dict[int, str] = {}
-        for i, cells in enumerate(batch):
-            if cells and cells[0] == _MARK:
-                problems[i] = cells[1] if len(cells) > 1 else "could not be read"
-                batch[i] = []
+        if _MARK in map(_FIRST, filter(None, batch)):  # a scan at C speed: mostly none
+            for i, cells in enumerate(batch):
+                if cells and cells[0] == _MARK:
+                    problems[i] = cells[1] if len(cells) > 1 else "could not be read"
+                    batch[i] = []
         if self.errors == "surrogateescape":
             for i, cells in enumerate(batch):
                 bad = [j for j, c in enumerate(cells) if _SURROGATE.search(c)]
@@ -654,6 +730,25 @@ class _CsvReader(_Reader):
 
     def close(self) -> None:
         self.file.close()
+
+
+class _PreadFile(io.RawIOBase):
+    """A file descriptor read from ``start`` on with ``os.pread``: its own position, never
+    the descriptor's (which other readers of the file share)."""
+
+    def __init__(self, fd: int, start: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._at = start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.pread(self._fd, len(buffer), self._at)
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
 
 
 def _capped_lines(stream: TextIO) -> Iterator[str]:
@@ -712,12 +807,29 @@ def _csv_rows(stream: TextIO, delimiter: str) -> Iterator[list[str]]:
             yield _unreadable(exc)
 
 
+@dataclass
+class Pause:
+    """Where ``Table.paused_chunks`` pauses: once the csv reader has read ``line`` lines
+    (as the text stream splits them: at ``\n``, ``\r`` and ``\r\n``).  At the pause,
+    ``lines`` is how many it had read (``line`` exactly when a record ends there) and
+    ``next_row`` the row number of the record after it."""
+
+    line: int
+    lines: int = -1
+    next_row: int = -1
+
+
 def _csv_batches(
-    lines: Iterable[str], delimiter: str, skip: int, size: int
-) -> Iterator[list[list[str]]]:
+    lines: Iterable[str], delimiter: str, skip: int, size: int, pause: Pause | None = None
+) -> Iterator[list[list[str]] | None]:
     """The records of ``_csv_rows`` after the first ``skip``, in lists of up to ``size``,
     taken straight from the csv reader (no Python call per record).  ``lines`` is the text
-    stream itself when no line can be over ``_LINE_LIMIT``, else ``_capped_lines`` of it."""
+    stream itself when no line can be over ``_LINE_LIMIT``, else ``_capped_lines`` of it.
+
+    With ``pause``: once the reader has read ``pause.line`` lines or more, the batch so
+    far, then ``None`` (``pause.lines`` set), then on.  A record takes one line or more,
+    so asking for no more records than there are lines left never reads past a record
+    that ends at ``pause.line``."""
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     batch: list[list[str]] = []
     skipping = True
@@ -726,17 +838,35 @@ def _csv_batches(
             while skip:
                 skip -= 1
                 if next(reader, None) is None:
+                    if pause is not None:
+                        pause.lines = reader.line_num
+                        yield None
                     return
             skipping = False
             while True:
                 want, before = size - len(batch), len(batch)
+                if pause is not None:
+                    left = pause.line - reader.line_num
+                    if left <= 0:
+                        if batch:
+                            yield batch
+                            batch = []
+                        pause.lines = reader.line_num
+                        pause = None
+                        yield None
+                        continue
+                    want = min(want, left)
                 batch.extend(islice(reader, want))
                 if len(batch) - before < want:  # the reader is exhausted
                     if batch:
                         yield batch
+                    if pause is not None:
+                        pause.lines = reader.line_num
+                        yield None
                     return
-                yield batch
-                batch = []
+                if len(batch) == size:
+                    yield batch
+                    batch = []
         except csv.Error as exc:
             mark = _unreadable(exc)
             if not skipping:
@@ -784,7 +914,7 @@ def _detect_encoding(path: Path, stream: BinaryIO) -> tuple[str, str]:
     stream.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        while block := stream.read(_SCAN_BLOCK):
+        while block := stream.read(_DECODE_BLOCK):
             decoder.decode(block)
         decoder.decode(b"", final=True)
         return utf8, "strict"

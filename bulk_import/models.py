@@ -235,6 +235,14 @@ class ResultColumns(NamedTuple):
         ]
 
 
+class ResultLines(NamedTuple):
+    """Results-file lines already written out (``text``, each line ending in ``\n``) and
+    how many rows of each status they hold: the dry run's second part (``split.py``)."""
+
+    text: str
+    counts: dict[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class RawRow:
     """One data row as text: its spreadsheet row number and its non-empty cells by field.

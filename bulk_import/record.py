@@ -32,7 +32,7 @@ from .errors import ResultsFileError, WriteError
 from .figures import Second
 from .guard import RISKY_LINE
 from .guard import defuse as defuse  # the formula guard, imported from here too
-from .models import ResultColumns, RowResult, Status
+from .models import ResultColumns, ResultLines, RowResult, Status
 from .outputs import (
     describe,
     new_file_beside,
@@ -398,10 +398,13 @@ class RunLog:
                 raise WriteError(f"can't write the log {self.path}: {describe(exc)}") from exc
 
 
-def write_results_columns(path: Path, chunks: Iterable[ResultColumns]) -> dict[str, int]:
+def write_results_columns(
+    path: Path, chunks: Iterable[ResultColumns | ResultLines]
+) -> dict[str, int]:
     """Write results lines given column-wise as the results file; return each status's count.
 
-    The chunks are what ``Validator.check_chunk`` gives.  The lines are exactly those
+    The chunks are what ``Validator.check_chunk`` gives (or lines already written out,
+    with their counts: ``split.py``).  The lines are exactly those
     ``csv.writer`` writes for ``result_cells`` (defused, ``error`` on one line), with the
     per-cell work done only on the cells that may need it.  The file is built beside
     ``path`` as ``.<name>.<random>.tmp`` (owner-only, ``O_EXCL``) and moved over ``path``
@@ -428,12 +431,13 @@ def write_results_columns(path: Path, chunks: Iterable[ResultColumns]) -> dict[s
             raise failed(exc) from exc
         with out:
             for chunk in chunks:
-                lines = _csv_lines(chunk)
+                lines = chunk.text if isinstance(chunk, ResultLines) else _csv_lines(chunk)
                 try:
                     out.write(lines)
                 except OSError as exc:
                     raise failed(exc) from exc
-                for status, n in Counter(chunk.status).items():
+                got = chunk.counts if isinstance(chunk, ResultLines) else Counter(chunk.status)
+                for status, n in got.items():
                     counts[status] += n
             try:
                 out.flush()

@@ -1096,7 +1096,7 @@ def _dry_run(
     line (``--log-file`` gets the start and end lines): the results file has every row.
     ``--resume`` is ignored (every row is checked; nothing would be sent anyway).
     """
-    from . import readahead  # imported here: no other run needs it
+    from . import split  # imported here: no other run needs it
 
     if opts.resume:
         say("note: --resume is ignored by --dry-run: every row is checked")
@@ -1107,21 +1107,26 @@ def _dry_run(
         try:
             with _interrupting(handle_signals), fewer_collections():
                 checked: Iterable[ResultColumns]
-                # a big CSV: read ahead in a child
-                chunks = readahead.chunks(table) if readahead.worth_it(table) else table.chunks()
-                checked = (validator.check_chunk(chunk) for chunk in chunks)
-                if opts.on_row is not None:
-                    checked = _reported(checked, _Reporter(opts.on_row))
-                if opts.failed_rows is not None:
-                    checked = (_keep_invalid(chunk, failed) for chunk in checked)
-                if is_workbook_path(opts.results_path):
-                    from .sheets import XlsxResults
-
-                    xlsx = XlsxResults(opts.results_path)
-                    xlsx.write_columns(checked)
-                    counts = xlsx.counts
+                plain_csv = opts.on_row is None and opts.failed_rows is None
+                if plain_csv and not is_workbook_path(opts.results_path) and split.worth_it(table):
+                    # a big CSV into a CSV results file: its second part read in a child
+                    counts = write_results_columns(
+                        opts.results_path, split.checked(table, validator)
+                    )
                 else:
-                    counts = write_results_columns(opts.results_path, checked)
+                    checked = map(validator.check_chunk, table.chunks())
+                    if opts.on_row is not None:
+                        checked = _reported(checked, _Reporter(opts.on_row))
+                    if opts.failed_rows is not None:
+                        checked = (_keep_invalid(chunk, failed) for chunk in checked)
+                    if is_workbook_path(opts.results_path):
+                        from .sheets import XlsxResults
+
+                        xlsx = XlsxResults(opts.results_path)
+                        xlsx.write_columns(checked)
+                        counts = xlsx.counts
+                    else:
+                        counts = write_results_columns(opts.results_path, checked)
                 if opts.failed_rows is not None:
                     _failed_rows(opts.failed_rows, table, iter(failed), say)
         except BaseException:

@@ -650,3 +650,19 @@ def test_estimated_rows_counts_csv_lines(tmp_path: Path) -> None:
         assert opened.estimated_rows() == 3  # blank lines count: an estimate
     with open_table(Path(__file__).parent.parent / "samples" / "phone_numbers.xlsx") as opened:
         assert opened.estimated_rows() == 20
+
+
+def test_a_record_the_csv_reader_refuses_is_a_row_problem(tmp_path: Path) -> None:
+    """A quoted cell with text after its closing quote (the csv reader's error) stands as
+    its row's problem; the rows around it are read."""
+    path = tmp_path / "stray.csv"
+    path.write_text(
+        'phoneNumber,trunkUsername\n+14155550100,a\n"+14155550101"x,b\n+14155550102,c\n'
+    )
+    with open_table(path) as table:
+        rows = list(table.rows())
+    assert [r.row for r in rows] == [2, 3, 4]
+    assert rows[1].problem.startswith("has a quoted cell with text after its closing quote")
+    assert rows[1].values == {}
+    assert not rows[0].problem
+    assert not rows[2].problem
