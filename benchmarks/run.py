@@ -1058,6 +1058,19 @@ def prepare_bytecode(python: str, how: str) -> None:
             shutil.rmtree(cache)
 
 
+def host_speed() -> float:
+    """CPU seconds of a fixed pure-Python loop: this host's speed at the time of the runs.
+
+    The same commit's figures move with it (a virtual machine's host may give it half the
+    speed one hour and all of it the next); compare figures taken at like speeds."""
+    times = []
+    for _ in range(3):
+        start = time.process_time()
+        sum(range(3 * 10**7))
+        times.append(time.process_time() - start)
+    return min(times)
+
+
 def default_python() -> str:
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
@@ -1156,7 +1169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("interrupted: every process started here has been stopped")
             return 130
     report = table(results)
-    report = f"(--bytecode {args.bytecode}: {BYTECODE[args.bytecode]})\n\n" + report
+    report = (
+        f"(--bytecode {args.bytecode}: {BYTECODE[args.bytecode]}; host speed: "
+        f"{host_speed():.3f} s of CPU for `sum(range(3 * 10**7))`, the least of 3)\n\n" + report
+    )
     if args.quick:
         report = "(--quick: reduced sizes, verdicts are indicative only)\n\n" + report
     print(report)
