@@ -7,7 +7,9 @@ two structures that used to grow with the rows: ``Validator``'s index of numbers
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import math
 import random
 import tracemalloc
 from pathlib import Path
@@ -19,6 +21,7 @@ from bulk_import.firstrows import FirstRows
 from bulk_import.ledger import Journal
 from bulk_import.models import Job, RawRow, RowResult, Status
 from bulk_import.progress import Progress
+from bulk_import.ratelimit import RateLimiter, _Times
 from bulk_import.record import ResultsWriter, RunLog
 from bulk_import.runner import CUT, RunOptions, run_import
 from bulk_import.sandbox import SandboxServer
@@ -167,3 +170,46 @@ def test_the_requests_of_a_row_are_forgotten_once_it_is_done(tmp_path: Path) -> 
     assert got[3].status is Status.FAILED
     assert got[3].error == CUT
     assert got[3].attempts == 2
+
+
+# -- the rate limiter ----------------------------------------------------------------------
+
+
+def test_the_limiter_keeps_a_grant_time_in_a_few_bytes() -> None:
+    # A fast run's grants of the last MAX_PAUSE seconds are every request it sent: each
+    # is kept as a C double, not a float object in a deque (about 32 bytes a grant).
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1 / 3000  # a new float each call, as time.monotonic gives
+        return now[0]
+
+    async def never(_seconds: float) -> None:
+        raise AssertionError("an unlimited limiter does not sleep")
+
+    lim = RateLimiter(None, clock=clock, sleep=never)
+    n = 50_000
+
+    async def go() -> None:
+        for _ in range(n):
+            await lim.acquire()
+
+    tracemalloc.start()
+    try:
+        asyncio.run(go())
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held / n < 16, held
+
+
+def test_grant_times_are_dropped_and_counted_from_the_newest() -> None:
+    times = _Times()
+    for i in range(10_000):
+        times.append(float(i))
+        times.drop_before(i - 99.5)  # keeps the last 100 (compacting now and then)
+    assert len(times) == 100
+    assert list(reversed(times)) == [float(i) for i in range(9_999, 9_899, -1)]
+    times.drop_before(math.inf)
+    assert len(times) == 0
+    assert list(reversed(times)) == []
