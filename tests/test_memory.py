@@ -13,12 +13,14 @@ import math
 import random
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bulk_import import runner
 from bulk_import.firstrows import FirstRows
 from bulk_import.ledger import Journal
+from bulk_import.load import Table, open_table
 from bulk_import.models import Job, RawRow, RowResult, Status
 from bulk_import.progress import Progress
 from bulk_import.ratelimit import RateLimiter, _Times
@@ -213,3 +215,37 @@ def test_grant_times_are_dropped_and_counted_from_the_newest() -> None:
     times.drop_before(math.inf)
     assert len(times) == 0
     assert list(reversed(times)) == []
+
+
+# -- the chunk a sending run reads -----------------------------------------------------------
+
+
+def test_a_sending_run_reads_smaller_chunks_than_the_dry_run(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    opened = open_table
+
+    def spy(*args: Any, **kwargs: Any) -> Table:
+        table = opened(*args, **kwargs)
+        asked.append(table.chunk_rows)
+        return table
+
+    monkeypatch.setattr(runner, "open_table", spy)
+    monkeypatch.setattr(runner, "SEND_CHUNK_ROWS", 3)  # a duplicate three chunks apart
+    path = tmp_path / "numbers.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        for i in range(10):
+            writer.writerow([number(i), "u", PASSWORD, "sip.telnyx.com", "", ""])
+        writer.writerow([number(1), "u", PASSWORD, "sip.telnyx.com", "", ""])  # row 12
+    key = sandbox.config.api_key
+    summary = run_import(RunOptions(file=path, api_key=key, base_url=sandbox.url, concurrency=4))
+    assert asked == [3]
+    assert summary.counts["imported"] == 10
+    rows = {r["row"]: r for r in read_results(tmp_path / "numbers.results.csv")}
+    assert rows["12"]["error"] == "phoneNumber: duplicate of row 3"
+    assert [int(r) for r in rows] == list(range(2, 13))
+    run_import(RunOptions(file=path, dry_run=True, output=tmp_path / "dry.csv"))
+    assert asked == [3, Table.chunk_rows]
