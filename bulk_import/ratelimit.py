@@ -84,8 +84,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from array import array
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Literal
 
 from .models import RateLimitInfo
@@ -121,10 +122,45 @@ IDLE_GAP = 3.0  # intervals without a grant: the sending stopped (a bucket refil
 FOUND_SPAN = 0.25  # seconds: a phase this much longer than the first one bounds the refill
 FOUND_SHARE = 0.99  # of a refill found from two phases (a lower bound): the rate settled on
 
+COMPACT_AT = 4096  # dropped times freed at once when there are this many (and half)
 OUTCOMES = 20_000  # answers kept for the phases of a silent limit (about 400 s at 50/s)
 
 Style = Literal["unknown", "bucket", "window"]
 NOT_EARLY = (math.inf, -math.inf)
+
+
+class _Times:
+    """Clock times in the order they came, the oldest dropped (``drop_before``).
+
+    Held as C doubles (8 bytes each) rather than float objects in a deque (about 32):
+    the grants of the last ``MAX_PAUSE`` seconds are every request of a fast run, so
+    this is what a sending run kept per row (docs/architecture.md, "rate control").
+    """
+
+    def __init__(self) -> None:
+        self._times = array("d")
+        self._head = 0  # the times before it are dropped (freed in bulk, see drop_before)
+
+    def __len__(self) -> int:
+        return len(self._times) - self._head
+
+    def append(self, t: float) -> None:
+        self._times.append(t)
+
+    def drop_before(self, limit: float) -> None:
+        """Drop the oldest times while they are under ``limit``."""
+        times, head = self._times, self._head
+        while head < len(times) and times[head] < limit:
+            head += 1
+        if head > COMPACT_AT and head * 2 > len(times):
+            del times[:head]
+            head = 0
+        self._head = head
+
+    def __reversed__(self) -> Iterator[float]:
+        times = self._times
+        for i in range(len(times) - 1, self._head - 1, -1):
+            yield times[i]
 
 
 class _Headers:
@@ -314,7 +350,7 @@ class RateLimiter:
         self._window_left: int | None = None  # a window's quota left, counted here
         self._early = NOT_EARLY  # (inferred end, Reset) when resuming before the Reset
         self._probe_sent = False  # ... one request sent then, the others held until it tells
-        self._recent: deque[float] = deque()  # grant times, to count those after an answer's
+        self._recent = _Times()  # grant times, to count those after an answer's
         self._wall: float | None = None  # the rate last throttled (near the real limit)
         self._calm: float | None = None  # slow start: the rate before the last doubling
         self._held: float | None = None  # the rate held HOLD calm seconds, before probing
@@ -779,8 +815,7 @@ class RateLimiter:
         self._sent.append(now)
         self._prune(self._sent, now)
         self._recent.append(now)
-        while self._recent and self._recent[0] < now - MAX_PAUSE:
-            self._recent.popleft()
+        self._recent.drop_before(now - MAX_PAUSE)
         early, reset = self._early
         if early <= now < reset and not self._probe_sent:
             self._probe_sent = True  # the others wait for its answer (or the Reset)

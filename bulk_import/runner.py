@@ -105,6 +105,8 @@ if TYPE_CHECKING:
 CUT = "interrupted in flight: may have been stored; --resume checks"
 #: The signals that stop a run like Ctrl-C: the first drains, the second cuts.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Rows a sending run reads at once (the dry run reads ``Table.chunk_rows``).
+SEND_CHUNK_ROWS = 2_500
 
 
 @dataclass
@@ -612,6 +614,9 @@ def _run_import(opts: RunOptions, say: Callable[[str], None], handle_signals: bo
                 mapping=opts.mapping,
                 encoding=opts.encoding,
                 header_row=opts.header_row,
+                # A sending run is paced by the API, not by reading: smaller chunks keep its
+                # memory near flat (docs/architecture.md, "One pipeline for every command").
+                chunk_rows=Table.chunk_rows if opts.dry_run else SEND_CHUNK_ROWS,
             )
             files.callback(table.close)
             try:

@@ -7,18 +7,23 @@ two structures that used to grow with the rows: ``Validator``'s index of numbers
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import math
 import random
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bulk_import import runner
 from bulk_import.firstrows import FirstRows
 from bulk_import.ledger import Journal
+from bulk_import.load import Table, open_table
 from bulk_import.models import Job, RawRow, RowResult, Status
 from bulk_import.progress import Progress
+from bulk_import.ratelimit import RateLimiter, _Times
 from bulk_import.record import ResultsWriter, RunLog
 from bulk_import.runner import CUT, RunOptions, run_import
 from bulk_import.sandbox import SandboxServer
@@ -167,3 +172,80 @@ def test_the_requests_of_a_row_are_forgotten_once_it_is_done(tmp_path: Path) -> 
     assert got[3].status is Status.FAILED
     assert got[3].error == CUT
     assert got[3].attempts == 2
+
+
+# -- the rate limiter ----------------------------------------------------------------------
+
+
+def test_the_limiter_keeps_a_grant_time_in_a_few_bytes() -> None:
+    # A fast run's grants of the last MAX_PAUSE seconds are every request it sent: each
+    # is kept as a C double, not a float object in a deque (about 32 bytes a grant).
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1 / 3000  # a new float each call, as time.monotonic gives
+        return now[0]
+
+    async def never(_seconds: float) -> None:
+        raise AssertionError("an unlimited limiter does not sleep")
+
+    lim = RateLimiter(None, clock=clock, sleep=never)
+    n = 50_000
+
+    async def go() -> None:
+        for _ in range(n):
+            await lim.acquire()
+
+    tracemalloc.start()
+    try:
+        asyncio.run(go())
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held / n < 16, held
+
+
+def test_grant_times_are_dropped_and_counted_from_the_newest() -> None:
+    times = _Times()
+    for i in range(10_000):
+        times.append(float(i))
+        times.drop_before(i - 99.5)  # keeps the last 100 (compacting now and then)
+    assert len(times) == 100
+    assert list(reversed(times)) == [float(i) for i in range(9_999, 9_899, -1)]
+    times.drop_before(math.inf)
+    assert len(times) == 0
+    assert list(reversed(times)) == []
+
+
+# -- the chunk a sending run reads -----------------------------------------------------------
+
+
+def test_a_sending_run_reads_smaller_chunks_than_the_dry_run(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    opened = open_table
+
+    def spy(*args: Any, **kwargs: Any) -> Table:
+        table = opened(*args, **kwargs)
+        asked.append(table.chunk_rows)
+        return table
+
+    monkeypatch.setattr(runner, "open_table", spy)
+    monkeypatch.setattr(runner, "SEND_CHUNK_ROWS", 3)  # a duplicate three chunks apart
+    path = tmp_path / "numbers.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        for i in range(10):
+            writer.writerow([number(i), "u", PASSWORD, "sip.telnyx.com", "", ""])
+        writer.writerow([number(1), "u", PASSWORD, "sip.telnyx.com", "", ""])  # row 12
+    key = sandbox.config.api_key
+    summary = run_import(RunOptions(file=path, api_key=key, base_url=sandbox.url, concurrency=4))
+    assert asked == [3]
+    assert summary.counts["imported"] == 10
+    rows = {r["row"]: r for r in read_results(tmp_path / "numbers.results.csv")}
+    assert rows["12"]["error"] == "phoneNumber: duplicate of row 3"
+    assert [int(r) for r in rows] == list(range(2, 13))
+    run_import(RunOptions(file=path, dry_run=True, output=tmp_path / "dry.csv"))
+    assert asked == [3, Table.chunk_rows]
